@@ -65,6 +65,10 @@ export const InvalidReason = {
   ICMP_UNTRACKED: 15,
   /** Table full and nothing could be early-dropped (conntrack reason). */
   TABLE_FULL: 16,
+  /** A fragment other than the first: no transport header to track (the kernel reassembles first). */
+  FRAGMENT: 17,
+  /** Transport protocol conntrack does not track in this direction (e.g. a SYN/ACK opening a flow). */
+  NO_TUPLE: 18,
 } as const;
 export type InvalidReasonCode = (typeof InvalidReason)[keyof typeof InvalidReason];
 
