@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what twinwall needs on a Debian 12 machine, idempotently: Debian packages (apt-get) and
+# npm dependencies. Called by `npm start` and `npm test` (prestart / pretest), and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the project uses. The packet engine needs none beyond Node itself; the data plane,
+# lab, sync and drills add theirs here as they land.
+DEB_PACKAGES=(iproute2 iptables)
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: installing Debian packages needs root: run as root (or with sudo)" >&2
+    exit 1
+  fi
+}
+
+if ! command -v node >/dev/null 2>&1; then
+  need_root
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 20 ]; then
+  echo "setup: twinwall needs Node.js 20 or newer; this machine has $(node --version)" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  need_root
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+# npm dependencies: reinstall when the lock file changed since the last install.
+stamp=node_modules/.twinwall-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  npm ci --no-audit --no-fund
+  touch "$stamp"
+fi

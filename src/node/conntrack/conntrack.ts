@@ -1,0 +1,258 @@
+/**
+ * Connection tracking for one packet: find or create the entry, run the protocol tracker, decide
+ * the packet's ct state (NEW / ESTABLISHED / RELATED / INVALID), refresh timeout and counters, and
+ * report changes to the event sink. New entries stay pending until the caller confirms them
+ * (the filter accepted the packet) or aborts them (dropped), like Linux's unconfirmed conntracks.
+ *
+ * UDP, ICMP and other protocols are tracked here (their trackers are a few lines); TCP in tcp.ts.
+ */
+import { Proto, InvalidReason, TcpFlag, type PacketFields } from '../packet/fields.js';
+import { CtState, Dir } from './state.js';
+import { ConntrackTable, CtStatus, type ConntrackTableOptions } from './table.js';
+import { TcpTracker, TcpVerdict, type TcpTrackerConfig } from './tcp.js';
+import { ExpectationTable } from './expect.js';
+import { CtChange, DestroyReason } from './events.js';
+import { TUPLE_WORDS, icmpIsRequest, invertTuple, writePacketTuple } from './tuple.js';
+
+/** Default timeouts (ms) for the non-TCP protocols, as Linux's sysctls. */
+export const defaultTimeouts = {
+  /** nf_conntrack_udp_timeout */
+  udpUnreplied: 30_000,
+  /** nf_conntrack_udp_timeout_stream */
+  udpReplied: 120_000,
+  /** nf_conntrack_icmp_timeout / icmpv6 */
+  icmp: 30_000,
+  /** nf_conntrack_generic_timeout */
+  generic: 600_000,
+};
+export type ConntrackTimeouts = typeof defaultTimeouts;
+
+/** Linux marks a UDP flow assured only once it has lived this long with replies (stream_ts). */
+const UDP_STREAM_MS = 2_000;
+
+export interface ConntrackOptions extends ConntrackTableOptions {
+  timeouts?: Partial<ConntrackTimeouts>;
+  tcp?: Partial<TcpTrackerConfig>;
+  maxExpectations?: number;
+}
+
+/** What conntrack decided for one packet. One instance is reused for every packet. */
+export class CtResult {
+  /** CtState code. */
+  state: number = CtState.INVALID;
+  /** InvalidReason when state is INVALID. */
+  reason = 0;
+  /** Entry slot, -1 when none (INVALID without entry, UNTRACKED). */
+  slot = -1;
+  /** Direction of the packet relative to the entry. */
+  dir = 0;
+  /** The entry was created by this packet and awaits confirm() or abort(). */
+  pending = false;
+  /** Expectation consumed by this packet's new entry, -1 when none. */
+  expectation = -1;
+  /** Deadline for a pending entry. */
+  deadline = 0;
+}
+
+export class Conntrack {
+  readonly table: ConntrackTable;
+  readonly tcp: TcpTracker;
+  readonly expectations: ExpectationTable;
+  readonly timeouts: ConntrackTimeouts;
+  #scratch = new Uint32Array(TUPLE_WORDS * 2);
+
+  constructor(opts: ConntrackOptions) {
+    this.table = new ConntrackTable(opts);
+    this.tcp = new TcpTracker(opts.tcp ?? {});
+    this.expectations = new ExpectationTable(opts.maxExpectations ?? 4096);
+    this.timeouts = { ...defaultTimeouts, ...opts.timeouts };
+  }
+
+  /** Track one parsed packet. `len` is the packet's length in bytes, for the counters. */
+  process(pkt: PacketFields, now: number, res: CtResult): void {
+    res.pending = false;
+    res.slot = -1;
+    res.dir = 0;
+    res.reason = 0;
+    res.expectation = -1;
+    if (pkt.invalid !== 0) return this.#invalid(res, pkt.invalid);
+    if (pkt.isLaterFragment) return this.#invalid(res, InvalidReason.FRAGMENT);
+    if (pkt.isIcmpError) return this.#related(pkt, res);
+
+    const t = this.table;
+    const w = this.#scratch;
+    writePacketTuple(pkt, w, 0);
+    const node = t.lookup(w, 0);
+    if (node >= 0) {
+      if (this.#existing(pkt, now, node >> 1, node & 1, res)) return;
+      // RESTART: the old TIME_WAIT/CLOSE entry was destroyed; fall through and create anew.
+    }
+    this.#create(pkt, now, res);
+  }
+
+  /** The filter accepted the first packet: link the pending entry into the table. */
+  confirm(res: CtResult): void {
+    if (!res.pending) return;
+    res.pending = false;
+    const t = this.table;
+    if (res.expectation >= 0) {
+      const master = this.expectations.take(res.expectation);
+      t.master[res.slot] = master;
+    }
+    t.confirm(res.slot, res.deadline);
+  }
+
+  /** The first packet was dropped: forget the pending entry. */
+  abort(res: CtResult): void {
+    if (!res.pending) return;
+    res.pending = false;
+    this.table.release(res.slot);
+  }
+
+  /** Expire entries and expectations whose time has come. */
+  advance(now: number): number {
+    return this.table.advance(now);
+  }
+
+  #invalid(res: CtResult, reason: number): void {
+    res.state = CtState.INVALID;
+    res.reason = reason;
+  }
+
+  /** Packet of a known entry. Returns false when the entry was restarted (caller creates anew). */
+  #existing(pkt: PacketFields, now: number, slot: number, dir: number, res: CtResult): boolean {
+    const t = this.table;
+    let changes = 0;
+    let timeout: number;
+    const proto = pkt.proto;
+    if (proto === Proto.TCP) {
+      const v = this.tcp.track(t.tcp, slot, dir as 0 | 1, pkt, now);
+      if (v === TcpVerdict.INVALID) {
+        res.slot = slot;
+        res.dir = dir;
+        this.#invalid(res, this.tcp.lastReason);
+        return true;
+      }
+      if (v === TcpVerdict.RESTART) {
+        t.destroy(slot, DestroyReason.RESTART);
+        return false;
+      }
+      if (v === TcpVerdict.IGNORE) {
+        res.slot = slot;
+        res.dir = dir;
+        res.state = ctStateOf(t.status[slot], dir);
+        return true;
+      }
+      timeout = this.tcp.lastTimeout;
+      changes |= CtChange.WINDOW;
+      if (this.tcp.lastStateChanged) changes |= CtChange.STATE;
+      if (this.tcp.lastAssured && (t.status[slot] & CtStatus.ASSURED) === 0) {
+        t.status[slot] |= CtStatus.ASSURED;
+        changes |= CtChange.STATE;
+      }
+    } else if (proto === Proto.UDP) {
+      const st = t.status[slot];
+      if (dir === Dir.REPLY || (st & CtStatus.SEEN_REPLY) !== 0) {
+        timeout = this.timeouts.udpReplied;
+        if ((st & CtStatus.ASSURED) === 0 && (st & CtStatus.SEEN_REPLY) !== 0 && now - t.start[slot] >= UDP_STREAM_MS) {
+          t.status[slot] |= CtStatus.ASSURED;
+          changes |= CtChange.STATE;
+        }
+      } else {
+        timeout = this.timeouts.udpUnreplied;
+      }
+    } else if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
+      timeout = this.timeouts.icmp;
+    } else {
+      timeout = this.timeouts.generic;
+    }
+    if (dir === Dir.REPLY && (t.status[slot] & CtStatus.SEEN_REPLY) === 0) {
+      t.status[slot] |= CtStatus.SEEN_REPLY;
+      changes |= CtChange.STATE;
+    }
+    const p = slot * 2 + dir;
+    t.packets[p] += 1;
+    t.bytes[p] += pkt.ipLength;
+    t.wheel.deadline[slot] = now + timeout;
+    changes |= CtChange.COUNTERS | CtChange.TIMEOUT;
+    res.slot = slot;
+    res.dir = dir;
+    res.state = ctStateOf(t.status[slot], dir);
+    t.sink.ctUpdate(t, slot, changes);
+    return true;
+  }
+
+  #create(pkt: PacketFields, now: number, res: CtResult): void {
+    const t = this.table;
+    const w = this.#scratch;
+    const proto = pkt.proto;
+    // Cheap refusals before taking a slot (which may evict another entry when the table is full).
+    if (proto === Proto.TCP) {
+      const f = pkt.tcpFlags;
+      // Linux tcp_new: only SYN (or, when loose, a mid-stream ACK) may open a connection.
+      if ((f & (TcpFlag.RST | TcpFlag.FIN)) !== 0 || (f & (TcpFlag.SYN | TcpFlag.ACK)) === (TcpFlag.SYN | TcpFlag.ACK)) {
+        return this.#invalid(res, InvalidReason.TCP_STATE);
+      }
+    } else if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
+      if (!icmpIsRequest(pkt.family, pkt.icmpType)) return this.#invalid(res, InvalidReason.ICMP_UNTRACKED);
+    }
+    if (!invertTuple(w, 0, w, TUPLE_WORDS)) return this.#invalid(res, InvalidReason.NO_TUPLE);
+    const exp = this.expectations.match(w, 0, now, t.id);
+    const slot = t.allocate(now, w, 0);
+    if (slot < 0) return this.#invalid(res, InvalidReason.TABLE_FULL);
+    const to = slot * TUPLE_WORDS * 2;
+    t.tuples.set(w, to);
+    let timeout: number;
+    if (proto === Proto.TCP) {
+      const tr = this.tcp;
+      if (!tr.newEntry(t.tcp, slot, pkt) || tr.track(t.tcp, slot, 0, pkt, now) === TcpVerdict.INVALID) {
+        const reason = tr.lastReason || InvalidReason.TCP_STATE;
+        t.release(slot);
+        return this.#invalid(res, reason);
+      }
+      timeout = tr.lastTimeout;
+      if (tr.lastAssured) t.status[slot] |= CtStatus.ASSURED;
+    } else if (proto === Proto.UDP) {
+      timeout = this.timeouts.udpUnreplied;
+    } else if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
+      timeout = this.timeouts.icmp;
+    } else {
+      timeout = this.timeouts.generic;
+    }
+    t.packets[slot * 2] = 1;
+    t.bytes[slot * 2] = pkt.ipLength;
+    res.slot = slot;
+    res.dir = 0;
+    res.pending = true;
+    res.deadline = now + timeout;
+    if (exp >= 0) {
+      t.status[slot] |= CtStatus.EXPECTED;
+      res.expectation = exp;
+      res.state = CtState.RELATED;
+    } else {
+      res.state = CtState.NEW;
+    }
+  }
+
+  /** ICMP error: RELATED to the flow it quotes, if that flow is tracked (Linux icmp_error_message). */
+  #related(pkt: PacketFields & { inner?: PacketFields }, res: CtResult): void {
+    const inner = pkt.inner;
+    if (inner === undefined || inner.invalid !== 0) return this.#invalid(res, InvalidReason.BAD_ICMP_INNER);
+    const w = this.#scratch;
+    if (!writePacketTuple(inner, w, TUPLE_WORDS)) return this.#invalid(res, InvalidReason.ICMP_UNTRACKED);
+    // The quoted packet travelled the other way: the error belongs to the inverse direction.
+    if (!invertTuple(w, TUPLE_WORDS, w, 0)) return this.#invalid(res, InvalidReason.ICMP_UNTRACKED);
+    const node = this.table.lookup(w, 0);
+    if (node < 0) return this.#invalid(res, InvalidReason.ICMP_UNTRACKED);
+    res.slot = node >> 1;
+    res.dir = node & 1;
+    res.state = CtState.RELATED;
+  }
+}
+
+/** Linux resolve_normal_ct: reply direction or seen reply -> ESTABLISHED; expected -> RELATED. */
+function ctStateOf(status: number, dir: number): number {
+  if (dir === Dir.REPLY || (status & CtStatus.SEEN_REPLY) !== 0) return CtState.ESTABLISHED;
+  if ((status & CtStatus.EXPECTED) !== 0) return CtState.RELATED;
+  return CtState.NEW;
+}

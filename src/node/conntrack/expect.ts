@@ -1,0 +1,148 @@
+/**
+ * Expectations: connections a helper announces before they start (an FTP data connection, a TFTP
+ * transfer), so that their first packet is RELATED to a master entry instead of NEW. Modelled on
+ * Linux's nf_conntrack_expect: a tuple plus a mask (wildcards where the mask is zero), a timeout,
+ * the master entry, several outstanding per master up to a limit, a global limit.
+ *
+ * Few expectations exist at once (Linux's default nf_ct_expect_max is a few thousand), and they
+ * are looked up only for packets that missed the table, so a linear scan with cheap early
+ * rejection on the protocol and destination words is enough.
+ */
+import { TUPLE_WORDS, TW_PROTO } from './tuple.js';
+
+export const ExpectFlag = {
+  /** Stays after being used (Linux NF_CT_EXPECT_PERMANENT). */
+  PERMANENT: 1,
+} as const;
+
+export interface ExpectationSpec {
+  /** Master entry's slot and id (the id guards against a reused slot). */
+  masterSlot: number;
+  masterId: number;
+  /** Expected original tuple of the new connection (TUPLE_WORDS words). */
+  tuple: Uint32Array;
+  /** Mask words: 0 bits are wildcards (e.g. any source port). */
+  mask: Uint32Array;
+  timeoutMs: number;
+  flags?: number;
+}
+
+export class ExpectationLimitError extends Error {
+  readonly code = 'TW_ERR_EXPECT_LIMIT';
+}
+
+export class ExpectationTable {
+  readonly max: number;
+  readonly maxPerMaster: number;
+  #tuple: Uint32Array;
+  #mask: Uint32Array;
+  #masterSlot: Int32Array;
+  #masterId: Uint32Array;
+  #deadline: Float64Array;
+  #flags: Uint8Array;
+  #used: Uint8Array;
+  #count = 0;
+  #top = 0;
+
+  constructor(max = 4096, maxPerMaster = 8) {
+    this.max = max;
+    this.maxPerMaster = maxPerMaster;
+    this.#tuple = new Uint32Array(max * TUPLE_WORDS);
+    this.#mask = new Uint32Array(max * TUPLE_WORDS);
+    this.#masterSlot = new Int32Array(max).fill(-1);
+    this.#masterId = new Uint32Array(max);
+    this.#deadline = new Float64Array(max);
+    this.#flags = new Uint8Array(max);
+    this.#used = new Uint8Array(max);
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /**
+   * Add an expectation. When the master already has maxPerMaster outstanding, the oldest of them
+   * is replaced (Linux evicts the oldest too); when the table is full, throws.
+   */
+  add(spec: ExpectationSpec, now: number): number {
+    let mine = 0;
+    let oldest = -1;
+    for (let i = 0; i < this.#top; i++) {
+      if (this.#used[i] && this.#masterSlot[i] === spec.masterSlot && this.#masterId[i] === spec.masterId) {
+        mine++;
+        if (oldest < 0 || this.#deadline[i] < this.#deadline[oldest]) oldest = i;
+      }
+    }
+    if (mine >= this.maxPerMaster && oldest >= 0) this.remove(oldest);
+    let idx = -1;
+    for (let i = 0; i < this.#top; i++) if (!this.#used[i]) { idx = i; break; }
+    if (idx < 0) {
+      if (this.#top >= this.max) throw new ExpectationLimitError(`expectation table full (${this.max}); raise the limit or shorten expectation timeouts`);
+      idx = this.#top++;
+    }
+    const o = idx * TUPLE_WORDS;
+    for (let w = 0; w < TUPLE_WORDS; w++) {
+      this.#mask[o + w] = spec.mask[w];
+      this.#tuple[o + w] = (spec.tuple[w] & spec.mask[w]) >>> 0;
+    }
+    this.#masterSlot[idx] = spec.masterSlot;
+    this.#masterId[idx] = spec.masterId;
+    this.#deadline[idx] = now + spec.timeoutMs;
+    this.#flags[idx] = spec.flags ?? 0;
+    this.#used[idx] = 1;
+    this.#count++;
+    return idx;
+  }
+
+  remove(idx: number): void {
+    if (!this.#used[idx]) return;
+    this.#used[idx] = 0;
+    this.#count--;
+    while (this.#top > 0 && !this.#used[this.#top - 1]) this.#top--;
+  }
+
+  /**
+   * Find an expectation matching the tuple at w[off]. `masterAlive(slot, id)` tells whether the
+   * master still exists; expired or orphaned expectations met on the way are removed.
+   */
+  match(w: Uint32Array, off: number, now: number, ids: Uint32Array): number {
+    if (this.#count === 0) return -1;
+    const proto = w[off + TW_PROTO];
+    for (let i = 0; i < this.#top; i++) {
+      if (!this.#used[i]) continue;
+      const o = i * TUPLE_WORDS;
+      if (this.#deadline[i] <= now || ids[this.#masterSlot[i]] !== this.#masterId[i]) {
+        this.remove(i);
+        continue;
+      }
+      if (this.#tuple[o + TW_PROTO] !== proto) continue;
+      let ok = true;
+      for (let k = 0; k < TUPLE_WORDS - 1; k++) {
+        if (((w[off + k] & this.#mask[o + k]) >>> 0) !== this.#tuple[o + k]) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) return i;
+    }
+    return -1;
+  }
+
+  masterOf(idx: number): number {
+    return this.#masterSlot[idx];
+  }
+
+  /** Consume a matched expectation: removed unless PERMANENT. Returns its master slot. */
+  take(idx: number): number {
+    const m = this.#masterSlot[idx];
+    if ((this.#flags[idx] & ExpectFlag.PERMANENT) === 0) this.remove(idx);
+    return m;
+  }
+
+  /** Drop expired and orphaned expectations (call from the periodic tick). */
+  sweep(now: number, ids: Uint32Array): void {
+    for (let i = 0; i < this.#top; i++) {
+      if (this.#used[i] && (this.#deadline[i] <= now || ids[this.#masterSlot[i]] !== this.#masterId[i])) this.remove(i);
+    }
+  }
+}

@@ -1,0 +1,370 @@
+/**
+ * The conntrack table: a struct-of-arrays over typed arrays, so a million entries cost a few
+ * hundred megabytes of flat memory and no per-entry JavaScript objects (no GC pressure).
+ *
+ * An entry is a slot number. Each entry is reachable from two hash nodes, node = slot * 2 + dir
+ * (dir 0 = original tuple, 1 = reply tuple), chained from a power-of-two bucket array; the hash is
+ * seeded randomly per table. A slot is allocated "pending" for a new connection and only linked
+ * ("confirmed") once the filter accepted its first packet, as Linux confirms at POSTROUTING.
+ */
+import { randomInt } from 'node:crypto';
+import { TUPLE_WORDS, TW_PROTO, hashTuple, tuplesEqual } from './tuple.js';
+import { TimerWheel, type TimerExpiry } from './timers.js';
+import { TcpStateStore } from './tcp.js';
+import { nullEventSink, DestroyReason, type ConntrackEventSink } from './events.js';
+import { SourceCounts } from './source-count.js';
+
+/** Entry status bits (the subset of Linux's IPS_* that matter here). */
+export const CtStatus = {
+  /** A packet was seen in the reply direction. */
+  SEEN_REPLY: 1,
+  /** Established both ways long enough: not evicted by early drop. */
+  ASSURED: 2,
+  /** Linked into the table (its first packet was accepted). */
+  CONFIRMED: 4,
+  /** Source NAT applied (the reply tuple's destination differs). */
+  SRC_NAT: 8,
+  /** Destination NAT applied. */
+  DST_NAT: 16,
+  /** Entry received from the peer by state sync. */
+  REPLICATED: 32,
+  /** Created by an expectation: packets before the reply are RELATED. */
+  EXPECTED: 64,
+  /** Slot holds an entry (pending or confirmed). */
+  USED: 128,
+} as const;
+
+export interface ConntrackTableOptions {
+  /** Maximum number of entries (nf_conntrack_max). */
+  maxEntries: number;
+  /** Slots allocated up front; the arrays double up to maxEntries as needed. */
+  initialCapacity?: number;
+  /** Hash seed; random by default (tests may fix it). */
+  seed?: number;
+  /** Timer wheel granularity in ms. */
+  tickMs?: number;
+  sink?: ConntrackEventSink;
+}
+
+/** Nodes scanned for an early-drop victim, like Linux's NF_CT_EVICTION_RANGE. */
+const EVICTION_RANGE = 64;
+
+export class ConntrackTable implements TimerExpiry {
+  readonly maxEntries: number;
+  readonly seed: number;
+  capacity: number;
+  /** [slot * 20 .. +10) original tuple, [+10 .. +20) reply tuple. */
+  tuples: Uint32Array;
+  status: Uint16Array;
+  /** Connection mark (CONNMARK). */
+  mark: Uint32Array;
+  /** Label bits (a 32-bit subset of Linux's connlabels). */
+  label: Uint32Array;
+  /** Unique id per entry (for the CLI and logs), never 0 for a used slot. */
+  id: Uint32Array;
+  /** Creation time (ms, caller's clock). */
+  start: Float64Array;
+  /** Packets and bytes per direction, index slot * 2 + dir. */
+  packets: Float64Array;
+  bytes: Float64Array;
+  /** Master entry's slot for RELATED entries, -1 otherwise. */
+  master: Int32Array;
+  readonly tcp: TcpStateStore;
+  readonly wheel: TimerWheel;
+  readonly sources = new SourceCounts();
+  sink: ConntrackEventSink;
+
+  #next: Int32Array;
+  #buckets: Int32Array;
+  #bucketMask: number;
+  #freeHead = -1;
+  #highWater = 0;
+  #count = 0;
+  #pending = 0;
+  #nextId = 1;
+  /** Entries evicted by early drop, for metrics. */
+  earlyDrops = 0;
+
+  constructor(opts: ConntrackTableOptions) {
+    if (!Number.isInteger(opts.maxEntries) || opts.maxEntries < 1) {
+      throw new RangeError(`conntrack maxEntries must be a positive integer, got ${opts.maxEntries}`);
+    }
+    this.maxEntries = opts.maxEntries;
+    this.seed = opts.seed ?? randomInt(0, 0xffffffff);
+    const cap = Math.min(opts.maxEntries, Math.max(1024, opts.initialCapacity ?? 65536));
+    this.capacity = cap;
+    this.tuples = new Uint32Array(cap * TUPLE_WORDS * 2);
+    this.status = new Uint16Array(cap);
+    this.mark = new Uint32Array(cap);
+    this.label = new Uint32Array(cap);
+    this.id = new Uint32Array(cap);
+    this.start = new Float64Array(cap);
+    this.packets = new Float64Array(cap * 2);
+    this.bytes = new Float64Array(cap * 2);
+    this.master = new Int32Array(cap).fill(-1);
+    this.tcp = new TcpStateStore(cap);
+    this.wheel = new TimerWheel(cap, opts.tickMs ?? 250);
+    this.#next = new Int32Array(cap * 2).fill(-1);
+    const nb = bucketCountFor(cap);
+    this.#buckets = new Int32Array(nb).fill(-1);
+    this.#bucketMask = nb - 1;
+    this.sink = opts.sink ?? nullEventSink;
+  }
+
+  /** Confirmed entries. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Find the node (slot * 2 + dir) whose tuple equals w[off..off+10), or -1. */
+  lookup(w: Uint32Array, off: number): number {
+    const h = hashTuple(w, off, this.seed);
+    let node = this.#buckets[h & this.#bucketMask];
+    const t = this.tuples;
+    const next = this.#next;
+    while (node >= 0) {
+      const toff = node * TUPLE_WORDS;
+      if (t[toff] === w[off] && t[toff + 8] === w[off + 8] && tuplesEqual(t, toff, w, off)) return node;
+      node = next[node];
+    }
+    return -1;
+  }
+
+  /**
+   * Reserve a slot for a new entry, evicting a non-assured entry near `hashHint`'s bucket when the
+   * table is full. Returns -1 when full and nothing could be evicted.
+   */
+  allocate(now: number, evictHint: Uint32Array, evictHintOff: number): number {
+    if (this.#count + this.#pending >= this.maxEntries) {
+      if (!this.#earlyDrop(hashTuple(evictHint, evictHintOff, this.seed))) return -1;
+    }
+    let slot: number;
+    if (this.#freeHead >= 0) {
+      slot = this.#freeHead;
+      this.#freeHead = this.#next[slot * 2];
+      this.#next[slot * 2] = -1;
+    } else {
+      if (this.#highWater >= this.capacity) this.#grow();
+      slot = this.#highWater++;
+    }
+    this.#pending++;
+    this.status[slot] = CtStatus.USED;
+    this.mark[slot] = 0;
+    this.label[slot] = 0;
+    this.master[slot] = -1;
+    this.start[slot] = now;
+    const p = slot * 2;
+    this.packets[p] = this.packets[p + 1] = 0;
+    this.bytes[p] = this.bytes[p + 1] = 0;
+    this.tcp.clear(slot);
+    this.id[slot] = this.#nextId;
+    this.#nextId = this.#nextId >= 0xfffffffe ? 1 : this.#nextId + 1;
+    return slot;
+  }
+
+  /** Give back a pending slot whose first packet was dropped. */
+  release(slot: number): void {
+    if ((this.status[slot] & (CtStatus.USED | CtStatus.CONFIRMED)) !== CtStatus.USED) return;
+    this.#pending--;
+    this.#free(slot);
+  }
+
+  /** Link a pending slot (tuples filled in) into the table with its first deadline. */
+  confirm(slot: number, deadline: number): void {
+    this.#pending--;
+    this.status[slot] |= CtStatus.CONFIRMED;
+    this.#linkNode(slot * 2);
+    this.#linkNode(slot * 2 + 1);
+    this.wheel.insert(slot, deadline);
+    this.#count++;
+    this.sources.update(this.tuples[slot * 20 + TW_PROTO] >>> 8, this.tuples, slot * 20, 1);
+    this.sink.ctNew(this, slot);
+  }
+
+  /** Destroy a confirmed entry: event first (data still readable), then unlink and free. */
+  destroy(slot: number, reason: number): void {
+    if ((this.status[slot] & CtStatus.CONFIRMED) === 0) return;
+    this.sink.ctDestroy(this, slot, reason);
+    this.#unlinkNode(slot * 2);
+    this.#unlinkNode(slot * 2 + 1);
+    this.wheel.remove(slot);
+    this.#count--;
+    this.sources.update(this.tuples[slot * 20 + TW_PROTO] >>> 8, this.tuples, slot * 20, -1);
+    this.#free(slot);
+  }
+
+  /** TimerExpiry: the wheel found this slot's deadline passed. */
+  expire(slot: number, _now: number): void {
+    this.destroy(slot, DestroyReason.TIMEOUT);
+  }
+
+  /** Expire what is due; cheap when no tick boundary passed. */
+  advance(now: number): number {
+    return this.wheel.advance(now, this);
+  }
+
+  /** Re-hash a confirmed entry after its reply tuple changed (NAT). */
+  rehashReply(slot: number): void {
+    this.#unlinkNode(slot * 2 + 1);
+    this.#linkNode(slot * 2 + 1);
+  }
+
+  /** Visit every confirmed entry. The callback may destroy the entry it is given. */
+  forEach(fn: (slot: number) => void): void {
+    const st = this.status;
+    for (let s = 0; s < this.#highWater; s++) if ((st[s] & CtStatus.CONFIRMED) !== 0) fn(s);
+  }
+
+  /** Destroy every confirmed entry (conntrack -F). */
+  flush(reason: number = DestroyReason.DELETED): number {
+    let n = 0;
+    this.forEach((s) => {
+      this.destroy(s, reason);
+      n++;
+    });
+    return n;
+  }
+
+  /** connlimit support: confirmed entries whose original source lies in src/prefix. */
+  countBySource(family: number, src: Uint32Array, prefix: number): number {
+    let n = this.sources.count(family, prefix, src);
+    if (n < 0) {
+      this.sources.register(family, prefix, (add) =>
+        this.forEach((s) => {
+          if (this.tuples[s * 20 + TW_PROTO] >>> 8 === family) add(this.tuples, s * 20);
+        }),
+      );
+      n = this.sources.count(family, prefix, src);
+    }
+    return n;
+  }
+
+  /** Bytes held by the table's arrays (for the memory benchmark and metrics). */
+  get arrayBytes(): number {
+    return (
+      this.tuples.byteLength +
+      this.status.byteLength +
+      this.mark.byteLength +
+      this.label.byteLength +
+      this.id.byteLength +
+      this.start.byteLength +
+      this.packets.byteLength +
+      this.bytes.byteLength +
+      this.master.byteLength +
+      this.#next.byteLength +
+      this.#buckets.byteLength +
+      this.tcp.byteLength +
+      this.wheel.byteLength
+    );
+  }
+
+  #free(slot: number): void {
+    this.status[slot] = 0;
+    this.id[slot] = 0;
+    this.#next[slot * 2] = this.#freeHead;
+    this.#freeHead = slot;
+  }
+
+  #linkNode(node: number): void {
+    const b = hashTuple(this.tuples, node * TUPLE_WORDS, this.seed) & this.#bucketMask;
+    this.#next[node] = this.#buckets[b];
+    this.#buckets[b] = node;
+  }
+
+  #unlinkNode(node: number): void {
+    const b = hashTuple(this.tuples, node * TUPLE_WORDS, this.seed) & this.#bucketMask;
+    let cur = this.#buckets[b];
+    let prev = -1;
+    while (cur >= 0 && cur !== node) {
+      prev = cur;
+      cur = this.#next[cur];
+    }
+    if (cur < 0) return;
+    if (prev < 0) this.#buckets[b] = this.#next[node];
+    else this.#next[prev] = this.#next[node];
+    this.#next[node] = -1;
+  }
+
+  /**
+   * Linux's early_drop: look at the entries hashed near the new connection's bucket and evict the
+   * first one that is not ASSURED. Random seeding makes those neighbours a random sample, so a
+   * flood of half-open connections evicts its own kind, never established (assured) flows.
+   */
+  #earlyDrop(hash: number): boolean {
+    let b = hash & this.#bucketMask;
+    let seen = 0;
+    for (let i = 0; i <= this.#bucketMask && seen < EVICTION_RANGE; i++) {
+      let node = this.#buckets[b];
+      while (node >= 0 && seen < EVICTION_RANGE) {
+        const slot = node >> 1;
+        seen++;
+        if ((this.status[slot] & CtStatus.ASSURED) === 0) {
+          this.earlyDrops++;
+          this.destroy(slot, DestroyReason.EARLY_DROP);
+          return true;
+        }
+        node = this.#next[node];
+      }
+      b = (b + 1) & this.#bucketMask;
+    }
+    return false;
+  }
+
+  #grow(): void {
+    const cap = Math.min(this.maxEntries, this.capacity * 2);
+    if (cap <= this.capacity) throw new RangeError('conntrack table cannot grow past maxEntries');
+    const g32 = (a: Uint32Array, n: number) => {
+      const x = new Uint32Array(n);
+      x.set(a);
+      return x;
+    };
+    const gf = (a: Float64Array, n: number) => {
+      const x = new Float64Array(n);
+      x.set(a);
+      return x;
+    };
+    this.tuples = g32(this.tuples, cap * TUPLE_WORDS * 2);
+    const st = new Uint16Array(cap);
+    st.set(this.status);
+    this.status = st;
+    this.mark = g32(this.mark, cap);
+    this.label = g32(this.label, cap);
+    this.id = g32(this.id, cap);
+    this.start = gf(this.start, cap);
+    this.packets = gf(this.packets, cap * 2);
+    this.bytes = gf(this.bytes, cap * 2);
+    const m = new Int32Array(cap).fill(-1);
+    m.set(this.master);
+    this.master = m;
+    this.tcp.grow(cap);
+    this.wheel.grow(cap);
+    const nx = new Int32Array(cap * 2).fill(-1);
+    this.#next = nx;
+    this.capacity = cap;
+    // Rehash every linked node into the larger bucket array.
+    const nb = bucketCountFor(cap);
+    this.#buckets = new Int32Array(nb).fill(-1);
+    this.#bucketMask = nb - 1;
+    for (let s = 0; s < this.#highWater; s++) {
+      if ((this.status[s] & CtStatus.CONFIRMED) !== 0) {
+        this.#linkNode(s * 2);
+        this.#linkNode(s * 2 + 1);
+      }
+    }
+    // The free list lived in #next: rebuild it.
+    this.#freeHead = -1;
+    for (let s = this.#highWater - 1; s >= 0; s--) {
+      if (this.status[s] === 0) {
+        this.#next[s * 2] = this.#freeHead;
+        this.#freeHead = s;
+      }
+    }
+  }
+}
+
+/** Two hash nodes per entry at load factor 1: buckets = next power of two >= 2 * capacity. */
+function bucketCountFor(capacity: number): number {
+  let n = 1024;
+  while (n < capacity * 2) n *= 2;
+  return n;
+}

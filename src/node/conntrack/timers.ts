@@ -1,0 +1,136 @@
+/**
+ * A coarse timer wheel for entry timeouts, in the spirit of undici's timers: one list per tick,
+ * not one timer per entry. Refreshing a timeout on the packet path only writes the new deadline
+ * (lazy); when the wheel reaches an entry whose deadline moved on, it relinks it into the slot of
+ * the new deadline. So the per-packet cost is one Float64Array store.
+ *
+ * Entries are numbered slots (the conntrack table's); links live in Int32Arrays.
+ */
+
+export interface TimerExpiry {
+  /** Called for each slot whose deadline has passed; the slot is already unlinked. */
+  expire(slot: number, now: number): void;
+}
+
+export class TimerWheel {
+  readonly tickMs: number;
+  readonly size: number;
+  readonly #mask: number;
+  #heads: Int32Array;
+  #next: Int32Array;
+  #prev: Int32Array;
+  /** Slot's bucket, -1 when not linked. */
+  #bucketOf: Int32Array;
+  /** Absolute deadline in ms (clock of the caller). */
+  deadline: Float64Array;
+  #lastTick = -1;
+  #linked = 0;
+
+  constructor(capacity: number, tickMs = 250, size = 4096) {
+    if ((size & (size - 1)) !== 0) throw new RangeError(`timer wheel size must be a power of two, got ${size}`);
+    this.tickMs = tickMs;
+    this.size = size;
+    this.#mask = size - 1;
+    this.#heads = new Int32Array(size).fill(-1);
+    this.#next = new Int32Array(capacity).fill(-1);
+    this.#prev = new Int32Array(capacity).fill(-1);
+    this.#bucketOf = new Int32Array(capacity).fill(-1);
+    this.deadline = new Float64Array(capacity);
+  }
+
+  get byteLength(): number {
+    return this.#heads.byteLength + this.#next.byteLength * 3 + this.deadline.byteLength;
+  }
+
+  get linked(): number {
+    return this.#linked;
+  }
+
+  grow(capacity: number): void {
+    const old = this.#next.length;
+    if (capacity <= old) return;
+    const g = (a: Int32Array): Int32Array => {
+      const n = new Int32Array(capacity).fill(-1);
+      n.set(a);
+      return n;
+    };
+    this.#next = g(this.#next);
+    this.#prev = g(this.#prev);
+    this.#bucketOf = g(this.#bucketOf);
+    const d = new Float64Array(capacity);
+    d.set(this.deadline);
+    this.deadline = d;
+  }
+
+  /** Link a slot with its deadline. */
+  insert(slot: number, deadline: number): void {
+    this.deadline[slot] = deadline;
+    this.#link(slot, deadline);
+  }
+
+  /** Unlink a slot (entry destroyed). */
+  remove(slot: number): void {
+    const b = this.#bucketOf[slot];
+    if (b < 0) return;
+    const p = this.#prev[slot];
+    const n = this.#next[slot];
+    if (p >= 0) this.#next[p] = n;
+    else this.#heads[b] = n;
+    if (n >= 0) this.#prev[n] = p;
+    this.#next[slot] = -1;
+    this.#prev[slot] = -1;
+    this.#bucketOf[slot] = -1;
+    this.#linked--;
+  }
+
+  #link(slot: number, deadline: number): void {
+    let tick = Math.floor(deadline / this.tickMs);
+    // Never link into a bucket the wheel already passed in this revolution.
+    if (tick <= this.#lastTick) tick = this.#lastTick + 1;
+    const b = tick & this.#mask;
+    const h = this.#heads[b];
+    this.#next[slot] = h;
+    this.#prev[slot] = -1;
+    if (h >= 0) this.#prev[h] = slot;
+    this.#heads[b] = slot;
+    this.#bucketOf[slot] = b;
+    this.#linked++;
+  }
+
+  /**
+   * Move the wheel to `now`, expiring what is due. Returns the number of expired slots.
+   * Cheap when no tick boundary was crossed, so it can run on every packet.
+   */
+  advance(now: number, sink: TimerExpiry): number {
+    const nowTick = Math.floor(now / this.tickMs);
+    if (this.#lastTick < 0) {
+      this.#lastTick = nowTick - 1;
+    }
+    if (nowTick <= this.#lastTick) return 0;
+    let expired = 0;
+    // Past one revolution every bucket has been visited once: no need to loop further.
+    const from = nowTick - this.#lastTick > this.size ? nowTick - this.size + 1 : this.#lastTick + 1;
+    for (let t = from; t <= nowTick; t++) {
+      this.#lastTick = t;
+      const b = t & this.#mask;
+      let slot = this.#heads[b];
+      this.#heads[b] = -1;
+      while (slot >= 0) {
+        const next = this.#next[slot];
+        this.#next[slot] = -1;
+        this.#prev[slot] = -1;
+        this.#bucketOf[slot] = -1;
+        this.#linked--;
+        if (this.deadline[slot] <= now) {
+          expired++;
+          sink.expire(slot, now);
+        } else {
+          this.#link(slot, this.deadline[slot]);
+        }
+        slot = next;
+      }
+    }
+    this.#lastTick = nowTick;
+    return expired;
+  }
+}
