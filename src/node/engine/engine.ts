@@ -1,0 +1,206 @@
+/**
+ * The packet engine: bytes and metadata in; verdict, rewritten bytes, packets to emit and
+ * conntrack events out. No I/O and no timers inside: the clock is injected and expiry runs from
+ * process() (cheap when no timer tick passed) or tick().
+ *
+ *   parse -> raw chain (NOTRACK, early drops) -> conntrack -> forward chain -> marks -> verdict
+ *
+ * A packet passes each module once, in that order. The objects used per packet (the parsed
+ * view, conntrack's result, the filter's result, the engine's result) are allocated once.
+ */
+import { PacketView } from '../packet/view.js';
+import { buildIcmpUnreachable, buildTcpReset } from '../packet/build.js';
+import { InvalidReason } from '../packet/fields.js';
+import { Conntrack, CtResult, type ConntrackOptions } from '../conntrack/conntrack.js';
+import { CtState } from '../conntrack/state.js';
+import { CtChange } from '../conntrack/events.js';
+import { Filter, FilterResult, Verdict, type CompiledRuleset } from '../filter/index.js';
+import { EngineStats, DropReason } from './stats.js';
+
+export { DropReason } from './stats.js';
+
+/** Metadata the kernel gives with a packet (NFQUEUE: indev, outdev, mark). */
+export interface PacketMeta {
+  inIf: number;
+  outIf: number;
+  mark: number;
+}
+
+/** The engine's answer for one packet. One instance is reused by the caller. */
+export class EngineResult {
+  /** Verdict.ACCEPT or Verdict.DROP (a REJECT drops and emits an answer). */
+  verdict: number = Verdict.DROP;
+  /** Why it was dropped (DropReason), NONE when accepted. */
+  dropReason: number = DropReason.NONE;
+  /** CtState code the filter saw. */
+  ctState: number = CtState.INVALID;
+  /** InvalidReason when ctState is INVALID. */
+  invalidReason = 0;
+  /** Packet mark after MARK targets; markChanged tells whether to set it on the verdict. */
+  mark = 0;
+  markChanged = false;
+  /** True when the bytes were rewritten in place (NAT): the verdict must carry them. */
+  modified = false;
+  /** Packets to send (REJECT answers). Allocated only when a REJECT fires. */
+  emit: Buffer[] = [];
+  /** Entry slot and direction (-1 when none). */
+  slot = -1;
+  dir = 0;
+}
+
+export interface EngineOptions {
+  conntrack: ConntrackOptions;
+  ruleset: CompiledRuleset;
+  /** Milliseconds, monotonic enough for timeouts. Defaults to performance.now() + Date offset. */
+  clock?: () => number;
+  /**
+   * Drop packets the parser finds malformed before the ruleset sees them (default true). Packets
+   * INVALID for conntrack reasons (out of window, untracked ICMP) always reach the ruleset, as in
+   * iptables, where `ct state INVALID drop` is the operator's choice.
+   */
+  dropMalformed?: boolean;
+  /** Parser options. */
+  verifyChecksums?: boolean;
+}
+
+const MALFORMED_LIMIT = InvalidReason.TCP_STATE;
+
+export class Engine {
+  readonly conntrack: Conntrack;
+  readonly filter: Filter;
+  readonly stats = new EngineStats();
+  readonly clock: () => number;
+  readonly dropMalformed: boolean;
+  #view = new PacketView();
+  #ct = new CtResult();
+  #fr = new FilterResult();
+  #ctInfo = { state: 0, connmark: 0 };
+  #meta = { inIf: 0, outIf: 0, mark: 0, now: 0 };
+
+  constructor(opts: EngineOptions) {
+    this.conntrack = new Conntrack(opts.conntrack);
+    this.filter = new Filter(opts.ruleset, { connCount: this.conntrack.table });
+    const origin = Date.now() - performance.now();
+    this.clock = opts.clock ?? (() => origin + performance.now());
+    this.dropMalformed = opts.dropMalformed ?? true;
+    if (opts.verifyChecksums) {
+      this.#view.verifyIpChecksum = true;
+      this.#view.verifyL4Checksum = true;
+    }
+  }
+
+  /** Swap the ruleset atomically (it was validated and compiled completely before). */
+  replaceRuleset(ruleset: CompiledRuleset): void {
+    this.filter.replace(ruleset);
+  }
+
+  /** Run timers (expiry) up to now; returns the number of entries expired. */
+  tick(): number {
+    const now = this.clock();
+    this.conntrack.expectations.sweep(now, this.conntrack.table.id);
+    return this.conntrack.advance(now);
+  }
+
+  /** Process one packet at buf[offset, offset+length). Returns the verdict (also in out.verdict). */
+  process(buf: Uint8Array, offset: number, length: number, meta: PacketMeta, out: EngineResult): number {
+    const now = this.clock();
+    const stats = this.stats;
+    out.modified = false;
+    out.markChanged = false;
+    out.mark = meta.mark;
+    out.slot = -1;
+    out.dir = 0;
+    out.invalidReason = 0;
+    if (out.emit.length !== 0) out.emit.length = 0;
+    this.conntrack.advance(now);
+
+    const pkt = this.#view;
+    pkt.parse(buf, offset, length);
+    const m = this.#meta;
+    m.inIf = meta.inIf;
+    m.outIf = meta.outIf;
+    m.mark = meta.mark;
+    m.now = now;
+
+    if (pkt.invalid !== 0 && pkt.invalid < MALFORMED_LIMIT) {
+      stats.invalid[pkt.invalid]++;
+      if (this.dropMalformed) {
+        out.ctState = CtState.INVALID;
+        out.invalidReason = pkt.invalid;
+        return this.#finish(out, Verdict.DROP, DropReason.MALFORMED, length);
+      }
+    }
+
+    // raw chain: before conntrack (NOTRACK exemptions, cheap early drops).
+    const fr = this.#fr;
+    let verdict = this.filter.evalRaw(pkt, m, fr);
+    if (fr.markChanged) {
+      m.mark = fr.mark;
+      out.mark = fr.mark;
+      out.markChanged = true;
+    }
+    if (verdict !== Verdict.ACCEPT) return this.#rejectOrDrop(pkt, out, verdict, length);
+
+    const ct = this.#ct;
+    const info = this.#ctInfo;
+    if (fr.notrack) {
+      ct.state = CtState.UNTRACKED;
+      ct.slot = -1;
+      ct.pending = false;
+      info.connmark = 0;
+    } else {
+      this.conntrack.process(pkt, now, ct);
+      info.connmark = ct.slot >= 0 ? this.conntrack.table.mark[ct.slot] : 0;
+      if (ct.state === CtState.INVALID && ct.reason >= MALFORMED_LIMIT) stats.invalid[ct.reason]++;
+    }
+    info.state = ct.state;
+    out.ctState = ct.state;
+    out.invalidReason = ct.state === CtState.INVALID ? ct.reason : 0;
+    out.slot = ct.slot;
+    out.dir = ct.dir;
+
+    verdict = this.filter.evalForward(pkt, m, info, fr);
+    if (fr.markChanged) {
+      out.mark = fr.mark;
+      out.markChanged = true;
+    }
+    if (verdict !== Verdict.ACCEPT) {
+      this.conntrack.abort(ct);
+      if (ct.state === CtState.INVALID && ct.reason === InvalidReason.TABLE_FULL) {
+        return this.#finish(out, Verdict.DROP, DropReason.TABLE_FULL, length);
+      }
+      return this.#rejectOrDrop(pkt, out, verdict, length);
+    }
+    if (ct.slot >= 0 && fr.connmarkChanged) {
+      const t = this.conntrack.table;
+      t.mark[ct.slot] = fr.connmark;
+      if (!ct.pending) t.sink.ctUpdate(t, ct.slot, CtChange.MARK);
+    }
+    this.conntrack.confirm(ct);
+    return this.#finish(out, Verdict.ACCEPT, DropReason.NONE, length);
+  }
+
+  #rejectOrDrop(pkt: PacketView, out: EngineResult, verdict: number, length: number): number {
+    if (verdict === Verdict.REJECT) {
+      const answer = this.#fr.rejectKind === 0 ? buildTcpReset(pkt) : buildIcmpUnreachable(pkt, this.#fr.rejectCode);
+      if (answer) out.emit.push(answer);
+      this.stats.rejects++;
+    }
+    return this.#finish(out, Verdict.DROP, DropReason.RULESET, length);
+  }
+
+  #finish(out: EngineResult, verdict: number, reason: number, length: number): number {
+    out.verdict = verdict;
+    out.dropReason = reason;
+    const s = this.stats;
+    if (verdict === Verdict.ACCEPT) {
+      s.acceptedPackets++;
+      s.acceptedBytes += length;
+    } else {
+      s.droppedPackets++;
+      s.droppedBytes += length;
+      s.drops[reason]++;
+    }
+    return verdict;
+  }
+}
