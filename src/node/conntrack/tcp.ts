@@ -1,0 +1,470 @@
+/**
+ * The TCP connection tracker: Linux's nf_conntrack_proto_tcp.c (tcp_new, nf_conntrack_tcp_packet)
+ * on our struct-of-arrays store. Per packet it reads the state table (tcp-states.ts), handles the
+ * kernel's special cells (ignored segments, reopening, challenge ACKs, simultaneous open, resets),
+ * checks the windows (tcp-window.ts) and picks the timeout.
+ *
+ * Nothing here allocates per packet: results are left in the tracker's `last*` fields, valid
+ * until the next call.
+ *
+ * Usage by the engine, per TCP packet:
+ *   miss: tracker.newEntry(store, slot, seg) ? track(store, slot, ORIGINAL, seg, now) : INVALID
+ *   hit:  tracker.track(store, slot, dir, seg, now)
+ *         RESTART -> destroy the entry, look the packet up again (it will create a new entry)
+ *         lastDestroy -> destroy the entry after forwarding the packet
+ */
+import { InvalidReason, TcpFlag } from '../packet/fields.js';
+import { TcpState } from './state.js';
+import {
+  TCP_TIMEOUT_RETRANS,
+  TCP_TIMEOUT_UNACK,
+  resolveTcpConfig,
+  tcpTimeoutVector,
+  type TcpTrackerConfig,
+  type TcpTrackerOptions,
+} from './tcp-config.js';
+import { TcpFlagClass, TcpTransition, tcpFlagClass, tcpTransition } from './tcp-states.js';
+import { TcpDirFlag, TcpEntryFlag, TcpLastFlag, type TcpStateStore } from './tcp-store.js';
+import {
+  TcpDetail,
+  TcpWindowChecker,
+  WindowAction,
+  learnSynOptions,
+  seqBefore,
+  segmentEnd,
+  type TcpSegment,
+} from './tcp-window.js';
+
+export * from './tcp-config.js';
+export * from './tcp-states.js';
+export * from './tcp-store.js';
+export * from './tcp-window.js';
+
+/** What the caller does with the packet and the entry. */
+export const TcpVerdict = {
+  /** Valid: forward; the entry was updated (state, windows, timeout in lastTimeout). */
+  ACCEPT: 0,
+  /** Invalid: the entry is unchanged; the reason is in lastReason (and lastDetail). */
+  INVALID: 1,
+  /**
+   * Forward, but nothing was learnt and the timeout is not refreshed: a segment that may be
+   * valid or not, whose answer will tell (the kernel's "ignored" packets). Reason in lastDetail.
+   */
+  IGNORE: 2,
+  /**
+   * A SYN re-opening a closed (TIME_WAIT/CLOSE) or aborted connection: destroy this entry and
+   * process the packet again, which creates a new one (the kernel's -NF_REPEAT).
+   */
+  RESTART: 3,
+} as const;
+export type TcpVerdictCode = (typeof TcpVerdict)[keyof typeof TcpVerdict];
+export const tcpVerdictNames = ['accept', 'invalid', 'ignore', 'restart'] as const;
+
+const sNO = TcpState.NONE;
+const sSS = TcpState.SYN_SENT;
+const sSR = TcpState.SYN_RECV;
+const sES = TcpState.ESTABLISHED;
+const sLA = TcpState.LAST_ACK;
+const sTW = TcpState.TIME_WAIT;
+const sCL = TcpState.CLOSE;
+const sS2 = TcpState.SYN_SENT2;
+
+export class TcpTracker {
+  readonly config: TcpTrackerConfig;
+  /** Timeout of each state, then the RETRANS and UNACK caps, in ms. */
+  private readonly timeouts: Float64Array;
+  private readonly window = new TcpWindowChecker();
+
+  /** Timeout to apply to the entry in ms; -1 means leave the current timeout alone. */
+  lastTimeout = -1;
+  /**
+   * When true, lastTimeout is a cap: set the entry's remaining time to min(remaining, lastTimeout)
+   * (the kernel's nf_tcp_handle_invalid shortening a dead connection's timeout).
+   */
+  lastTimeoutCap = false;
+  /** InvalidReason of the last INVALID verdict (or of a refused newEntry); NONE otherwise. */
+  lastReason: number = InvalidReason.NONE;
+  /** Finer TcpDetail for INVALID, IGNORE and lenient ACCEPT verdicts: one counter each. */
+  lastDetail: number = TcpDetail.NONE;
+  /** The entry became ASSURED with this packet (IPS_ASSURED): emit the event, exempt from early drop. */
+  lastAssured = false;
+  /** The TCP state changed with this packet (the kernel's IPCT_PROTOINFO event). */
+  lastStateChanged = false;
+  /** State after the packet. */
+  lastState: number = TcpState.NONE;
+  /**
+   * Destroy the entry now, after forwarding the packet: the only answer to the opening was a RST
+   * (the kernel's nf_ct_kill_acct in nf_conntrack_tcp_packet). lastTimeout is 0 as well.
+   */
+  lastDestroy = false;
+
+  constructor(options: TcpTrackerOptions = {}) {
+    this.config = resolveTcpConfig(options);
+    this.timeouts = tcpTimeoutVector(this.config.timeouts);
+  }
+
+  /** Timeout in ms for a state (TcpState code). */
+  timeoutOf(state: number): number {
+    return this.timeouts[state];
+  }
+
+  /**
+   * May this packet (seen in the original direction, no entry yet) create an entry? A SYN opens
+   * one; with `loose`, an ACK picks up a connection mid-stream. Initialises the slot as the
+   * kernel's tcp_new; the caller then passes the same packet to track(..., ORIGINAL, ...).
+   * When refused, lastReason is TCP_STATE and the slot is untouched.
+   */
+  newEntry(store: TcpStateStore, slot: number, seg: TcpSegment): boolean {
+    this.resetResult();
+    const next = tcpTransition(0, tcpFlagClass(seg.tcpFlags), sNO);
+    if (next === TcpTransition.INVALID || (next !== sSS && !this.config.loose)) {
+      this.lastReason = InvalidReason.TCP_STATE;
+      this.lastDetail = TcpDetail.STATE;
+      return false;
+    }
+    store.clear(slot);
+    const o = slot * 2;
+    const end = segmentEnd(seg);
+    const win = seg.tcpWindow & 0xffff;
+    store.tdEnd[o] = end;
+    store.tdMaxwin[o] = win === 0 ? 1 : win;
+    if (next === sSS) {
+      store.tdMaxend[o] = end;
+      learnSynOptions(store, o, seg);
+    } else {
+      // Mid-stream: the history is lost; the window scale is unknown, so be liberal about the
+      // windows of this connection and assume SACK (kernel's tcp_new).
+      store.tdMaxend[o] = (end + store.tdMaxwin[o]) >>> 0;
+      store.tdFlags[o] = TcpDirFlag.SACK_PERM | TcpDirFlag.BE_LIBERAL;
+      store.tdFlags[o + 1] = TcpDirFlag.SACK_PERM | TcpDirFlag.BE_LIBERAL;
+    }
+    store.lastIndex[slot] = TcpFlagClass.NONE;
+    return true;
+  }
+
+  /**
+   * Track one segment of an existing entry. Returns a TcpVerdict code; see the `last*` fields.
+   * `now` (ms) is accepted for the engine's uniform tracker interface; TCP tracking needs no clock.
+   */
+  track(store: TcpStateStore, slot: number, dir: number, seg: TcpSegment, _now: number): number {
+    this.resetResult();
+    const stored = store.state[slot];
+    let oldState = stored;
+    const index = tcpFlagClass(seg.tcpFlags);
+    let newState = tcpTransition(dir, index, oldState);
+    const ack = seg.tcpAck >>> 0;
+    const seq = seg.tcpSeq >>> 0;
+    const o = slot * 2;
+    const s = o + dir;
+    const ef = store.entryFlags[slot];
+    const tolerant = (ef & TcpEntryFlag.TOLERANT) !== 0;
+    let skipWindow = false;
+
+    if (newState === sSS && oldState >= sTW) {
+      // RFC 1122 4.2.2.13: a SYN may reopen a connection in TIME-WAIT (we ignore its conditions,
+      // we are in TIME_WAIT anyway). Also a client aborting (RST) and starting over.
+      if (
+        ((store.tdFlags[o] | store.tdFlags[o + 1]) & TcpDirFlag.CLOSE_INIT) !== 0 ||
+        (store.lastDir[slot] === dir && store.lastIndex[slot] === TcpFlagClass.RST)
+      ) {
+        this.lastDetail = TcpDetail.RESTART;
+        this.lastState = stored;
+        return TcpVerdict.RESTART;
+      }
+      newState = TcpTransition.IGNORE;
+    }
+
+    if (newState === TcpTransition.IGNORE) {
+      const lastDir = store.lastDir[slot];
+      if (
+        index === TcpFlagClass.SYNACK &&
+        store.lastIndex[slot] === TcpFlagClass.SYN &&
+        lastDir !== dir &&
+        ack === store.lastEnd[slot]
+      ) {
+        // This SYN/ACK acknowledges a SYN we ignored: client and server are in sync and we are
+        // not. Get in sync from the values noted with that SYN.
+        oldState = sSS;
+        newState = sSR;
+        const l = o + lastDir;
+        store.tdEnd[l] = store.lastEnd[slot];
+        store.tdMaxend[l] = store.lastEnd[slot];
+        store.tdMaxwin[l] = store.lastWin[slot] === 0 ? 1 : store.lastWin[slot];
+        store.tdScale[l] = store.lastWscale[slot];
+        store.lastFlags[slot] &= ~TcpLastFlag.EXP_CHALLENGE_ACK;
+        store.tdFlags[l] = store.lastFlags[slot];
+        store.resetDir(s);
+      } else {
+        this.noteIgnored(store, slot, dir, index, oldState, seg);
+        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        this.lastDetail = TcpDetail.IGNORED_STATE;
+        this.lastState = stored;
+        return TcpVerdict.IGNORE;
+      }
+    } else if (newState === TcpTransition.INVALID) {
+      this.lastReason = InvalidReason.TCP_STATE;
+      this.lastDetail = TcpDetail.STATE;
+      this.lastState = stored;
+      return TcpVerdict.INVALID;
+    } else if (newState === sTW) {
+      // RFC 5961 4: a stack answers a spurious SYN with a challenge ACK; in LAST_ACK that ACK
+      // must not be taken for the last ACK.
+      if (
+        oldState === sLA &&
+        index === TcpFlagClass.ACK &&
+        store.lastDir[slot] !== dir &&
+        store.lastIndex[slot] === TcpFlagClass.SYN &&
+        (store.lastFlags[slot] & TcpLastFlag.EXP_CHALLENGE_ACK) !== 0
+      ) {
+        store.lastFlags[slot] &= ~TcpLastFlag.EXP_CHALLENGE_ACK;
+        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        this.lastDetail = TcpDetail.CHALLENGE_ACK;
+        this.lastState = stored;
+        return TcpVerdict.IGNORE;
+      }
+    } else if (newState === sS2) {
+      // The table cannot express a simultaneous open; remember it for SYN_RECV.
+      store.lastFlags[slot] |= TcpLastFlag.SIMULTANEOUS_OPEN;
+    } else if (newState === sSR) {
+      if (dir === 1 && index === TcpFlagClass.ACK && (store.lastFlags[slot] & TcpLastFlag.SIMULTANEOUS_OPEN) !== 0) {
+        newState = sES;
+      }
+    } else if (newState === sCL && index === TcpFlagClass.RST) {
+      const rst = this.checkRst(store, slot, dir, oldState, seq, ack, tolerant);
+      if (rst === RST_INVALID) {
+        this.lastReason = InvalidReason.TCP_WINDOW;
+        this.lastDetail = TcpDetail.RST_SEQ;
+        this.lastState = stored;
+        return TcpVerdict.INVALID;
+      }
+      if (rst === RST_TOLERATED) {
+        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        this.lastDetail = TcpDetail.TOLERANT_RST;
+        this.lastState = stored;
+        return TcpVerdict.IGNORE;
+      }
+      if ((rst & RST_KEEP_STATE) !== 0) newState = oldState;
+      if ((rst & RST_SKIP_WINDOW) !== 0) skipWindow = true;
+    }
+
+    if (!skipWindow) {
+      const res = this.window.check(store, slot, dir, index, seg, this.config.liberal);
+      this.lastDetail = this.window.detail;
+      if (res === WindowAction.IGNORE) {
+        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        this.lastState = stored;
+        return TcpVerdict.IGNORE;
+      }
+      if (res === WindowAction.INVALID) {
+        this.handleInvalid(store, slot, dir, index);
+        this.lastReason = InvalidReason.TCP_WINDOW;
+        this.lastState = stored;
+        return TcpVerdict.INVALID;
+      }
+    }
+
+    // From here on the segment is in window.
+    store.lastIndex[slot] = index;
+    store.lastDir[slot] = dir;
+    store.state[slot] = newState;
+    this.lastState = newState;
+    this.lastStateChanged = newState !== stored;
+    if (oldState !== newState && newState === TcpState.FIN_WAIT) store.tdFlags[s] |= TcpDirFlag.CLOSE_INIT;
+
+    const t = this.timeouts;
+    let timeout: number;
+    if (store.retrans[slot] >= this.config.maxRetrans && t[newState] > t[TCP_TIMEOUT_RETRANS]) {
+      timeout = t[TCP_TIMEOUT_RETRANS];
+    } else if (index === TcpFlagClass.RST) {
+      timeout = t[sCL];
+    } else if (
+      ((store.tdFlags[o] | store.tdFlags[o + 1]) & TcpDirFlag.DATA_UNACKNOWLEDGED) !== 0 &&
+      t[newState] > t[TCP_TIMEOUT_UNACK]
+    ) {
+      timeout = t[TCP_TIMEOUT_UNACK];
+    } else if (store.lastWin[slot] === 0 && t[newState] > t[TCP_TIMEOUT_RETRANS]) {
+      // A zero window held for long: probes only (RFC 1122 4.2.2.17).
+      timeout = t[TCP_TIMEOUT_RETRANS];
+    } else {
+      timeout = t[newState];
+    }
+
+    if ((ef & TcpEntryFlag.SEEN_REPLY) === 0) {
+      if ((seg.tcpFlags & TcpFlag.RST) !== 0) {
+        // The only answer (or the opener itself) is a RST: no connection; drop the entry at once.
+        this.lastDestroy = true;
+        this.lastTimeout = 0;
+        return TcpVerdict.ACCEPT;
+      }
+      if (index === TcpFlagClass.SYN && oldState === sSS) {
+        // A retransmitted SYN does not renew the timeout, or port reuse by a client or a NAT in
+        // front of it could keep the entry alive for ever.
+        this.lastTimeout = -1;
+        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        return TcpVerdict.ACCEPT;
+      }
+      // Picked up mid-stream with no reply yet: do not hold it for days.
+      if (newState === sES && timeout > t[TCP_TIMEOUT_UNACK]) timeout = t[TCP_TIMEOUT_UNACK];
+    } else if ((ef & TcpEntryFlag.ASSURED) === 0 && (oldState === sSR || oldState === sES) && newState === sES) {
+      // A valid ACK in ESTABLISHED after SYN_RECV, or a valid answer on a picked-up connection.
+      store.entryFlags[slot] |= TcpEntryFlag.ASSURED;
+      this.lastAssured = true;
+    }
+    if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+    this.lastTimeout = timeout;
+    return TcpVerdict.ACCEPT;
+  }
+
+  /**
+   * Make the entry tolerant until resynced: after a takeover the replicated window data may be
+   * behind the live connection. Window checks then never reject; out-of-window segments re-learn
+   * the window data; the flag clears once both directions pass the strict check.
+   */
+  setTolerant(store: TcpStateStore, slot: number): void {
+    store.entryFlags[slot] =
+      (store.entryFlags[slot] | TcpEntryFlag.TOLERANT) &
+      ~(TcpEntryFlag.TOLERANT_OK_ORIGINAL | TcpEntryFlag.TOLERANT_OK_REPLY);
+  }
+
+  isTolerant(store: TcpStateStore, slot: number): boolean {
+    return (store.entryFlags[slot] & TcpEntryFlag.TOLERANT) !== 0;
+  }
+
+  isAssured(store: TcpStateStore, slot: number): boolean {
+    return (store.entryFlags[slot] & TcpEntryFlag.ASSURED) !== 0;
+  }
+
+  hasSeenReply(store: TcpStateStore, slot: number): boolean {
+    return (store.entryFlags[slot] & TcpEntryFlag.SEEN_REPLY) !== 0;
+  }
+
+  /** States the table may evict first when full (the kernel's tcp_can_early_drop): closing ones. */
+  canEarlyDrop(store: TcpStateStore, slot: number): boolean {
+    return isClosing(store.state[slot]);
+  }
+
+  private resetResult(): void {
+    this.lastTimeout = -1;
+    this.lastTimeoutCap = false;
+    this.lastReason = InvalidReason.NONE;
+    this.lastDetail = TcpDetail.NONE;
+    this.lastAssured = false;
+    this.lastStateChanged = false;
+    this.lastDestroy = false;
+  }
+
+  /**
+   * Note an ignored segment, so that its answer can resync us (kernel's IGNORE case):
+   * a) a SYN in ORIGINAL: client and server may be in sync but we are not; if the SYN is valid
+   *    the server answers SYN/ACK and we resync from what we note here; if not, a RST or an
+   *    RFC 5961 challenge ACK follows;
+   * b) a SYN/ACK in REPLY; c) an ACK in REPLY after the initial SYN (half-open connection).
+   */
+  private noteIgnored(store: TcpStateStore, slot: number, dir: number, index: number, oldState: number, seg: TcpSegment): void {
+    store.lastIndex[slot] = index;
+    store.lastDir[slot] = dir;
+    store.lastSeq[slot] = seg.tcpSeq >>> 0;
+    store.lastEnd[slot] = segmentEnd(seg);
+    store.lastWin[slot] = seg.tcpWindow & 0xffff;
+    if (index === TcpFlagClass.SYN && dir === 0) {
+      let lf = 0;
+      let ws = 0;
+      if (seg.tcpWscale >= 0) {
+        lf |= TcpDirFlag.WINDOW_SCALE;
+        ws = seg.tcpWscale > 14 ? 14 : seg.tcpWscale;
+      }
+      if (seg.tcpSackPermitted) lf |= TcpDirFlag.SACK_PERM;
+      // In LAST_ACK the answer may be a challenge ACK that must not count as the last ACK.
+      if (oldState === sLA) lf |= TcpLastFlag.EXP_CHALLENGE_ACK;
+      store.lastFlags[slot] = lf;
+      store.lastWscale[slot] = ws;
+    }
+    // A possible challenge ACK answering the SYN: a RST with this sequence may follow.
+    if (oldState === sSS && index === TcpFlagClass.ACK && dir === 1) store.lastAck[slot] = seg.tcpAck >>> 0;
+  }
+
+  /**
+   * RST checks before the window (kernel's CLOSE case, RFC 5961 3.2): a RST must carry exactly
+   * the sequence the other side expects, or at least lie at or past what it acknowledged.
+   */
+  private checkRst(
+    store: TcpStateStore,
+    slot: number,
+    dir: number,
+    oldState: number,
+    seq: number,
+    ack: number,
+    tolerant: boolean,
+  ): number {
+    // Closing: the tuple may already be reused and our data outdated; let the RST close it.
+    if (isClosing(oldState)) return RST_SKIP_WINDOW;
+    const r = slot * 2 + (dir ^ 1);
+    const lastIndex = store.lastIndex[slot];
+    const ef = store.entryFlags[slot];
+    const established = oldState === sES && (ef & TcpEntryFlag.ASSURED) !== 0;
+    // td_maxack is outdated when we let a SYN through just before.
+    if ((store.tdFlags[r] & TcpDirFlag.MAXACK_SET) !== 0 && lastIndex !== TcpFlagClass.SYN) {
+      const maxack = store.tdMaxack[r];
+      // SEQ 0 before ESTABLISHED: most likely the answer to a SYN we let through.
+      if (seq === 0 && !established) return RST_WINDOW;
+      if (seqBefore(seq, maxack)) return tolerant ? RST_TOLERATED : RST_INVALID;
+      if (!established || seq === maxack) return RST_WINDOW;
+      // Part of a train: "P 235946583:235946602(19) ack 42" then "R 235946602:235946602(0) ack 42".
+      if (lastIndex === TcpFlagClass.ACK && store.lastDir[slot] === dir && seq === store.lastEnd[slot]) {
+        return RST_WINDOW;
+      }
+      // In window but not exact: keep the state, so that the endpoint's challenge ACK
+      // (RFC 5961 3.2) and the peer's exact RST can follow.
+      return RST_KEEP_STATE | this.rstAnswersIgnored(store, slot, oldState, ack, seq, ef);
+    }
+    return this.rstAnswersIgnored(store, slot, oldState, ack, seq, ef);
+  }
+
+  /** RST answering a SYN or ACK we let through (ignored) earlier: close without the window check. */
+  private rstAnswersIgnored(store: TcpStateStore, slot: number, oldState: number, ack: number, seq: number, ef: number): number {
+    const lastIndex = store.lastIndex[slot];
+    if (
+      (((ef & TcpEntryFlag.SEEN_REPLY) !== 0 && lastIndex === TcpFlagClass.SYN) ||
+        ((ef & TcpEntryFlag.ASSURED) === 0 && lastIndex === TcpFlagClass.ACK)) &&
+      ack === store.lastEnd[slot]
+    ) {
+      return RST_SKIP_WINDOW;
+    }
+    // Reset answering a challenge ACK we let through in SYN_SENT.
+    if (oldState === sSS && lastIndex === TcpFlagClass.ACK && store.lastDir[slot] === 1 && seq === store.lastAck[slot]) {
+      return RST_SKIP_WINDOW;
+    }
+    return RST_WINDOW;
+  }
+
+  /**
+   * An invalid FIN or RST answering the other side's FIN or RST on an assured entry: both ends
+   * have given up but we disagree on the windows; shorten the timeout to the UNACK cap so the dead
+   * entry goes soon (kernel's nf_tcp_handle_invalid).
+   */
+  private handleInvalid(store: TcpStateStore, slot: number, dir: number, index: number): void {
+    if ((store.entryFlags[slot] & TcpEntryFlag.ASSURED) === 0) return;
+    if (index !== TcpFlagClass.RST && index !== TcpFlagClass.FIN) return;
+    const lastIndex = store.lastIndex[slot];
+    if (store.lastDir[slot] !== dir && (lastIndex === TcpFlagClass.FIN || lastIndex === TcpFlagClass.RST)) {
+      this.lastTimeout = this.timeouts[TCP_TIMEOUT_UNACK];
+      this.lastTimeoutCap = true;
+    } else {
+      store.lastIndex[slot] = index;
+      store.lastDir[slot] = dir;
+    }
+  }
+}
+
+/** Outcomes of TcpTracker.checkRst: WINDOW (check as usual), or bits, or INVALID / TOLERATED. */
+const RST_WINDOW = 0;
+/** Close without the window check. */
+const RST_SKIP_WINDOW = 1;
+/** Accept (when in window) but keep the old state. */
+const RST_KEEP_STATE = 2;
+const RST_INVALID = 4;
+const RST_TOLERATED = 8;
+
+function isClosing(state: number): boolean {
+  return state >= TcpState.FIN_WAIT && state <= sCL;
+}
