@@ -9,7 +9,8 @@
 import { Proto, InvalidReason, TcpFlag, type PacketFields } from '../packet/fields.js';
 import { CtState, Dir } from './state.js';
 import { ConntrackTable, CtStatus, type ConntrackTableOptions } from './table.js';
-import { TcpTracker, TcpVerdict, type TcpTrackerConfig } from './tcp.js';
+import { TcpTracker, TcpVerdict } from './tcp.js';
+import type { TcpTrackerOptions } from './tcp-config.js';
 import { ExpectationTable } from './expect.js';
 import { CtChange, DestroyReason } from './events.js';
 import { TUPLE_WORDS, icmpIsRequest, invertTuple, writePacketTuple } from './tuple.js';
@@ -32,7 +33,7 @@ const UDP_STREAM_MS = 2_000;
 
 export interface ConntrackOptions extends ConntrackTableOptions {
   timeouts?: Partial<ConntrackTimeouts>;
-  tcp?: Partial<TcpTrackerConfig>;
+  tcp?: TcpTrackerOptions;
   maxExpectations?: number;
 }
 
@@ -143,7 +144,11 @@ export class Conntrack {
         res.state = ctStateOf(t.status[slot], dir);
         return true;
       }
-      timeout = this.tcp.lastTimeout;
+      const tr = this.tcp;
+      const cur = t.wheel.deadline[slot];
+      // -1: leave the timeout alone; a cap only shortens it (kernel's nf_tcp_handle_invalid);
+      // lastDestroy: the opening was answered by a RST, the entry goes at the next tick.
+      timeout = tr.lastDestroy ? 0 : tr.lastTimeout < 0 ? cur - now : tr.lastTimeoutCap ? Math.min(cur - now, tr.lastTimeout) : tr.lastTimeout;
       changes |= CtChange.WINDOW;
       if (this.tcp.lastStateChanged) changes |= CtChange.STATE;
       if (this.tcp.lastAssured && (t.status[slot] & CtStatus.ASSURED) === 0) {
@@ -210,7 +215,7 @@ export class Conntrack {
         t.release(slot);
         return this.#invalid(res, reason);
       }
-      timeout = tr.lastTimeout;
+      timeout = tr.lastTimeout >= 0 ? tr.lastTimeout : tr.timeoutOf(tr.lastState);
       if (tr.lastAssured) t.status[slot] |= CtStatus.ASSURED;
     } else if (proto === Proto.UDP) {
       timeout = this.timeouts.udpUnreplied;

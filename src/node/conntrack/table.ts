@@ -10,7 +10,7 @@
 import { randomInt } from 'node:crypto';
 import { TUPLE_WORDS, TW_PROTO, hashTuple, tuplesEqual } from './tuple.js';
 import { TimerWheel, type TimerExpiry } from './timers.js';
-import { TcpStateStore } from './tcp.js';
+import { TcpStateStore, TCP_BYTES_PER_ENTRY } from './tcp-store.js';
 import { nullEventSink, DestroyReason, type ConntrackEventSink } from './events.js';
 import { SourceCounts } from './source-count.js';
 
@@ -253,7 +253,7 @@ export class ConntrackTable implements TimerExpiry {
       this.master.byteLength +
       this.#next.byteLength +
       this.#buckets.byteLength +
-      this.tcp.byteLength +
+      this.capacity * TCP_BYTES_PER_ENTRY +
       this.wheel.byteLength
     );
   }

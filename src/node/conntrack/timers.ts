@@ -24,6 +24,8 @@ export class TimerWheel {
   /** Absolute deadline in ms (clock of the caller). */
   deadline: Float64Array;
   #lastTick = -1;
+  /** Before the first advance: the earliest tick linked, where the first advance starts. */
+  #firstTick = Infinity;
   #linked = 0;
 
   constructor(capacity: number, tickMs = 250, size = 4096) {
@@ -85,6 +87,7 @@ export class TimerWheel {
 
   #link(slot: number, deadline: number): void {
     let tick = Math.floor(deadline / this.tickMs);
+    if (this.#lastTick < 0 && tick < this.#firstTick) this.#firstTick = tick;
     // Never link into a bucket the wheel already passed in this revolution.
     if (tick <= this.#lastTick) tick = this.#lastTick + 1;
     const b = tick & this.#mask;
@@ -104,7 +107,7 @@ export class TimerWheel {
   advance(now: number, sink: TimerExpiry): number {
     const nowTick = Math.floor(now / this.tickMs);
     if (this.#lastTick < 0) {
-      this.#lastTick = nowTick - 1;
+      this.#lastTick = Math.min(nowTick, this.#firstTick) - 1;
     }
     if (nowTick <= this.#lastTick) return 0;
     let expired = 0;

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { TimerWheel } from '../../../src/node/conntrack/timers.js';
+
+class Collect {
+  expired: [number, number][] = [];
+  expire(slot: number, now: number) {
+    this.expired.push([slot, now]);
+  }
+}
+
+describe('timer wheel', () => {
+  it('expires a slot within one tick after its deadline, never before', () => {
+    const w = new TimerWheel(16, 100, 64);
+    const c = new Collect();
+    w.insert(3, 1050);
+    w.advance(1000, c);
+    expect(c.expired).toEqual([]);
+    w.advance(1049, c);
+    expect(c.expired).toEqual([]);
+    w.advance(1150, c);
+    expect(c.expired).toEqual([[3, 1150]]);
+    expect(w.linked).toBe(0);
+  });
+
+  it('follows a lazily refreshed deadline and deadlines beyond one revolution', () => {
+    const w = new TimerWheel(16, 100, 64); // one revolution = 6.4 s
+    const c = new Collect();
+    w.insert(1, 500);
+    w.insert(2, 100_000);
+    w.deadline[1] = 20_000; // refreshed by traffic, not relinked
+    for (let t = 0; t <= 19_900; t += 100) w.advance(t, c);
+    expect(c.expired).toEqual([]);
+    w.advance(20_100, c);
+    expect(c.expired.map((e) => e[0])).toEqual([1]);
+    w.advance(99_900, c);
+    expect(c.expired.length).toBe(1);
+    w.advance(100_200, c);
+    expect(c.expired.map((e) => e[0])).toEqual([1, 2]);
+  });
+
+  it('never loses or early-expires a slot (random deadlines, refreshes and clock jumps)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 31 }), fc.integer({ min: 0, max: 50_000 })), { maxLength: 60 }),
+        fc.array(fc.integer({ min: 1, max: 20_000 }), { minLength: 1, maxLength: 40 }),
+        (ops, steps) => {
+          const w = new TimerWheel(32, 250, 16);
+          const c = new Collect();
+          const live = new Map<number, number>();
+          let now = 0;
+          for (const [slot, d] of ops) {
+            if (live.has(slot)) {
+              w.deadline[slot] = Math.max(w.deadline[slot], d); // refresh only extends
+              live.set(slot, w.deadline[slot]);
+            } else {
+              w.insert(slot, d);
+              live.set(slot, d);
+            }
+          }
+          for (const s of steps) {
+            now += s;
+            w.advance(now, c);
+            for (const [slot, t] of c.expired) {
+              expect(live.get(slot)).toBeLessThanOrEqual(t);
+              live.delete(slot);
+            }
+            c.expired.length = 0;
+            for (const [, d] of live) expect(d).toBeGreaterThan(now - 250);
+          }
+          expect(w.linked).toBe(live.size);
+        },
+      ),
+    );
+  });
+
+  it('removes a slot so it never fires', () => {
+    const w = new TimerWheel(4, 100, 8);
+    const c = new Collect();
+    w.insert(0, 100);
+    w.insert(1, 100);
+    w.remove(0);
+    w.advance(1000, c);
+    expect(c.expired.map((e) => e[0])).toEqual([1]);
+  });
+});
