@@ -155,8 +155,10 @@ export class PacketView implements PacketFields {
     this.family = 0;
     this.ipLength = 0;
     this.proto = 0;
-    this.src.fill(0);
-    this.dst.fill(0);
+    const src = this.src;
+    const dst = this.dst;
+    src[0] = src[1] = src[2] = src[3] = 0;
+    dst[0] = dst[1] = dst[2] = dst[3] = 0;
     this.ttl = 0;
     this.isFragment = false;
     this.isLaterFragment = false;
