@@ -24,7 +24,7 @@ import {
   type TcpTrackerOptions,
 } from './tcp-config.js';
 import { TcpFlagClass, TcpTransition, tcpFlagClass, tcpTransition } from './tcp-states.js';
-import { TcpDirFlag, TcpEntryFlag, TcpLastFlag, type TcpStateStore } from './tcp-store.js';
+import { TCP_MAX_WSCALE, TcpDirFlag, TcpEntryFlag, TcpLastFlag, type TcpStateStore } from './tcp-store.js';
 import {
   TcpDetail,
   TcpWindowChecker,
@@ -78,8 +78,10 @@ export class TcpTracker {
   /** Timeout to apply to the entry in ms; -1 means leave the current timeout alone. */
   lastTimeout = -1;
   /**
-   * When true, lastTimeout is a cap: set the entry's remaining time to min(remaining, lastTimeout)
-   * (the kernel's nf_tcp_handle_invalid shortening a dead connection's timeout).
+   * When true, lastTimeout is a cap: set the entry's remaining time to min(remaining, lastTimeout).
+   * Only ever set with an INVALID verdict: an out-of-window FIN or RST answering the other side's
+   * FIN or RST on an assured entry, where the kernel's nf_tcp_handle_invalid shortens the timeout
+   * of the dead connection. The caller should apply it even though the packet is dropped.
    */
   lastTimeoutCap = false;
   /** InvalidReason of the last INVALID verdict (or of a refused newEntry); NONE otherwise. */
@@ -371,7 +373,7 @@ export class TcpTracker {
       let ws = 0;
       if (seg.tcpWscale >= 0) {
         lf |= TcpDirFlag.WINDOW_SCALE;
-        ws = seg.tcpWscale > 14 ? 14 : seg.tcpWscale;
+        ws = seg.tcpWscale > TCP_MAX_WSCALE ? TCP_MAX_WSCALE : seg.tcpWscale;
       }
       if (seg.tcpSackPermitted) lf |= TcpDirFlag.SACK_PERM;
       // In LAST_ACK the answer may be a challenge ACK that must not count as the last ACK.
