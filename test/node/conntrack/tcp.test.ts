@@ -114,6 +114,17 @@ describe('TCP tracker: opening', () => {
     expect(f.state).toBe(TcpState.ESTABLISHED);
   });
 
+  it('closes on the client RST that answers a challenge ACK to its SYN (stale server connection)', () => {
+    const f = new Flow(1000, 500000);
+    f.open();
+    // The server still holds an old connection on this tuple: RFC 5961 4.2 challenge ACK.
+    expect(f.tracker.track(f.store, 0, 1, seg(ACK, 31337, 88888), 0)).toBe(IGNORE);
+    expect(f.state).toBe(TcpState.SYN_SENT);
+    // The client's stack resets with seq = the challenge ACK's ack; the entry closes.
+    expect(f.tracker.track(f.store, 0, 0, seg(RST, 88888, 0), 0)).toBe(ACCEPT);
+    expect(f.state).toBe(TcpState.CLOSE);
+  });
+
   it('kills the entry when the only answer to a SYN is a RST (connection refused)', () => {
     const f = new Flow();
     f.open();
@@ -143,6 +154,16 @@ describe('TCP tracker: established flows', () => {
     for (let i = 0; i < 3; i++) f.tracker.track(f.store, 0, 0, s, 0);
     expect(f.store.retrans[0]).toBe(3);
     expect(f.tracker.lastTimeout).toBe(T.retrans);
+  });
+
+  it('caps the timeout at 300 s while the receiver advertises a zero window', () => {
+    const f = established();
+    f.win[1] = 0;
+    expect(f.send(1, ACK)).toBe(ACCEPT);
+    expect(f.tracker.lastTimeout).toBe(T.retrans);
+    f.win[1] = 65535;
+    expect(f.send(1, ACK)).toBe(ACCEPT);
+    expect(f.tracker.lastTimeout).toBe(T.established);
   });
 
   it('rejects data beyond the receiver window (SEQ over upper bound: INVALID TCP_WINDOW)', () => {
