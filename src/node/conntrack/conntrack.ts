@@ -129,6 +129,14 @@ export class Conntrack {
     if (proto === Proto.TCP) {
       const v = this.tcp.track(t.tcp, slot, dir as 0 | 1, pkt, now);
       if (v === TcpVerdict.INVALID) {
+        // An out-of-window FIN/RST answering the peer's: the kernel shortens a dead connection's timeout.
+        if (this.tcp.lastTimeoutCap) {
+          const d = t.wheel.deadline;
+          if (now + this.tcp.lastTimeout < d[slot]) {
+            d[slot] = now + this.tcp.lastTimeout;
+            t.sink.ctUpdate(t, slot, CtChange.TIMEOUT);
+          }
+        }
         res.slot = slot;
         res.dir = dir;
         this.#invalid(res, this.tcp.lastReason);
