@@ -1,0 +1,260 @@
+/**
+ * The per-packet path: walks a compiled chain, rule records in order, with jumps on a fixed return
+ * stack, and fills the caller's FilterResult. Allocates nothing and builds no closures; LOG records
+ * and TRACE events (objects) are built only when a LOG fires or the packet is traced.
+ */
+import { CtState, type CtStateCode } from '../conntrack/state.js';
+import type { PacketFields } from '../packet/fields.js';
+import type { CompiledRuleset, ConnCountSource } from './compile.js';
+import { buildLogRecord, summarize, type LogSink, type TraceSink } from './log.js';
+import { CM, M, STAT, T, targetNames, type RuleRecord } from './record.js';
+import { SetType } from './sets.js';
+import { RejectKind, Verdict, verdictNames, type CtInfo, type FilterResult, type PacketMeta } from './verdict.js';
+
+const NEW: CtStateCode = CtState.NEW;
+
+function portIn(ranges: Int32Array, off: number, cnt: number, port: number): boolean {
+  for (let i = off * 2, end = (off + cnt) * 2; i < end; i += 2) {
+    if (port >= ranges[i] && port <= ranges[i + 1]) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether rule `r` matches. Each present match is tested as `hit === negated -> no match`. Stateless
+ * matches come first; the stateful ones (statistic, connlimit, limit, hashlimit) last, so they
+ * count and spend tokens only for packets that satisfy the rest of the rule.
+ */
+export function ruleMatches(
+  rs: CompiledRuleset, r: RuleRecord, pkt: PacketFields, meta: PacketMeta, ctState: number, mark: number,
+  connmark: number, conn: ConnCountSource | null,
+): boolean {
+  const p = r.present;
+  if (p === 0) return true;
+  const n = r.neg;
+  if ((p & M.FAMILY) !== 0 && pkt.family !== r.family) return false;
+  if ((p & M.PROTO) !== 0 && (pkt.proto === r.proto) === ((n & M.PROTO) !== 0)) return false;
+  if ((p & M.CTSTATE) !== 0 && (((1 << ctState) & r.ctMask) !== 0) === ((n & M.CTSTATE) !== 0)) return false;
+  // xt_tcpudp, icmp: a fragment other than the first has no transport header and never matches.
+  if ((p & (M.DPORT | M.SPORT | M.TCPFLAGS | M.ICMP)) !== 0 && pkt.isLaterFragment) return false;
+  if ((p & M.DPORT) !== 0 && portIn(rs.portRanges, r.dportOff, r.dportCnt, pkt.dport) === ((n & M.DPORT) !== 0)) {
+    return false;
+  }
+  if ((p & M.SPORT) !== 0 && portIn(rs.portRanges, r.sportOff, r.sportCnt, pkt.sport) === ((n & M.SPORT) !== 0)) {
+    return false;
+  }
+  if ((p & M.SRC) !== 0) {
+    const a = pkt.src;
+    const hit =
+      (a[0] & r.srcM0) === r.src0 &&
+      (r.family === 4 || ((a[1] & r.srcM1) === r.src1 && (a[2] & r.srcM2) === r.src2 && (a[3] & r.srcM3) === r.src3));
+    if (hit === ((n & M.SRC) !== 0)) return false;
+  }
+  if ((p & M.DST) !== 0) {
+    const a = pkt.dst;
+    const hit =
+      (a[0] & r.dstM0) === r.dst0 &&
+      (r.family === 4 || ((a[1] & r.dstM1) === r.dst1 && (a[2] & r.dstM2) === r.dst2 && (a[3] & r.dstM3) === r.dst3));
+    if (hit === ((n & M.DST) !== 0)) return false;
+  }
+  if ((p & M.SRCSET) !== 0 && rs.sets[r.srcSet].hasAddr(pkt.family, pkt.src) === ((n & M.SRCSET) !== 0)) return false;
+  if ((p & M.DSTSET) !== 0 && rs.sets[r.dstSet].hasAddr(pkt.family, pkt.dst) === ((n & M.DSTSET) !== 0)) return false;
+  if ((p & M.IN) !== 0 && rs.ifaces.matches(meta.inIf, r.inPat, meta.now) === ((n & M.IN) !== 0)) return false;
+  if ((p & M.OUT) !== 0 && rs.ifaces.matches(meta.outIf, r.outPat, meta.now) === ((n & M.OUT) !== 0)) return false;
+  if ((p & M.TCPFLAGS) !== 0 && ((pkt.tcpFlags & r.flagMask) === r.flagComp) === ((n & M.TCPFLAGS) !== 0)) return false;
+  if ((p & M.ICMP) !== 0) {
+    const hit = pkt.icmpType === r.icmpType && (r.icmpCode < 0 || pkt.icmpCode === r.icmpCode);
+    if (hit === ((n & M.ICMP) !== 0)) return false;
+  }
+  if ((p & M.MARK) !== 0 && ((mark & r.markMask) === r.markValue) === ((n & M.MARK) !== 0)) return false;
+  if ((p & M.CONNMARK) !== 0 && ((connmark & r.cmMask) === r.cmValue) === ((n & M.CONNMARK) !== 0)) return false;
+  if ((p & M.SET) !== 0) {
+    const set = rs.sets[r.setIdx];
+    let hit: boolean;
+    if (set.type === SetType.IP_PORT) {
+      // ipset's "src,dst" flags: the address from one side, protocol and port from the other.
+      hit = !pkt.isLaterFragment &&
+        set.hasAddrPort(pkt.family, r.setSrc0 ? pkt.src : pkt.dst, pkt.proto, r.setSrc1 ? pkt.sport : pkt.dport);
+    } else {
+      hit = set.hasAddr(pkt.family, r.setSrc0 ? pkt.src : pkt.dst);
+    }
+    if (hit === ((n & M.SET) !== 0)) return false;
+  }
+  if ((p & M.LENGTH) !== 0 && (pkt.ipLength >= r.lenLo && pkt.ipLength <= r.lenHi) === ((n & M.LENGTH) !== 0)) {
+    return false;
+  }
+  if ((p & M.TIME) !== 0) {
+    const secs = Math.floor(meta.now / 1000) % 86400;
+    // 1970-01-01 was a Thursday (day 4 counting from Sunday = 0).
+    const day = (Math.floor(meta.now / 86_400_000) + 4) % 7;
+    // xt_time: start > stop means the window wraps past midnight; stop is inclusive.
+    const inWindow = r.timeStart <= r.timeStop
+      ? secs >= r.timeStart && secs <= r.timeStop
+      : secs >= r.timeStart || secs <= r.timeStop;
+    if ((inWindow && (r.timeDays & (1 << day)) !== 0) === ((n & M.TIME) !== 0)) return false;
+  }
+  if ((p & M.STATISTIC) !== 0) {
+    let hit: boolean;
+    if (r.statMode === STAT.NTH) {
+      // xt_statistic nth: the counter starts at --packet and the match fires when it wraps to 0.
+      const c = rs.nth[r.statIdx] === r.statEvery - 1 ? 0 : rs.nth[r.statIdx] + 1;
+      rs.nth[r.statIdx] = c;
+      hit = c === 0;
+    } else {
+      hit = rs.random() < r.statProb;
+    }
+    if (hit === ((n & M.STATISTIC) !== 0)) return false;
+  }
+  if ((p & M.CONNLIMIT) !== 0) {
+    if (conn === null) return false;
+    const prefix = pkt.family === 4 ? r.connPrefix4 : r.connPrefix6;
+    const count = conn.countBySource(pkt.family, pkt.src, prefix) + (ctState === NEW ? 1 : 0);
+    if (r.connAbove ? count <= r.connLimit : count > r.connLimit) return false;
+  }
+  if ((p & M.LIMIT) !== 0 && !rs.buckets.take(r.limitIdx, meta.now)) return false;
+  if ((p & M.HASHLIMIT) !== 0 &&
+    rs.hashlimits[r.hashIdx].take(pkt.family, pkt.src, meta.now) === ((n & M.HASHLIMIT) !== 0)) {
+    return false;
+  }
+  return true;
+}
+
+/** Sinks and the trace id of the current packet (0 = not traced). */
+export interface EvalSinks {
+  log: LogSink | null;
+  trace: TraceSink | null;
+  conn: ConnCountSource | null;
+}
+
+const hookName = (base: number): 'raw' | 'forward' => (base === 0 ? 'raw' : 'forward');
+
+function targetText(rs: CompiledRuleset, r: RuleRecord): string {
+  return r.target === T.JUMP ? `JUMP ${rs.chainNames[r.targetArg]}` : targetNames[r.target];
+}
+
+/**
+ * Runs base chain `base` for one packet. `out` must be initialised by the caller (mark, connmark).
+ * `ct` is null in the raw chain. `traceId` > 0 reports each step to sinks.trace.
+ */
+export function runChain(
+  rs: CompiledRuleset, base: number, pkt: PacketFields, meta: PacketMeta, ct: CtInfo | null,
+  out: FilterResult, sinks: EvalSinks, traceId: number,
+): number {
+  const rules = rs.rules;
+  const stack = rs.stack;
+  const ctState = ct === null ? -1 : ct.state;
+  const tracer = traceId > 0 ? sinks.trace : null;
+  if (tracer !== null) {
+    tracer.trace({ id: traceId, kind: 'packet', hook: hookName(base), chain: rs.chainNames[base], rule: -1,
+      matched: false, target: '', packet: summarize(pkt, meta) });
+  }
+  let chain = base;
+  let i = rs.chainStart[chain];
+  let end = rs.chainEnd[chain];
+  let sp = 0;
+  for (;;) {
+    if (i >= end) {
+      rs.policyPackets[chain] += 1;
+      rs.policyBytes[chain] += pkt.ipLength;
+      if (sp === 0) return decide(rs, out, chain, -1, rs.chainPolicy[chain], RejectKind.NONE, tracer, traceId, base);
+      if (tracer !== null) {
+        tracer.trace({ id: traceId, kind: 'return', hook: hookName(base), chain: rs.chainNames[chain], rule: -1,
+          matched: false, target: 'RETURN' });
+      }
+      sp -= 2;
+      chain = stack[sp];
+      i = stack[sp + 1];
+      end = rs.chainEnd[chain];
+      continue;
+    }
+    const r = rules[i];
+    const matched = ruleMatches(rs, r, pkt, meta, ctState, out.mark, out.connmark, sinks.conn);
+    if (tracer !== null) {
+      tracer.trace({ id: traceId, kind: 'rule', hook: hookName(base), chain: rs.chainNames[chain],
+        rule: i - rs.chainStart[chain], matched, target: matched ? targetText(rs, r) : '' });
+    }
+    if (!matched) {
+      i++;
+      continue;
+    }
+    rs.rulePackets[i] += 1;
+    rs.ruleBytes[i] += pkt.ipLength;
+    switch (r.target) {
+      case T.ACCEPT:
+        return decide(rs, out, chain, i - rs.chainStart[chain], Verdict.ACCEPT, RejectKind.NONE, tracer, traceId, base);
+      case T.DROP:
+        return decide(rs, out, chain, i - rs.chainStart[chain], Verdict.DROP, RejectKind.NONE, tracer, traceId, base);
+      case T.REJECT:
+        return decide(rs, out, chain, i - rs.chainStart[chain], Verdict.REJECT, r.targetArg, tracer, traceId, base);
+      case T.RETURN:
+        if (sp === 0) {
+          // RETURN in a base chain applies its policy (iptables).
+          rs.policyPackets[chain] += 1;
+          rs.policyBytes[chain] += pkt.ipLength;
+          return decide(rs, out, chain, -1, rs.chainPolicy[chain], RejectKind.NONE, tracer, traceId, base);
+        }
+        sp -= 2;
+        chain = stack[sp];
+        i = stack[sp + 1];
+        end = rs.chainEnd[chain];
+        continue;
+      case T.JUMP:
+        stack[sp] = chain;
+        stack[sp + 1] = i + 1;
+        sp += 2;
+        chain = r.targetArg;
+        i = rs.chainStart[chain];
+        end = rs.chainEnd[chain];
+        continue;
+      case T.LOG:
+        if (sinks.log !== null) emitLog(rs, r, i, chain, pkt, meta, ctState, out.mark, sinks.log);
+        break;
+      case T.MARK:
+        out.mark = (((out.mark & r.markAnd) | r.markOr) ^ r.markXor) >>> 0;
+        break;
+      case T.CONNMARK:
+        if (r.cmOp === CM.SET) out.connmark = ((out.connmark & ~r.cmArgMask) | r.cmArgValue) >>> 0;
+        else if (r.cmOp === CM.SAVE) out.connmark = ((out.connmark & ~r.cmArgMask) | (out.mark & r.cmArgMask)) >>> 0;
+        else out.mark = ((out.mark & ~r.cmArgMask) | (out.connmark & r.cmArgMask)) >>> 0;
+        break;
+      case T.NOTRACK:
+        out.notrack = true;
+        break;
+      default:
+        break;
+    }
+    i++;
+  }
+}
+
+function decide(
+  rs: CompiledRuleset, out: FilterResult, chain: number, rule: number, verdict: number, reject: number,
+  tracer: TraceSink | null, traceId: number, base: number,
+): number {
+  out.verdict = verdict;
+  out.rejectKind = reject;
+  out.chain = chain;
+  out.rule = rule;
+  if (tracer !== null) {
+    tracer.trace({ id: traceId, kind: 'verdict', hook: hookName(base), chain: rs.chainNames[chain], rule,
+      matched: rule >= 0, target: rule < 0 ? `policy ${verdictNames[verdict]}` : verdictNames[verdict],
+      verdict: verdictNames[verdict] });
+  }
+  return verdict;
+}
+
+function emitLog(
+  rs: CompiledRuleset, r: RuleRecord, i: number, chain: number, pkt: PacketFields, meta: PacketMeta,
+  ctState: number, mark: number, sink: LogSink,
+): void {
+  const li = r.targetArg;
+  const spec = rs.logs[li];
+  if (!rs.buckets.take(spec.bucket, meta.now)) {
+    rs.logSuppressed[li] += 1;
+    return;
+  }
+  const suppressed = rs.logSuppressed[li];
+  rs.logSuppressed[li] = 0;
+  sink.log(buildLogRecord(pkt, meta, mark, ctState, spec.level, spec.prefix, rs.chainNames[chain],
+    i - rs.chainStart[chain], rs.ruleComments[i], suppressed));
+}
