@@ -42,6 +42,7 @@ export {
   updateChecksumAt32,
 } from './checksum.js';
 export {
+  computeL4Checksum,
   refreshIpv4HeaderChecksum,
   refreshL4Checksum,
   setDestinationAddress,

@@ -161,19 +161,27 @@ export function setIcmpEchoId(v: PacketView, id: number): boolean {
 }
 
 /**
- * Recomputes the transport checksum from scratch over the whole segment, e.g. an ICMP error's
- * after its quote was rewritten. Returns false when there is none to compute (quote, fragment).
+ * The correct transport checksum of a parsed packet, computed from scratch as if its field were
+ * zero (UDP's computed zero given as 0xffff), or -1 when there is none to compute: no TCP/UDP/ICMP
+ * header, a fragment (the checksum covers the whole datagram), or a quote.
+ */
+export function computeL4Checksum(v: PacketView): number {
+  if (!usable(v) || v.isFragment || v.isQuoted) return -1;
+  const end = v.proto === Proto.UDP ? v.l4Offset + 8 + v.payloadLength : v.ipEnd;
+  return computeL4ChecksumRaw(v.buffer, v.l3Offset, v.family, v.proto, v.l4Offset, end);
+}
+
+/**
+ * Recomputes the transport checksum from scratch and writes it, e.g. an ICMP error's after its
+ * quote was rewritten. Returns false when there is none to compute (see computeL4Checksum).
  */
 export function refreshL4Checksum(v: PacketView): boolean {
-  if (!usable(v) || v.isFragment || v.isQuoted) return false;
   const b = v.buffer;
-  if (v.proto === Proto.UDP && v.family === 4) {
+  if (usable(v) && v.proto === Proto.UDP && v.family === 4 && !v.isLaterFragment) {
     const at = v.l4Offset + 6;
     if (b[at] === 0 && b[at + 1] === 0) return true; // "no checksum" stays so
   }
-  let end = v.ipEnd;
-  if (v.proto === Proto.UDP) end = v.l4Offset + 8 + v.payloadLength;
-  const c = computeL4ChecksumRaw(b, v.l3Offset, v.family, v.proto, v.l4Offset, end);
+  const c = computeL4Checksum(v);
   if (c < 0) return false;
   const at = v.l4Offset + (v.proto === Proto.TCP ? 16 : v.proto === Proto.UDP ? 6 : 2);
   b[at] = c >>> 8;

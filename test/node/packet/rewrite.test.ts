@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
+  InvalidReason,
   PacketView,
+  fixIpv4HeaderChecksum,
   Proto,
   TcpFlag,
   buildIcmpEcho,
@@ -9,6 +11,7 @@ import {
   buildTcp,
   buildUdp,
   computeIpv4HeaderChecksum,
+  computeL4Checksum,
   formatAddress,
   parseAddress,
   refreshIpv4HeaderChecksum,
@@ -178,5 +181,31 @@ describe('NAT of an ICMP error and its quote', () => {
     let changed = 0;
     for (let i = 0; i < before.length; i++) if (before[i] !== v.buffer[i]) changed++;
     expect(changed).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('what each checksum covers', () => {
+  it('ICMPv6 covers the addresses (pseudo-header); ICMPv4 does not', () => {
+    const v = strictView();
+    const e6 = buildIcmpEcho({ src: '2001:db8::1', dst: '2001:db8::2', id: 1, seq: 1 });
+    e6[39] ^= 1; // last byte of the destination
+    expect(v.parse(e6)).toBe(InvalidReason.BAD_L4_CHECKSUM);
+    const e4 = buildIcmpEcho({ src: '10.0.0.1', dst: '10.0.0.2', id: 1, seq: 1 });
+    e4[19] ^= 1;
+    fixIpv4HeaderChecksum(e4, 0);
+    expect(v.parse(e4)).toBe(0);
+  });
+
+  it('computeL4Checksum agrees with the stored checksum of built packets', () => {
+    const v = new PacketView();
+    for (const p of [
+      buildTcp({ src: '10.0.0.1', dst: '10.0.0.2', sport: 1, dport: 2, payloadLength: 3 }),
+      buildUdp({ src: '::1', dst: '::2', sport: 1, dport: 2, payloadLength: 5 }),
+      buildIcmpEcho({ src: '::1', dst: '::2', id: 1, seq: 2 }),
+    ]) {
+      v.parse(p);
+      const field = v.l4Offset + (v.proto === Proto.TCP ? 16 : v.proto === Proto.UDP ? 6 : 2);
+      expect(computeL4Checksum(v)).toBe(p.readUInt16BE(field));
+    }
   });
 });
