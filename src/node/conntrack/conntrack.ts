@@ -131,9 +131,8 @@ export class Conntrack {
       if (v === TcpVerdict.INVALID) {
         // An out-of-window FIN/RST answering the peer's: the kernel shortens a dead connection's timeout.
         if (this.tcp.lastTimeoutCap) {
-          const d = t.wheel.deadline;
-          if (now + this.tcp.lastTimeout < d[slot]) {
-            d[slot] = now + this.tcp.lastTimeout;
+          if (now + this.tcp.lastTimeout < t.wheel.deadline[slot]) {
+            t.wheel.update(slot, now + this.tcp.lastTimeout);
             t.sink.ctUpdate(t, slot, CtChange.TIMEOUT);
           }
         }
@@ -186,7 +185,7 @@ export class Conntrack {
     const p = slot * 2 + dir;
     t.packets[p] += 1;
     t.bytes[p] += pkt.ipLength;
-    t.wheel.deadline[slot] = now + timeout;
+    t.wheel.update(slot, now + timeout);
     changes |= CtChange.COUNTERS | CtChange.TIMEOUT;
     res.slot = slot;
     res.dir = dir;

@@ -70,6 +70,22 @@ export class TimerWheel {
     this.#link(slot, deadline);
   }
 
+  /**
+   * Set a linked slot's deadline. Extending it only stores the number (the wheel relinks lazily
+   * when it reaches the old bucket); shortening it below the next visit of its bucket relinks it
+   * now, so a connection moving to CLOSE or TIME_WAIT expires on time.
+   */
+  update(slot: number, deadline: number): void {
+    this.deadline[slot] = deadline;
+    const b = this.#bucketOf[slot];
+    if (b < 0 || this.#lastTick < 0) return;
+    const nextVisit = this.#lastTick + 1 + ((b - this.#lastTick - 1) & this.#mask);
+    if (Math.floor(deadline / this.tickMs) < nextVisit) {
+      this.remove(slot);
+      this.#link(slot, deadline);
+    }
+  }
+
   /** Unlink a slot (entry destroyed). */
   remove(slot: number): void {
     const b = this.#bucketOf[slot];

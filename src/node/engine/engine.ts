@@ -14,7 +14,7 @@ import { InvalidReason } from '../packet/fields.js';
 import { Conntrack, CtResult, type ConntrackOptions } from '../conntrack/conntrack.js';
 import { CtState } from '../conntrack/state.js';
 import { CtChange } from '../conntrack/events.js';
-import { Filter, FilterResult, Verdict, type CompiledRuleset } from '../filter/index.js';
+import { Filter, FilterResult, RejectKind, Verdict, type CompiledRuleset, type FilterOptions } from '../filter/index.js';
 import { EngineStats, DropReason } from './stats.js';
 
 export { DropReason } from './stats.js';
@@ -51,6 +51,8 @@ export class EngineResult {
 export interface EngineOptions {
   conntrack: ConntrackOptions;
   ruleset: CompiledRuleset;
+  /** LOG and TRACE sinks (the conntrack table serves connlimit counts itself). */
+  filter?: Omit<FilterOptions, 'connCount'>;
   /** Milliseconds, monotonic enough for timeouts. Defaults to performance.now() + Date offset. */
   clock?: () => number;
   /**
@@ -62,6 +64,11 @@ export interface EngineOptions {
   /** Parser options. */
   verifyChecksums?: boolean;
 }
+
+/** ICMP destination-unreachable codes per RejectKind (RFC 792), as ipt_REJECT sends them. */
+const icmpRejectCode = [3, 3, 3, 1, 0, 2, 9, 10, 13];
+/** ICMPv6 destination-unreachable codes per RejectKind (RFC 4443 3.1), as ip6t_REJECT. */
+const icmp6RejectCode = [4, 4, 4, 3, 0, 4, 1, 1, 1];
 
 const MALFORMED_LIMIT = InvalidReason.TCP_STATE;
 
@@ -79,7 +86,7 @@ export class Engine {
 
   constructor(opts: EngineOptions) {
     this.conntrack = new Conntrack(opts.conntrack);
-    this.filter = new Filter(opts.ruleset, { connCount: this.conntrack.table });
+    this.filter = new Filter(opts.ruleset, { ...opts.filter, connCount: this.conntrack.table });
     const origin = Date.now() - performance.now();
     this.clock = opts.clock ?? (() => origin + performance.now());
     this.dropMalformed = opts.dropMalformed ?? true;
@@ -182,7 +189,11 @@ export class Engine {
 
   #rejectOrDrop(pkt: PacketView, out: EngineResult, verdict: number, length: number): number {
     if (verdict === Verdict.REJECT) {
-      const answer = this.#fr.rejectKind === 0 ? buildTcpReset(pkt) : buildIcmpUnreachable(pkt, this.#fr.rejectCode);
+      const kind = this.#fr.rejectKind;
+      const answer =
+        kind === RejectKind.TCP_RESET
+          ? buildTcpReset(pkt)
+          : buildIcmpUnreachable(pkt, (pkt.family === 6 ? icmp6RejectCode : icmpRejectCode)[kind]);
       if (answer) out.emit.push(answer);
       this.stats.rejects++;
     }

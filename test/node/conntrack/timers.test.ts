@@ -74,6 +74,19 @@ describe('timer wheel', () => {
     );
   });
 
+  it('expires on time a deadline shortened below its bucket (ESTABLISHED -> CLOSE)', () => {
+    const w = new TimerWheel(4, 250, 4096);
+    const c = new Collect();
+    w.advance(0, c);
+    w.insert(0, 432_000_000); // 5 days
+    w.advance(1000, c);
+    w.update(0, 11_000); // RST: CLOSE, 10 s
+    w.advance(10_999, c);
+    expect(c.expired).toEqual([]);
+    w.advance(11_250, c);
+    expect(c.expired.map((e) => e[0])).toEqual([0]);
+  });
+
   it('removes a slot so it never fires', () => {
     const w = new TimerWheel(4, 100, 8);
     const c = new Collect();
