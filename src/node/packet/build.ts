@@ -357,8 +357,13 @@ export function buildTcpReset(view: PacketView, ttl = 64): Buffer | null {
  * packet in `view` as fits 576 / 1280 bytes. Returns null where RFC 1122 3.2.2 / RFC 4443 2.4(e)
  * forbid an error: the packet is itself an ICMP error, a later fragment, or sent to or from a
  * multicast, broadcast or unspecified address; also when not even the IP header parsed.
+ * `options.mtu` fills the next-hop MTU of IPv4 code 4 (fragmentation needed).
  */
-export function buildIcmpUnreachable(view: PacketView, code: number, ttl = 64): Buffer | null {
+export function buildIcmpUnreachable(
+  view: PacketView,
+  code: number,
+  options: { ttl?: number; mtu?: number } = {},
+): Buffer | null {
   const fam = view.family;
   if (fam !== 4 && fam !== 6) return null;
   if (view.ipEnd - view.l3Offset < (fam === 4 ? 20 : 40) || view.l4Offset <= view.l3Offset) return null;
@@ -368,9 +373,11 @@ export function buildIcmpUnreachable(view: PacketView, code: number, ttl = 64): 
   return buildIcmpError({
     src: { family: fam, words: view.dst },
     dst: { family: fam, words: view.src },
-    ttl,
+    ttl: options.ttl ?? 64,
     type: fam === 4 ? 3 : 1,
     code,
+    // RFC 1191: "fragmentation needed" (code 4) carries the next-hop MTU in the low 16 bits.
+    rest: options.mtu === undefined ? 0 : options.mtu & 0xffff,
     quote: view.buffer.subarray(view.l3Offset, view.ipEnd),
   });
 }

@@ -90,6 +90,14 @@ describe.each(FAMILIES)('buildIcmpUnreachable (IPv%i)', (family, client, server)
     expect(u.inner.dport).toBe(2);
   });
 
+  it('carries the next-hop MTU when asked', () => {
+    const orig = buildTcp({ src: client, dst: server, sport: 1, dport: 2, flags: TcpFlag.ACK, payloadLength: 100 });
+    const out = buildIcmpUnreachable(strictParse(orig), 4, { mtu: 1400, ttl: 30 })!;
+    const u = strictParse(out);
+    expect(u.ttl).toBe(30);
+    expect(out.readUInt32BE(u.l4Offset + 4)).toBe(1400);
+  });
+
   it('never answers an ICMP error, a multicast destination or a later fragment', () => {
     const err = buildIcmpError({ src: server, dst: client, type: family === 4 ? 3 : 1, code: 0, quote: buildUdp({ src: client, dst: server, sport: 1, dport: 2 }) });
     expect(buildIcmpUnreachable(strictParse(err), 3)).toBeNull();
