@@ -7,6 +7,7 @@ import { parseCidr } from '../packet/address.js';
 import { Proto } from '../packet/fields.js';
 import { ctStateNames } from '../conntrack/state.js';
 import { Builder, Hook, isObject } from './builder.js';
+import { ValueSyntaxError } from './errors.js';
 import { M, RuleRecord, STAT } from './record.js';
 import { CompiledSet, SetType, type SetElement } from './sets.js';
 import {
@@ -241,6 +242,7 @@ function lowerOne(
 
 function lowerAddress(b: Builder, key: 'src' | 'dst', v: unknown, path: string, neg: boolean, rec: RuleRecord): void {
   const list = Array.isArray(v) ? v : [v];
+  if (list.length === 0) return; // the schema reports the empty list
   const isSrc = key === 'src';
   if (list.length === 1 && typeof list[0] === 'string' && list[0].startsWith('@')) {
     const name = list[0].slice(1);
@@ -255,7 +257,7 @@ function lowerAddress(b: Builder, key: 'src' | 'dst', v: unknown, path: string, 
     return;
   }
   const cidrs = list.map((s, i) => b.parse(Array.isArray(v) ? `${path}/${i}` : path, () => {
-    if (typeof s === 'string' && s.startsWith('@')) throw new Error('a set reference "@name" must stand alone');
+    if (typeof s === 'string' && s.startsWith('@')) throw new ValueSyntaxError('a set reference "@name" must stand alone, not in a list');
     return parseCidr(String(s));
   }));
   if (cidrs.some((c) => c === undefined)) return;
