@@ -41,7 +41,7 @@ const seen = new Map<string, number>();
 const emitted: Buffer[] = [];
 function send(what: string, pkt: Buffer, inIf: number): number {
   now += 1;
-  const meta: PacketMeta = { inIf, outIf: inIf === INSIDE ? OUTSIDE : INSIDE, mark: 0 };
+  const meta: PacketMeta = { inIf, outIf: inIf === INSIDE ? OUTSIDE : INSIDE, mark: 0, now };
   const v = engine.process(pkt, 0, pkt.length, meta, out);
   const key = `${what.padEnd(34)} ${v === Verdict.ACCEPT ? 'ACCEPT' : 'DROP  '} ${ctStateNames[out.ctState]}${out.invalidReason ? ` (${invalidReasonName(out.invalidReason)})` : ''}${out.emit.length ? ' +answer' : ''}`;
   seen.set(key, (seen.get(key) ?? 0) + 1);

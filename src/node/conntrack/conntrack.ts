@@ -131,8 +131,8 @@ export class Conntrack {
       if (v === TcpVerdict.INVALID) {
         // An out-of-window FIN/RST answering the peer's: the kernel shortens a dead connection's timeout.
         if (this.tcp.lastTimeoutCap) {
-          if (now + this.tcp.lastTimeout < t.wheel.deadline[slot]) {
-            t.wheel.update(slot, now + this.tcp.lastTimeout);
+          if (now + this.tcp.lastTimeout < t.deadlineOf(slot)) {
+            t.setDeadline(slot, now + this.tcp.lastTimeout);
             t.sink.ctUpdate(t, slot, CtChange.TIMEOUT);
           }
         }
@@ -148,26 +148,26 @@ export class Conntrack {
       if (v === TcpVerdict.IGNORE) {
         res.slot = slot;
         res.dir = dir;
-        res.state = ctStateOf(t.status[slot], dir);
+        res.state = ctStateOf(t.statusOf(slot), dir);
         return true;
       }
       const tr = this.tcp;
-      const cur = t.wheel.deadline[slot];
+      const cur = t.deadlineOf(slot);
       // -1: leave the timeout alone; a cap only shortens it (kernel's nf_tcp_handle_invalid);
       // lastDestroy: the opening was answered by a RST, the entry goes at the next tick.
       timeout = tr.lastDestroy ? 0 : tr.lastTimeout < 0 ? cur - now : tr.lastTimeoutCap ? Math.min(cur - now, tr.lastTimeout) : tr.lastTimeout;
       changes |= CtChange.WINDOW;
       if (this.tcp.lastStateChanged) changes |= CtChange.STATE;
-      if (this.tcp.lastAssured && (t.status[slot] & CtStatus.ASSURED) === 0) {
-        t.status[slot] |= CtStatus.ASSURED;
+      if (this.tcp.lastAssured && (t.statusOf(slot) & CtStatus.ASSURED) === 0) {
+        t.addStatus(slot, CtStatus.ASSURED);
         changes |= CtChange.STATE;
       }
     } else if (proto === Proto.UDP) {
-      const st = t.status[slot];
+      const st = t.statusOf(slot);
       if (dir === Dir.REPLY || (st & CtStatus.SEEN_REPLY) !== 0) {
         timeout = this.timeouts.udpReplied;
         if ((st & CtStatus.ASSURED) === 0 && (st & CtStatus.SEEN_REPLY) !== 0 && now - t.start[slot] >= UDP_STREAM_MS) {
-          t.status[slot] |= CtStatus.ASSURED;
+          t.addStatus(slot, CtStatus.ASSURED);
           changes |= CtChange.STATE;
         }
       } else {
@@ -178,18 +178,16 @@ export class Conntrack {
     } else {
       timeout = this.timeouts.generic;
     }
-    if (dir === Dir.REPLY && (t.status[slot] & CtStatus.SEEN_REPLY) === 0) {
-      t.status[slot] |= CtStatus.SEEN_REPLY;
+    if (dir === Dir.REPLY && (t.statusOf(slot) & CtStatus.SEEN_REPLY) === 0) {
+      t.addStatus(slot, CtStatus.SEEN_REPLY);
       changes |= CtChange.STATE;
     }
-    const p = slot * 2 + dir;
-    t.packets[p] += 1;
-    t.bytes[p] += pkt.ipLength;
-    t.wheel.update(slot, now + timeout);
+    t.account(slot, dir, pkt.ipLength);
+    t.setDeadline(slot, now + timeout);
     changes |= CtChange.COUNTERS | CtChange.TIMEOUT;
     res.slot = slot;
     res.dir = dir;
-    res.state = ctStateOf(t.status[slot], dir);
+    res.state = ctStateOf(t.statusOf(slot), dir);
     t.sink.ctUpdate(t, slot, changes);
     return true;
   }
@@ -212,8 +210,7 @@ export class Conntrack {
     const exp = this.expectations.match(w, 0, now, t.id);
     const slot = t.allocate(now, w, 0);
     if (slot < 0) return this.#invalid(res, InvalidReason.TABLE_FULL);
-    const to = slot * TUPLE_WORDS * 2;
-    t.tuples.set(w, to);
+    t.tuples.set(w, t.tupleOffset(slot, 0));
     let timeout: number;
     if (proto === Proto.TCP) {
       const tr = this.tcp;
@@ -223,7 +220,7 @@ export class Conntrack {
         return this.#invalid(res, reason);
       }
       timeout = tr.lastTimeout >= 0 ? tr.lastTimeout : tr.timeoutOf(tr.lastState);
-      if (tr.lastAssured) t.status[slot] |= CtStatus.ASSURED;
+      if (tr.lastAssured) t.addStatus(slot, CtStatus.ASSURED);
     } else if (proto === Proto.UDP) {
       timeout = this.timeouts.udpUnreplied;
     } else if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
@@ -231,14 +228,13 @@ export class Conntrack {
     } else {
       timeout = this.timeouts.generic;
     }
-    t.packets[slot * 2] = 1;
-    t.bytes[slot * 2] = pkt.ipLength;
+    t.account(slot, 0, pkt.ipLength);
     res.slot = slot;
     res.dir = 0;
     res.pending = true;
     res.deadline = now + timeout;
     if (exp >= 0) {
-      t.status[slot] |= CtStatus.EXPECTED;
+      t.addStatus(slot, CtStatus.EXPECTED);
       res.expectation = exp;
       res.state = CtState.RELATED;
     } else {

@@ -38,18 +38,18 @@ export function entryFlags(status: number): string[] {
 }
 
 export function entryInfo(t: ConntrackTable, slot: number, now: number): EntryInfo {
-  const off = slot * TUPLE_WORDS * 2;
+  const off = t.tupleOffset(slot, 0);
   const orig = readTuple(t.tuples, off);
   const reply = readTuple(t.tuples, off + TUPLE_WORDS);
   const info: EntryInfo = {
     id: t.id[slot],
     proto: protoName(orig.proto),
     protonum: orig.proto,
-    timeout: Math.max(0, Math.round((t.wheel.deadline[slot] - now) / 1000)),
-    original: { ...orig, packets: t.packets[slot * 2], bytes: t.bytes[slot * 2] },
-    reply: { ...reply, packets: t.packets[slot * 2 + 1], bytes: t.bytes[slot * 2 + 1] },
-    flags: entryFlags(t.status[slot]),
-    mark: t.mark[slot],
+    timeout: Math.max(0, Math.round((t.deadlineOf(slot) - now) / 1000)),
+    original: { ...orig, packets: t.packetsOf(slot, 0), bytes: t.bytesOf(slot, 0) },
+    reply: { ...reply, packets: t.packetsOf(slot, 1), bytes: t.bytesOf(slot, 1) },
+    flags: entryFlags(t.statusOf(slot)),
+    mark: t.markOf(slot),
     label: t.label[slot],
     age: Math.max(0, Math.round((now - t.start[slot]) / 1000)),
   };
@@ -59,19 +59,19 @@ export function entryInfo(t: ConntrackTable, slot: number, now: number): EntryIn
 
 /** One `conntrack -L` line. */
 export function formatEntry(t: ConntrackTable, slot: number, now: number): string {
-  const off = slot * TUPLE_WORDS * 2;
+  const off = t.tupleOffset(slot, 0);
   const proto = t.tuples[off + 9] & 0xff;
   const family = t.tuples[off + 9] >>> 8;
-  const timeout = Math.max(0, Math.round((t.wheel.deadline[slot] - now) / 1000));
-  const st = t.status[slot];
+  const timeout = Math.max(0, Math.round((t.deadlineOf(slot) - now) / 1000));
+  const st = t.statusOf(slot);
   const parts = [protoName(proto).padEnd(8), String(proto).padEnd(2), String(timeout)];
   if (proto === Proto.TCP) parts.push(tcpStateNames[t.tcp.state[slot]] ?? String(TcpState.NONE));
-  parts.push(formatTuple(t.tuples, off), `packets=${t.packets[slot * 2]}`, `bytes=${t.bytes[slot * 2]}`);
+  parts.push(formatTuple(t.tuples, off), `packets=${t.packetsOf(slot, 0)}`, `bytes=${t.bytesOf(slot, 0)}`);
   if ((st & CtStatus.SEEN_REPLY) === 0) parts.push('[UNREPLIED]');
-  parts.push(formatTuple(t.tuples, off + TUPLE_WORDS), `packets=${t.packets[slot * 2 + 1]}`, `bytes=${t.bytes[slot * 2 + 1]}`);
+  parts.push(formatTuple(t.tuples, off + TUPLE_WORDS), `packets=${t.packetsOf(slot, 1)}`, `bytes=${t.bytesOf(slot, 1)}`);
   if ((st & CtStatus.ASSURED) !== 0) parts.push('[ASSURED]');
   if ((st & CtStatus.REPLICATED) !== 0) parts.push('[REPLICATED]');
-  parts.push(`mark=${t.mark[slot]}`);
+  parts.push(`mark=${t.markOf(slot)}`);
   if (family === 6) parts.unshift('ipv6    ');
   return parts.join(' ');
 }

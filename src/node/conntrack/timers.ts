@@ -21,8 +21,14 @@ export class TimerWheel {
   #prev: Int32Array;
   /** Slot's bucket, -1 when not linked. */
   #bucketOf: Int32Array;
-  /** Absolute deadline in ms (clock of the caller). */
-  deadline: Float64Array;
+  /**
+   * Deadlines (absolute ms, the caller's clock) live in f64[slot * stride + offset]: by default an
+   * array of the wheel's own; the conntrack table points it into its entry records instead, so the
+   * per-packet refresh writes the cache line the packet already touched.
+   */
+  #f64: Float64Array;
+  #stride = 1;
+  #offset = 0;
   #lastTick = -1;
   /** Before the first advance: the earliest tick linked, where the first advance starts. */
   #firstTick = Infinity;
@@ -37,11 +43,22 @@ export class TimerWheel {
     this.#next = new Int32Array(capacity).fill(-1);
     this.#prev = new Int32Array(capacity).fill(-1);
     this.#bucketOf = new Int32Array(capacity).fill(-1);
-    this.deadline = new Float64Array(capacity);
+    this.#f64 = new Float64Array(capacity);
+  }
+
+  /** Keep deadlines in f64[slot * stride + offset] (after growing the wheel, point it again). */
+  useDeadlineStorage(f64: Float64Array, stride: number, offset: number): void {
+    this.#f64 = f64;
+    this.#stride = stride;
+    this.#offset = offset;
+  }
+
+  deadlineOf(slot: number): number {
+    return this.#f64[slot * this.#stride + this.#offset];
   }
 
   get byteLength(): number {
-    return this.#heads.byteLength + this.#next.byteLength * 3 + this.deadline.byteLength;
+    return this.#heads.byteLength + this.#next.byteLength * 3 + (this.#stride === 1 ? this.#f64.byteLength : 0);
   }
 
   get linked(): number {
@@ -59,14 +76,16 @@ export class TimerWheel {
     this.#next = g(this.#next);
     this.#prev = g(this.#prev);
     this.#bucketOf = g(this.#bucketOf);
-    const d = new Float64Array(capacity);
-    d.set(this.deadline);
-    this.deadline = d;
+    if (this.#stride === 1) {
+      const d = new Float64Array(capacity);
+      d.set(this.#f64);
+      this.#f64 = d;
+    }
   }
 
   /** Link a slot with its deadline. */
   insert(slot: number, deadline: number): void {
-    this.deadline[slot] = deadline;
+    this.#f64[slot * this.#stride + this.#offset] = deadline;
     this.#link(slot, deadline);
   }
 
@@ -76,7 +95,10 @@ export class TimerWheel {
    * now, so a connection moving to CLOSE or TIME_WAIT expires on time.
    */
   update(slot: number, deadline: number): void {
-    this.deadline[slot] = deadline;
+    const at = slot * this.#stride + this.#offset;
+    const old = this.#f64[at];
+    this.#f64[at] = deadline;
+    if (deadline >= old) return;
     const b = this.#bucketOf[slot];
     if (b < 0 || this.#lastTick < 0) return;
     const nextVisit = this.#lastTick + 1 + ((b - this.#lastTick - 1) & this.#mask);
@@ -140,11 +162,12 @@ export class TimerWheel {
         this.#prev[slot] = -1;
         this.#bucketOf[slot] = -1;
         this.#linked--;
-        if (this.deadline[slot] <= now) {
+        const d = this.#f64[slot * this.#stride + this.#offset];
+        if (d <= now) {
           expired++;
           sink.expire(slot, now);
         } else {
-          this.#link(slot, this.deadline[slot]);
+          this.#link(slot, d);
         }
         slot = next;
       }

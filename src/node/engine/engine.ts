@@ -14,17 +14,17 @@ import { InvalidReason } from '../packet/fields.js';
 import { Conntrack, CtResult, type ConntrackOptions } from '../conntrack/conntrack.js';
 import { CtState } from '../conntrack/state.js';
 import { CtChange } from '../conntrack/events.js';
-import { Filter, FilterResult, RejectKind, Verdict, type CompiledRuleset, type FilterOptions } from '../filter/index.js';
+import { Filter, FilterResult, RejectKind, Verdict, type CompiledRuleset, type FilterOptions, type PacketMeta } from '../filter/index.js';
 import { EngineStats, DropReason } from './stats.js';
 
 export { DropReason } from './stats.js';
 
-/** Metadata the kernel gives with a packet (NFQUEUE: indev, outdev, mark). */
-export interface PacketMeta {
-  inIf: number;
-  outIf: number;
-  mark: number;
-}
+/**
+ * Metadata with a packet: what the kernel gives (NFQUEUE: indev, outdev, mark) and `now`, the time
+ * in ms from the injected clock. The data plane reads the clock once per batch of packets, not per
+ * packet (a clock read costs as much as a rule).
+ */
+export type { PacketMeta } from '../filter/index.js';
 
 /** The engine's answer for one packet. One instance is reused by the caller. */
 export class EngineResult {
@@ -53,7 +53,7 @@ export interface EngineOptions {
   ruleset: CompiledRuleset;
   /** LOG and TRACE sinks (the conntrack table serves connlimit counts itself). */
   filter?: Omit<FilterOptions, 'connCount'>;
-  /** Milliseconds, monotonic enough for timeouts. Defaults to performance.now() + Date offset. */
+  /** Milliseconds since the epoch, for tick() and now(); per packet the caller passes meta.now. */
   clock?: () => number;
   /**
    * Drop packets the parser finds malformed before the ruleset sees them (default true). Packets
@@ -101,6 +101,11 @@ export class Engine {
     this.filter.replace(ruleset);
   }
 
+  /** The injected clock's time, for callers building PacketMeta. */
+  now(): number {
+    return this.clock();
+  }
+
   /** Run timers (expiry) up to now; returns the number of entries expired. */
   tick(): number {
     const now = this.clock();
@@ -110,7 +115,7 @@ export class Engine {
 
   /** Process one packet at buf[offset, offset+length). Returns the verdict (also in out.verdict). */
   process(buf: Uint8Array, offset: number, length: number, meta: PacketMeta, out: EngineResult): number {
-    const now = this.clock();
+    const now = meta.now;
     const stats = this.stats;
     out.modified = false;
     out.markChanged = false;
@@ -157,7 +162,7 @@ export class Engine {
       info.connmark = 0;
     } else {
       this.conntrack.process(pkt, now, ct);
-      info.connmark = ct.slot >= 0 ? this.conntrack.table.mark[ct.slot] : 0;
+      info.connmark = ct.slot >= 0 ? this.conntrack.table.markOf(ct.slot) : 0;
       if (ct.state === CtState.INVALID && ct.reason >= MALFORMED_LIMIT) stats.invalid[ct.reason]++;
     }
     info.state = ct.state;
@@ -180,7 +185,7 @@ export class Engine {
     }
     if (ct.slot >= 0 && fr.connmarkChanged) {
       const t = this.conntrack.table;
-      t.mark[ct.slot] = fr.connmark;
+      t.setMark(ct.slot, fr.connmark);
       if (!ct.pending) t.sink.ctUpdate(t, ct.slot, CtChange.MARK);
     }
     this.conntrack.confirm(ct);

@@ -12,13 +12,13 @@ const { SYN, ACK, FIN, RST } = TcpFlag;
 class Recorder implements ConntrackEventSink {
   log: string[] = [];
   ctNew(t: Conntrack['table'], slot: number) {
-    this.log.push(`new ${formatTuple(t.tuples, slot * TUPLE_WORDS * 2)}`);
+    this.log.push(`new ${formatTuple(t.tuples, t.tupleOffset(slot, 0))}`);
   }
   ctUpdate(_t: Conntrack['table'], _slot: number, changes: number) {
     this.log.push(`update ${changes}`);
   }
   ctDestroy(t: Conntrack['table'], slot: number, reason: number) {
-    this.log.push(`destroy ${reason} ${formatTuple(t.tuples, slot * TUPLE_WORDS * 2)}`);
+    this.log.push(`destroy ${reason} ${formatTuple(t.tuples, t.tupleOffset(slot, 0))}`);
   }
 }
 
@@ -53,11 +53,11 @@ describe('conntrack', () => {
     const ack = track(ct, fakePacket({ src: C, dst: S, sport: 40000, dport: 80, flags: ACK, seq: 101, ack: 5001 }), 2);
     expect(ack.state).toBe(CtState.ESTABLISHED);
     expect(ct.table.tcp.state[syn.slot]).toBe(TcpState.ESTABLISHED);
-    expect(ct.table.status[syn.slot] & CtStatus.ASSURED).toBe(CtStatus.ASSURED);
+    expect(ct.table.statusOf(syn.slot) & CtStatus.ASSURED).toBe(CtStatus.ASSURED);
 
     track(ct, fakePacket({ src: C, dst: S, sport: 40000, dport: 80, flags: ACK, seq: 101, ack: 5001, payload: 500 }), 3);
-    expect(ct.table.packets[syn.slot * 2]).toBe(3);
-    expect(ct.table.packets[syn.slot * 2 + 1]).toBe(1);
+    expect(ct.table.packetsOf(syn.slot, 0)).toBe(3);
+    expect(ct.table.packetsOf(syn.slot, 1)).toBe(1);
 
     track(ct, fakePacket({ src: C, dst: S, sport: 40000, dport: 80, flags: FIN | ACK, seq: 601, ack: 5001 }), 4);
     expect(ct.table.tcp.state[syn.slot]).toBe(TcpState.FIN_WAIT);
@@ -101,13 +101,13 @@ describe('conntrack', () => {
     const r = track(ct, q, 0);
     expect(r.state).toBe(CtState.NEW);
     expect(track(ct, q, 10).state).toBe(CtState.NEW);
-    expect(ct.table.wheel.deadline[r.slot]).toBe(10 + 30_000);
+    expect(ct.table.deadlineOf(r.slot)).toBe(10 + 30_000);
     expect(track(ct, a, 20).state).toBe(CtState.ESTABLISHED);
-    expect(ct.table.wheel.deadline[r.slot]).toBe(20 + 120_000);
+    expect(ct.table.deadlineOf(r.slot)).toBe(20 + 120_000);
     expect(track(ct, q, 30).state).toBe(CtState.ESTABLISHED);
-    expect(ct.table.status[r.slot] & CtStatus.ASSURED).toBe(0);
+    expect(ct.table.statusOf(r.slot) & CtStatus.ASSURED).toBe(0);
     track(ct, q, 2500);
-    expect(ct.table.status[r.slot] & CtStatus.ASSURED).toBe(CtStatus.ASSURED);
+    expect(ct.table.statusOf(r.slot) & CtStatus.ASSURED).toBe(CtStatus.ASSURED);
     ct.advance(2500 + 120_000 + 500);
     expect(ct.table.count).toBe(0);
   });
@@ -188,7 +188,7 @@ describe('conntrack', () => {
       const s = track(ct, fakePacket({ src: C, dst: S, sport, dport: 443, flags: SYN, seq: 1 }), 0);
       track(ct, fakePacket({ src: S, dst: C, sport: 443, dport: sport, flags: SYN | ACK, seq: 9, ack: 2 }), 0);
       track(ct, fakePacket({ src: C, dst: S, sport, dport: 443, flags: ACK, seq: 2, ack: 10 }), 0);
-      expect(ct.table.status[s.slot] & CtStatus.ASSURED).toBe(CtStatus.ASSURED);
+      expect(ct.table.statusOf(s.slot) & CtStatus.ASSURED).toBe(CtStatus.ASSURED);
       assured.push(ct.table.id[s.slot]);
     }
     // A flood of 20 000 SYNs from spoofed sources: ten times the table.

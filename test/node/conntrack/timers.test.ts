@@ -28,7 +28,7 @@ describe('timer wheel', () => {
     const c = new Collect();
     w.insert(1, 500);
     w.insert(2, 100_000);
-    w.deadline[1] = 20_000; // refreshed by traffic, not relinked
+    w.update(1, 20_000); // refreshed by traffic: extended, not relinked
     for (let t = 0; t <= 19_900; t += 100) w.advance(t, c);
     expect(c.expired).toEqual([]);
     w.advance(20_100, c);
@@ -51,8 +51,8 @@ describe('timer wheel', () => {
           let now = 0;
           for (const [slot, d] of ops) {
             if (live.has(slot)) {
-              w.deadline[slot] = Math.max(w.deadline[slot], d); // refresh only extends
-              live.set(slot, w.deadline[slot]);
+              w.update(slot, Math.max(w.deadlineOf(slot), d)); // refresh only extends
+              live.set(slot, w.deadlineOf(slot));
             } else {
               w.insert(slot, d);
               live.set(slot, d);
