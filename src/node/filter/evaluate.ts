@@ -13,6 +13,13 @@ import { RejectKind, Verdict, verdictNames, type CtInfo, type FilterResult, type
 
 const NEW: CtStateCode = CtState.NEW;
 
+// Groups of match bits: after each group, a rule with nothing further returns early, so a typical
+// rule (state, protocol, a port, an address) costs a handful of tests, not one per match kind.
+const G_BASIC = M.FAMILY | M.PROTO | M.CTSTATE;
+const G_L4 = G_BASIC | M.DPORT | M.SPORT;
+const G_ADDR = G_L4 | M.SRC | M.DST;
+const L4_HEADER = M.DPORT | M.SPORT | M.TCPFLAGS | M.ICMP;
+
 function portIn(ranges: Int32Array, off: number, cnt: number, port: number): boolean {
   for (let i = off * 2, end = (off + cnt) * 2; i < end; i += 2) {
     if (port >= ranges[i] && port <= ranges[i + 1]) return true;
@@ -35,14 +42,16 @@ export function ruleMatches(
   if ((p & M.FAMILY) !== 0 && pkt.family !== r.family) return false;
   if ((p & M.PROTO) !== 0 && (pkt.proto === r.proto) === ((n & M.PROTO) !== 0)) return false;
   if ((p & M.CTSTATE) !== 0 && (((1 << ctState) & r.ctMask) !== 0) === ((n & M.CTSTATE) !== 0)) return false;
+  if ((p & ~G_BASIC) === 0) return true;
   // xt_tcpudp, icmp: a fragment other than the first has no transport header and never matches.
-  if ((p & (M.DPORT | M.SPORT | M.TCPFLAGS | M.ICMP)) !== 0 && pkt.isLaterFragment) return false;
+  if ((p & L4_HEADER) !== 0 && pkt.isLaterFragment) return false;
   if ((p & M.DPORT) !== 0 && portIn(rs.portRanges, r.dportOff, r.dportCnt, pkt.dport) === ((n & M.DPORT) !== 0)) {
     return false;
   }
   if ((p & M.SPORT) !== 0 && portIn(rs.portRanges, r.sportOff, r.sportCnt, pkt.sport) === ((n & M.SPORT) !== 0)) {
     return false;
   }
+  if ((p & ~G_L4) === 0) return true;
   if ((p & M.SRC) !== 0) {
     const a = pkt.src;
     const hit =
@@ -57,6 +66,7 @@ export function ruleMatches(
       (r.family === 4 || ((a[1] & r.dstM1) === r.dst1 && (a[2] & r.dstM2) === r.dst2 && (a[3] & r.dstM3) === r.dst3));
     if (hit === ((n & M.DST) !== 0)) return false;
   }
+  if ((p & ~G_ADDR) === 0) return true;
   if ((p & M.SRCSET) !== 0 && rs.sets[r.srcSet].hasAddr(pkt.family, pkt.src) === ((n & M.SRCSET) !== 0)) return false;
   if ((p & M.DSTSET) !== 0 && rs.sets[r.dstSet].hasAddr(pkt.family, pkt.dst) === ((n & M.DSTSET) !== 0)) return false;
   if ((p & M.IN) !== 0 && rs.ifaces.matches(meta.inIf, r.inPat, meta.now) === ((n & M.IN) !== 0)) return false;
