@@ -1,10 +1,25 @@
 /**
- * Per-entry TCP tracking state as a struct of typed arrays, indexed by the conntrack table's slot,
- * so that millions of entries cost no objects and no GC. The fields are those of the kernel's
- * struct ip_ct_tcp / ip_ct_tcp_state (include/net/netfilter/nf_conntrack_tcp.h); per-direction
- * fields are indexed slot * 2 + dir.
+ * Per-entry TCP tracking state, indexed by the conntrack table's slot, so that millions of entries
+ * cost no objects and no GC. The fields are those of the kernel's struct ip_ct_tcp /
+ * ip_ct_tcp_state (include/net/netfilter/nf_conntrack_tcp.h).
  *
- * Cost: 57 bytes per entry (TCP_BYTES_PER_ENTRY), well inside the 256-byte budget of a whole entry.
+ * Layout: an array of structs, one 64-byte record (16 32-bit words) per slot in a single
+ * ArrayBuffer, viewed as words (u32) and bytes (u8). A packet touches most of its entry's fields,
+ * and with a struct of separate arrays each field sat in a different cache line: with 100k random
+ * live flows that was one cache miss per field (~17 per packet). One record is one cache line, so
+ * a packet's TCP state costs one miss (two when the record straddles lines; see the alignment note
+ * on the constructor).
+ *
+ *   word  0..1   tdEnd[dir]       W_TD_END + dir       u32[(slot << 4) + W_TD_END + dir]
+ *   word  2..3   tdMaxend[dir]    W_TD_MAXEND + dir
+ *   word  4..5   tdMaxwin[dir]    W_TD_MAXWIN + dir
+ *   word  6..7   tdMaxack[dir]    W_TD_MAXACK + dir
+ *   word  8..11  lastSeq, lastAck, lastEnd, lastWin (W_LAST_*)
+ *   bytes 48..58 state, entryFlags, lastDir, lastIndex, tdScale[2], tdFlags[2], retrans,
+ *                lastWscale, lastFlags (B_*)     u8[slot * 64 + B_STATE]
+ *   bytes 59..63 spare (zero)
+ *
+ * Cost: 64 bytes per entry (TCP_BYTES_PER_ENTRY), inside the 256-byte budget of a whole entry.
  */
 import { TcpState } from './state.js';
 
@@ -52,8 +67,53 @@ export const TcpEntryFlag = {
   TOLERANT_OK_REPLY: 0x10,
 } as const;
 
+/** Words per record: 16 words = 64 bytes = one cache line on x86-64 and most ARM64 cores. */
+export const TCP_RECORD_WORDS = 16;
+/** Bytes per record. */
+export const TCP_RECORD_BYTES = 64;
+
+// Word offsets in a record (index u32 at (slot << 4) + W_*). Per-direction fields: add dir (0/1).
+// slot << 4 stays below 2^30 for every capacity checkCapacity allows (2^26), so the shift is safe;
+// the byte base slot * 64 reaches 2^32 and must not be a shift (slot << 6 goes negative past 2^25).
+/** Per direction: highest seq + len seen from the sender. */
+export const W_TD_END = 0;
+/** Per direction: highest ack + window the receiver allowed the sender (right edge). */
+export const W_TD_MAXEND = 2;
+/** Per direction: largest window the sender advertised. */
+export const W_TD_MAXWIN = 4;
+/** Per direction: highest ack the sender sent (RST sequence check). */
+export const W_TD_MAXACK = 6;
+/** Sequence number of the last segment noted (ignored SYN, or ACK-class retransmission check). */
+export const W_LAST_SEQ = 8;
+/** Ack of the last segment noted (also a challenge ACK answering an ignored SYN). */
+export const W_LAST_ACK = 9;
+/** seq + len of the last segment noted. */
+export const W_LAST_END = 10;
+/** Raw (unscaled, 16-bit) window of the last segment noted. */
+export const W_LAST_WIN = 11;
+
+// Byte offsets in a record (index u8 at slot * 64 + B_*), in words 12..14.
+/** TcpState code. */
+export const B_STATE = 48;
+/** TcpEntryFlag bits. */
+export const B_ENTRY_FLAGS = 49;
+/** Direction of the last segment that passed (or was ignored), 0 or 1. */
+export const B_LAST_DIR = 50;
+/** TcpFlagClass of that segment. */
+export const B_LAST_INDEX = 51;
+/** Per direction (+ dir): window scale shift of the sender (0 unless both SYNs carried the option). */
+export const B_TD_SCALE = 52;
+/** Per direction (+ dir): TcpDirFlag bits. */
+export const B_TD_FLAGS = 54;
+/** Consecutive identical ACK-class segments (retransmissions), saturating at 255. */
+export const B_RETRANS = 56;
+/** Window scale of the last ignored SYN. */
+export const B_LAST_WSCALE = 57;
+/** TcpDirFlag / TcpLastFlag bits of the last ignored SYN, and the simultaneous-open mark. */
+export const B_LAST_FLAGS = 58;
+
 /** Bytes of typed-array storage per entry. */
-export const TCP_BYTES_PER_ENTRY = 57;
+export const TCP_BYTES_PER_ENTRY = TCP_RECORD_BYTES;
 /** Words written by exportEntry / read by importEntry. The layout is documented on exportEntry. */
 export const TCP_EXPORT_WORDS = 15;
 
@@ -92,61 +152,47 @@ function checkCapacity(capacity: number, what: string): void {
   }
 }
 
+
 export class TcpStateStore {
   /** Slots available. */
   capacity: number;
-  /** TcpState code per slot. */
-  state: Uint8Array;
-  /** TcpEntryFlag bits per slot. */
-  entryFlags: Uint8Array;
-  /** Direction of the last segment that passed (or was ignored), 0 or 1. */
-  lastDir: Uint8Array;
-  /** TcpFlagClass of that segment. */
-  lastIndex: Uint8Array;
-  /** Consecutive identical ACK-class segments (retransmissions), saturating at 255. */
-  retrans: Uint8Array;
-  /** Window scale of the last ignored SYN. */
-  lastWscale: Uint8Array;
-  /** TcpDirFlag / TcpLastFlag bits of the last ignored SYN, and the simultaneous-open mark. */
-  lastFlags: Uint8Array;
-  /** Raw (unscaled) window of the last segment noted. */
-  lastWin: Uint16Array;
-  lastSeq: Uint32Array;
-  lastAck: Uint32Array;
-  lastEnd: Uint32Array;
-  /** Per direction (slot*2+dir): highest seq + len seen from the sender. */
-  tdEnd: Uint32Array;
-  /** Per direction: highest ack + window the receiver allowed the sender (right edge). */
-  tdMaxend: Uint32Array;
-  /** Per direction: largest window the sender advertised. */
-  tdMaxwin: Uint32Array;
-  /** Per direction: highest ack the sender sent (RST sequence check). */
-  tdMaxack: Uint32Array;
-  /** Per direction: window scale shift of the sender (0 unless both SYNs carried the option). */
-  tdScale: Uint8Array;
-  /** Per direction: TcpDirFlag bits. */
-  tdFlags: Uint8Array;
+  /** The records: capacity * TCP_RECORD_BYTES bytes. Replaced by grow(). */
+  buffer: ArrayBuffer;
+  /** Word view of buffer: slot s's word field W_X is u32[(s << 4) + W_X]. Replaced by grow(). */
+  u32: Uint32Array;
+  /** Byte view of buffer: slot s's byte field B_X is u8[s * 64 + B_X]. Replaced by grow(). */
+  u8: Uint8Array;
 
+  /**
+   * Alignment: a record is one cache line only if the buffer starts on a 64-byte boundary, which JS
+   * cannot ask for. glibc hands large blocks out 16 bytes past a page boundary, so there each record
+   * straddles two lines (bytes 0..47 and 48..63); that is still 2 lines per packet instead of ~17,
+   * and shifting the views by a guessed 48 bytes measured only ~6% more (see the commit message).
+   */
   constructor(capacity: number) {
     checkCapacity(capacity, 'TcpStateStore');
     this.capacity = capacity;
-    this.state = new Uint8Array(capacity);
-    this.entryFlags = new Uint8Array(capacity);
-    this.lastDir = new Uint8Array(capacity);
-    this.lastIndex = new Uint8Array(capacity);
-    this.retrans = new Uint8Array(capacity);
-    this.lastWscale = new Uint8Array(capacity);
-    this.lastFlags = new Uint8Array(capacity);
-    this.lastWin = new Uint16Array(capacity);
-    this.lastSeq = new Uint32Array(capacity);
-    this.lastAck = new Uint32Array(capacity);
-    this.lastEnd = new Uint32Array(capacity);
-    this.tdEnd = new Uint32Array(capacity * 2);
-    this.tdMaxend = new Uint32Array(capacity * 2);
-    this.tdMaxwin = new Uint32Array(capacity * 2);
-    this.tdMaxack = new Uint32Array(capacity * 2);
-    this.tdScale = new Uint8Array(capacity * 2);
-    this.tdFlags = new Uint8Array(capacity * 2);
+    this.buffer = new ArrayBuffer(capacity * TCP_RECORD_BYTES);
+    this.u32 = new Uint32Array(this.buffer);
+    this.u8 = new Uint8Array(this.buffer);
+  }
+
+  /**
+   * TcpState code of a slot. For code outside the tracker (formatting, the table, tests); the
+   * tracker's hot paths index u8 themselves from a record base computed once.
+   */
+  stateOf(slot: number): number {
+    return this.u8[slot * TCP_RECORD_BYTES + B_STATE];
+  }
+
+  /** Word field W_X (+ dir) of a slot; for tests and tooling, not per-packet code. */
+  wordOf(slot: number, w: number): number {
+    return this.u32[(slot << 4) + w];
+  }
+
+  /** Byte field B_X (+ dir) of a slot; for tests and tooling, not per-packet code. */
+  byteOf(slot: number, b: number): number {
+    return this.u8[slot * TCP_RECORD_BYTES + b];
   }
 
   /** Enlarge to newCapacity slots, keeping every entry. Not for the hot path: it copies everything. */
@@ -157,91 +203,49 @@ export class TcpStateStore {
         `TcpStateStore.grow: ${newCapacity} is below the current capacity ${this.capacity}; a store never shrinks, make a new one`,
       );
     }
-    const n = newCapacity;
-    this.state = growU8(this.state, n);
-    this.entryFlags = growU8(this.entryFlags, n);
-    this.lastDir = growU8(this.lastDir, n);
-    this.lastIndex = growU8(this.lastIndex, n);
-    this.retrans = growU8(this.retrans, n);
-    this.lastWscale = growU8(this.lastWscale, n);
-    this.lastFlags = growU8(this.lastFlags, n);
-    const lastWin = new Uint16Array(n);
-    lastWin.set(this.lastWin);
-    this.lastWin = lastWin;
-    this.lastSeq = growU32(this.lastSeq, n);
-    this.lastAck = growU32(this.lastAck, n);
-    this.lastEnd = growU32(this.lastEnd, n);
-    this.tdEnd = growU32(this.tdEnd, n * 2);
-    this.tdMaxend = growU32(this.tdMaxend, n * 2);
-    this.tdMaxwin = growU32(this.tdMaxwin, n * 2);
-    this.tdMaxack = growU32(this.tdMaxack, n * 2);
-    this.tdScale = growU8(this.tdScale, n * 2);
-    this.tdFlags = growU8(this.tdFlags, n * 2);
-    this.capacity = n;
+    const buffer = new ArrayBuffer(newCapacity * TCP_RECORD_BYTES);
+    const u32 = new Uint32Array(buffer);
+    u32.set(this.u32);
+    this.buffer = buffer;
+    this.u32 = u32;
+    this.u8 = new Uint8Array(buffer);
+    this.capacity = newCapacity;
   }
 
   /** Reset a slot to all zeroes (state NONE), as the kernel's memset in tcp_new. */
   clear(slot: number): void {
-    this.state[slot] = TcpState.NONE;
-    this.entryFlags[slot] = 0;
-    this.lastDir[slot] = 0;
-    this.lastIndex[slot] = 0;
-    this.retrans[slot] = 0;
-    this.lastWscale[slot] = 0;
-    this.lastFlags[slot] = 0;
-    this.lastWin[slot] = 0;
-    this.lastSeq[slot] = 0;
-    this.lastAck[slot] = 0;
-    this.lastEnd[slot] = 0;
-    this.clearDir(slot * 2);
-    this.clearDir(slot * 2 + 1);
+    // 16 plain stores: cheaper than a fill() call for one record, and they clear the spare bytes too.
+    const u32 = this.u32;
+    const b = slot << 4;
+    for (let i = 0; i < TCP_RECORD_WORDS; i++) u32[b + i] = 0;
   }
 
-  /** Reset one direction's window data (index slot*2+dir), keeping BE_LIBERAL (kernel's nf_ct_tcp_state_reset). */
-  resetDir(d: number): void {
-    this.tdEnd[d] = 0;
-    this.tdMaxend[d] = 0;
-    this.tdMaxwin[d] = 0;
-    this.tdMaxack[d] = 0;
-    this.tdScale[d] = 0;
-    this.tdFlags[d] &= TcpDirFlag.BE_LIBERAL;
-  }
-
-  private clearDir(d: number): void {
-    this.resetDir(d);
-    this.tdFlags[d] = 0;
+  /** Reset one direction's window data, keeping BE_LIBERAL (kernel's nf_ct_tcp_state_reset). */
+  resetDir(slot: number, dir: number): void {
+    const u32 = this.u32;
+    const u8 = this.u8;
+    const w = (slot << 4) + dir;
+    const p = slot * TCP_RECORD_BYTES + dir;
+    u32[w + W_TD_END] = 0;
+    u32[w + W_TD_MAXEND] = 0;
+    u32[w + W_TD_MAXWIN] = 0;
+    u32[w + W_TD_MAXACK] = 0;
+    u8[p + B_TD_SCALE] = 0;
+    u8[p + B_TD_FLAGS] &= TcpDirFlag.BE_LIBERAL;
   }
 
   /** Copy every field of one slot to another (the table moving an entry). */
   copyEntry(fromSlot: number, toSlot: number): void {
-    const f = fromSlot;
-    const t = toSlot;
-    this.state[t] = this.state[f];
-    this.entryFlags[t] = this.entryFlags[f];
-    this.lastDir[t] = this.lastDir[f];
-    this.lastIndex[t] = this.lastIndex[f];
-    this.retrans[t] = this.retrans[f];
-    this.lastWscale[t] = this.lastWscale[f];
-    this.lastFlags[t] = this.lastFlags[f];
-    this.lastWin[t] = this.lastWin[f];
-    this.lastSeq[t] = this.lastSeq[f];
-    this.lastAck[t] = this.lastAck[f];
-    this.lastEnd[t] = this.lastEnd[f];
-    for (let dir = 0; dir < 2; dir++) {
-      const fd = f * 2 + dir;
-      const td = t * 2 + dir;
-      this.tdEnd[td] = this.tdEnd[fd];
-      this.tdMaxend[td] = this.tdMaxend[fd];
-      this.tdMaxwin[td] = this.tdMaxwin[fd];
-      this.tdMaxack[td] = this.tdMaxack[fd];
-      this.tdScale[td] = this.tdScale[fd];
-      this.tdFlags[td] = this.tdFlags[fd];
-    }
+    const u32 = this.u32;
+    const f = fromSlot << 4;
+    const t = toSlot << 4;
+    for (let i = 0; i < TCP_RECORD_WORDS; i++) u32[t + i] = u32[f + i];
   }
 
   /**
-   * Write the entry as TCP_EXPORT_WORDS 32-bit words at into[offset..], for replication. Layout
-   * (little fields packed low byte first):
+   * Write the entry as TCP_EXPORT_WORDS 32-bit words at into[offset..], for replication. The wire
+   * layout is independent of the record layout (and of host byte order); little fields are packed
+   * low byte first:
    *   0: state | entryFlags << 8 | lastDir << 16 | lastIndex << 24
    *   1: tdScale[orig] | tdFlags[orig] << 8 | tdScale[reply] << 16 | tdFlags[reply] << 24
    *   2: retrans | lastWscale << 8 | lastFlags << 16
@@ -251,23 +255,25 @@ export class TcpStateStore {
    *   12: lastSeq   13: lastAck   14: lastEnd
    */
   exportEntry(slot: number, into: Uint32Array, offset: number): void {
-    const o = slot * 2;
-    const r = o + 1;
-    into[offset] = this.state[slot] | (this.entryFlags[slot] << 8) | (this.lastDir[slot] << 16) | (this.lastIndex[slot] << 24);
-    into[offset + 1] = this.tdScale[o] | (this.tdFlags[o] << 8) | (this.tdScale[r] << 16) | (this.tdFlags[r] << 24);
-    into[offset + 2] = this.retrans[slot] | (this.lastWscale[slot] << 8) | (this.lastFlags[slot] << 16);
-    into[offset + 3] = this.lastWin[slot];
-    into[offset + 4] = this.tdEnd[o];
-    into[offset + 5] = this.tdMaxend[o];
-    into[offset + 6] = this.tdMaxwin[o];
-    into[offset + 7] = this.tdMaxack[o];
-    into[offset + 8] = this.tdEnd[r];
-    into[offset + 9] = this.tdMaxend[r];
-    into[offset + 10] = this.tdMaxwin[r];
-    into[offset + 11] = this.tdMaxack[r];
-    into[offset + 12] = this.lastSeq[slot];
-    into[offset + 13] = this.lastAck[slot];
-    into[offset + 14] = this.lastEnd[slot];
+    const u32 = this.u32;
+    const u8 = this.u8;
+    const b = slot << 4;
+    const p = slot * TCP_RECORD_BYTES;
+    into[offset] = u8[p + B_STATE] | (u8[p + B_ENTRY_FLAGS] << 8) | (u8[p + B_LAST_DIR] << 16) | (u8[p + B_LAST_INDEX] << 24);
+    into[offset + 1] =
+      u8[p + B_TD_SCALE] | (u8[p + B_TD_FLAGS] << 8) | (u8[p + B_TD_SCALE + 1] << 16) | (u8[p + B_TD_FLAGS + 1] << 24);
+    into[offset + 2] = u8[p + B_RETRANS] | (u8[p + B_LAST_WSCALE] << 8) | (u8[p + B_LAST_FLAGS] << 16);
+    into[offset + 3] = u32[b + W_LAST_WIN];
+    for (let dir = 0; dir < 2; dir++) {
+      const o = offset + 4 + dir * 4;
+      into[o] = u32[b + W_TD_END + dir];
+      into[o + 1] = u32[b + W_TD_MAXEND + dir];
+      into[o + 2] = u32[b + W_TD_MAXWIN + dir];
+      into[o + 3] = u32[b + W_TD_MAXACK + dir];
+    }
+    into[offset + 12] = u32[b + W_LAST_SEQ];
+    into[offset + 13] = u32[b + W_LAST_ACK];
+    into[offset + 14] = u32[b + W_LAST_END];
   }
 
   /**
@@ -299,42 +305,33 @@ export class TcpStateStore {
         `importEntry: words 2-3 (${w2 >>> 0}, ${w3 >>> 0}) have bits set that no version writes; the peer runs an incompatible version or the data is corrupt`,
       );
     }
-    const o = slot * 2;
-    const r = o + 1;
-    this.state[slot] = state;
-    this.entryFlags[slot] = (w0 >>> 8) & 0xff;
-    this.lastDir[slot] = lastDir;
-    this.lastIndex[slot] = lastIndex;
-    this.tdScale[o] = scaleO;
-    this.tdFlags[o] = (w1 >>> 8) & 0xff;
-    this.tdScale[r] = scaleR;
-    this.tdFlags[r] = w1 >>> 24;
-    this.retrans[slot] = w2 & 0xff;
-    this.lastWscale[slot] = (w2 >>> 8) & 0xff;
-    this.lastFlags[slot] = (w2 >>> 16) & 0xff;
-    this.lastWin[slot] = w3;
-    this.tdEnd[o] = from[offset + 4];
-    this.tdMaxend[o] = from[offset + 5];
-    this.tdMaxwin[o] = from[offset + 6];
-    this.tdMaxack[o] = from[offset + 7];
-    this.tdEnd[r] = from[offset + 8];
-    this.tdMaxend[r] = from[offset + 9];
-    this.tdMaxwin[r] = from[offset + 10];
-    this.tdMaxack[r] = from[offset + 11];
-    this.lastSeq[slot] = from[offset + 12];
-    this.lastAck[slot] = from[offset + 13];
-    this.lastEnd[slot] = from[offset + 14];
+    const u32 = this.u32;
+    const u8 = this.u8;
+    const b = slot << 4;
+    const p = slot * TCP_RECORD_BYTES;
+    // Start from a zero record so the spare bytes stay zero whatever the slot held.
+    this.clear(slot);
+    u8[p + B_STATE] = state;
+    u8[p + B_ENTRY_FLAGS] = (w0 >>> 8) & 0xff;
+    u8[p + B_LAST_DIR] = lastDir;
+    u8[p + B_LAST_INDEX] = lastIndex;
+    u8[p + B_TD_SCALE] = scaleO;
+    u8[p + B_TD_FLAGS] = (w1 >>> 8) & 0xff;
+    u8[p + B_TD_SCALE + 1] = scaleR;
+    u8[p + B_TD_FLAGS + 1] = w1 >>> 24;
+    u8[p + B_RETRANS] = w2 & 0xff;
+    u8[p + B_LAST_WSCALE] = (w2 >>> 8) & 0xff;
+    u8[p + B_LAST_FLAGS] = (w2 >>> 16) & 0xff;
+    u32[b + W_LAST_WIN] = w3;
+    for (let dir = 0; dir < 2; dir++) {
+      const o = offset + 4 + dir * 4;
+      u32[b + W_TD_END + dir] = from[o];
+      u32[b + W_TD_MAXEND + dir] = from[o + 1];
+      u32[b + W_TD_MAXWIN + dir] = from[o + 2];
+      u32[b + W_TD_MAXACK + dir] = from[o + 3];
+    }
+    u32[b + W_LAST_SEQ] = from[offset + 12];
+    u32[b + W_LAST_ACK] = from[offset + 13];
+    u32[b + W_LAST_END] = from[offset + 14];
   }
-}
-
-function growU8(a: Uint8Array, n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  b.set(a);
-  return b;
-}
-
-function growU32(a: Uint32Array, n: number): Uint32Array {
-  const b = new Uint32Array(n);
-  b.set(a);
-  return b;
 }

@@ -19,11 +19,36 @@
  *
  * Sequence numbers are 32-bit and wrap (RFC 793 3.3): every comparison goes through before/after,
  * every sum through >>> 0.
+ *
+ * Store access (see tcp-store.ts): the entry is one 64-byte record. Per segment the record's word
+ * base b = slot << 4 and byte base p = slot * 64 are computed once; a direction's fields are then
+ * at u32[s + W_TD_*] / u8[ps + B_TD_*] with s = b + dir, ps = p + dir (sender) and r, pr likewise
+ * for the receiver (dir ^ 1).
  */
 import { TcpFlag, type PacketFields } from '../packet/fields.js';
 import { TcpState } from './state.js';
 import { TcpFlagClass } from './tcp-states.js';
-import { TCP_MAX_WSCALE, TcpDirFlag, TcpEntryFlag, type TcpStateStore } from './tcp-store.js';
+import {
+  B_ENTRY_FLAGS,
+  B_LAST_DIR,
+  B_RETRANS,
+  B_STATE,
+  B_TD_FLAGS,
+  B_TD_SCALE,
+  TCP_MAX_WSCALE,
+  TCP_RECORD_BYTES,
+  TcpDirFlag,
+  TcpEntryFlag,
+  W_LAST_ACK,
+  W_LAST_END,
+  W_LAST_SEQ,
+  W_LAST_WIN,
+  W_TD_END,
+  W_TD_MAXACK,
+  W_TD_MAXEND,
+  W_TD_MAXWIN,
+  type TcpStateStore,
+} from './tcp-store.js';
 
 /** The segment fields the tracker reads. Plain objects do in tests. */
 export type TcpSegment = Pick<
@@ -111,14 +136,18 @@ const OK = TcpDetail.NONE;
  * Take a SYN's options into a direction's data (kernel's tcp_options): window scale (capped at
  * 14, RFC 7323 2.3) and SACK-permitted. Other flags are cleared, BE_LIBERAL kept.
  */
-export function learnSynOptions(store: TcpStateStore, d: number, seg: TcpSegment): void {
-  store.tdScale[d] = 0;
-  store.tdFlags[d] &= TcpDirFlag.BE_LIBERAL;
-  if (seg.tcpSackPermitted) store.tdFlags[d] |= TcpDirFlag.SACK_PERM;
+export function learnSynOptions(store: TcpStateStore, slot: number, dir: number, seg: TcpSegment): void {
+  const u8 = store.u8;
+  const pd = slot * TCP_RECORD_BYTES + dir;
+  let flags = u8[pd + B_TD_FLAGS] & TcpDirFlag.BE_LIBERAL;
+  let scale = 0;
+  if (seg.tcpSackPermitted) flags |= TcpDirFlag.SACK_PERM;
   if (seg.tcpWscale >= 0) {
-    store.tdScale[d] = seg.tcpWscale > TCP_MAX_WSCALE ? TCP_MAX_WSCALE : seg.tcpWscale;
-    store.tdFlags[d] |= TcpDirFlag.WINDOW_SCALE;
+    scale = seg.tcpWscale > TCP_MAX_WSCALE ? TCP_MAX_WSCALE : seg.tcpWscale;
+    flags |= TcpDirFlag.WINDOW_SCALE;
   }
+  u8[pd + B_TD_SCALE] = scale;
+  u8[pd + B_TD_FLAGS] = flags;
 }
 
 /**
@@ -134,50 +163,56 @@ export class TcpWindowChecker {
    * tcp_in_window). Returns a WindowAction. The entry's state must still be the old state.
    */
   check(store: TcpStateStore, slot: number, dir: number, index: number, seg: TcpSegment, liberal: boolean): number {
-    const s = slot * 2 + dir;
-    const r = slot * 2 + (dir ^ 1);
+    const u32 = store.u32;
+    const u8 = store.u8;
+    const b = slot << 4;
+    const p = slot * TCP_RECORD_BYTES;
+    const s = b + dir;
+    const r = b + (dir ^ 1);
+    const ps = p + dir;
+    const pr = p + (dir ^ 1);
     const flags = seg.tcpFlags;
     const isSyn = (flags & TcpFlag.SYN) !== 0;
     const isAck = (flags & TcpFlag.ACK) !== 0;
     const isRst = (flags & TcpFlag.RST) !== 0;
     const winRaw = seg.tcpWindow & 0xffff;
-    const state = store.state[slot];
+    const state = u8[p + B_STATE];
     let seq = seg.tcpSeq >>> 0;
     let ack = seg.tcpAck >>> 0;
     let end = segmentEnd(seg);
     this.detail = OK;
 
-    if (store.tdMaxwin[s] === 0) {
+    if (u32[s + W_TD_MAXWIN] === 0) {
       if (isSyn) {
         // SYN/ACK answering the SYN, or the reply's SYN in a simultaneous open.
-        this.initSender(store, s, r, seg, end, winRaw, dir);
+        this.initSender(store, slot, s, ps, pr, seg, end, winRaw, dir);
         if (!isAck) return WindowAction.ACCEPT; // simultaneous open: nothing to check against yet
       } else {
         // Mid-stream: the history is lost to us, so learn what we can from this segment.
-        this.pickupSender(store, s, r, end, winRaw, ack);
+        this.pickupSender(u32, s, r, u8[ps + B_TD_SCALE], end, winRaw, ack);
       }
-    } else if (isSyn && seqAfter(end, store.tdEnd[s]) && (state === TcpState.SYN_SENT || state === TcpState.SYN_RECV)) {
+    } else if (isSyn && seqAfter(end, u32[s + W_TD_END]) && (state === TcpState.SYN_SENT || state === TcpState.SYN_RECV)) {
       // RFC 793 3.4: a restarted TCP "need not wait at all; it must only be sure to use sequence
       // numbers larger than those recently used": re-learn this direction from the new SYN(/ACK).
-      this.initSender(store, s, r, seg, end, winRaw, dir);
+      this.initSender(store, slot, s, ps, pr, seg, end, winRaw, dir);
       if (dir === 1 && !isAck) return WindowAction.ACCEPT;
     }
 
     if (!isAck) {
       // No ACK: pretend it acknowledged everything (nothing to check).
-      ack = store.tdEnd[r];
+      ack = u32[r + W_TD_END];
     } else if (isRst && ack === 0) {
       // Broken stacks set ACK on a RST with a zero ack value.
-      ack = store.tdEnd[r];
+      ack = u32[r + W_TD_END];
     }
     if (isRst && seq === 0 && state === TcpState.SYN_SENT) {
       // RST answering a SYN (RFC 793 3.4, reset generation for a SYN_SENT peer).
-      seq = store.tdEnd[s];
+      seq = u32[s + W_TD_END];
       end = seq;
     }
 
-    let res = this.bounds(store, s, r, seq, end, ack);
-    const tolerant = (store.entryFlags[slot] & TcpEntryFlag.TOLERANT) !== 0;
+    let res = this.bounds(u32, s, r, seq, end, ack);
+    const tolerant = (u8[p + B_ENTRY_FLAGS] & TcpEntryFlag.TOLERANT) !== 0;
     if (res !== OK) {
       if (tolerant) {
         if (isRst) {
@@ -186,19 +221,19 @@ export class TcpWindowChecker {
           this.detail = TcpDetail.TOLERANT_RST;
           return WindowAction.IGNORE;
         }
-        this.relearn(store, s, r, end, isSyn ? winRaw : (winRaw << store.tdScale[s]) >>> 0, ack);
-        store.entryFlags[slot] &= ~(TcpEntryFlag.TOLERANT_OK_ORIGINAL | TcpEntryFlag.TOLERANT_OK_REPLY);
+        this.relearn(u32, s, r, end, isSyn ? winRaw : (winRaw << u8[ps + B_TD_SCALE]) >>> 0, ack);
+        u8[p + B_ENTRY_FLAGS] &= ~(TcpEntryFlag.TOLERANT_OK_ORIGINAL | TcpEntryFlag.TOLERANT_OK_REPLY);
         this.detail = TcpDetail.TOLERANT_RELEARN;
-        res = this.bounds(store, s, r, seq, end, ack);
+        res = this.bounds(u32, s, r, seq, end, ack);
         if (res !== OK) return WindowAction.ACCEPT; // never reject while tolerant
       } else {
         if (res === TcpDetail.OVERSHOOT) {
           // Work around TCPs that send more than the window allows: learn td_end anyway, so
           // that the receiver's ACK of these bytes passes III later.
-          store.tdEnd[s] = end;
-          store.tdFlags[s] |= TcpDirFlag.DATA_UNACKNOWLEDGED;
+          u32[s + W_TD_END] = end;
+          u8[ps + B_TD_FLAGS] |= TcpDirFlag.DATA_UNACKNOWLEDGED;
         }
-        if (liberal || (store.tdFlags[s] & TcpDirFlag.BE_LIBERAL) !== 0) {
+        if (liberal || (u8[ps + B_TD_FLAGS] & TcpDirFlag.BE_LIBERAL) !== 0) {
           this.detail = TcpDetail.LIBERAL;
           return WindowAction.ACCEPT; // as the kernel: accepted, but nothing learnt
         }
@@ -208,20 +243,21 @@ export class TcpWindowChecker {
           : WindowAction.IGNORE;
       }
     } else if (tolerant) {
-      this.confirmTolerant(store, slot, dir);
+      this.confirmTolerant(u8, p, dir);
     }
 
-    this.learn(store, slot, s, r, dir, index, isSyn, isAck, seq, end, ack, winRaw);
+    this.learn(u32, u8, b, p, s, r, ps, pr, dir, index, isSyn, isAck, seq, end, ack, winRaw);
     return WindowAction.ACCEPT;
   }
 
   /** The four bounds; returns OK or the TcpDetail of the first that fails. Pure. */
-  private bounds(store: TcpStateStore, s: number, r: number, seq: number, end: number, ack: number): number {
-    const sEnd = store.tdEnd[s];
-    const sMaxend = store.tdMaxend[s];
-    const rEnd = store.tdEnd[r];
-    const rMaxwin = store.tdMaxwin[r];
-    const maxAckWin = store.tdMaxwin[s] > MAX_ACK_WINDOW_CONST ? store.tdMaxwin[s] : MAX_ACK_WINDOW_CONST;
+  private bounds(u32: Uint32Array, s: number, r: number, seq: number, end: number, ack: number): number {
+    const sEnd = u32[s + W_TD_END];
+    const sMaxend = u32[s + W_TD_MAXEND];
+    const sMaxwin = u32[s + W_TD_MAXWIN];
+    const rEnd = u32[r + W_TD_END];
+    const rMaxwin = u32[r + W_TD_MAXWIN];
+    const maxAckWin = sMaxwin > MAX_ACK_WINDOW_CONST ? sMaxwin : MAX_ACK_WINDOW_CONST;
     if (!seqBefore(seq, (sMaxend + 1) >>> 0)) {
       const overshot = (end - sMaxend + 1) >>> 0;
       if (
@@ -243,10 +279,14 @@ export class TcpWindowChecker {
 
   /** Update both directions' data from an accepted segment (second half of tcp_in_window). */
   private learn(
-    store: TcpStateStore,
-    slot: number,
+    u32: Uint32Array,
+    u8: Uint8Array,
+    b: number,
+    p: number,
     s: number,
     r: number,
+    ps: number,
+    pr: number,
     dir: number,
     index: number,
     isSyn: boolean,
@@ -257,81 +297,94 @@ export class TcpWindowChecker {
     winRaw: number,
   ): void {
     // RFC 7323 2.2: the window field of a SYN is never scaled.
-    const win = isSyn ? winRaw : (winRaw << store.tdScale[s]) >>> 0;
-    if (store.tdMaxwin[s] < win) store.tdMaxwin[s] = win;
-    if (seqAfter(end, store.tdEnd[s])) {
-      store.tdEnd[s] = end;
-      store.tdFlags[s] |= TcpDirFlag.DATA_UNACKNOWLEDGED;
+    const win = isSyn ? winRaw : (winRaw << u8[ps + B_TD_SCALE]) >>> 0;
+    if (u32[s + W_TD_MAXWIN] < win) u32[s + W_TD_MAXWIN] = win;
+    if (seqAfter(end, u32[s + W_TD_END])) {
+      u32[s + W_TD_END] = end;
+      u8[ps + B_TD_FLAGS] |= TcpDirFlag.DATA_UNACKNOWLEDGED;
     }
     if (isAck) {
-      if ((store.tdFlags[s] & TcpDirFlag.MAXACK_SET) === 0) {
-        store.tdMaxack[s] = ack;
-        store.tdFlags[s] |= TcpDirFlag.MAXACK_SET;
-      } else if (seqAfter(ack, store.tdMaxack[s])) {
-        store.tdMaxack[s] = ack;
+      if ((u8[ps + B_TD_FLAGS] & TcpDirFlag.MAXACK_SET) === 0) {
+        u32[s + W_TD_MAXACK] = ack;
+        u8[ps + B_TD_FLAGS] |= TcpDirFlag.MAXACK_SET;
+      } else if (seqAfter(ack, u32[s + W_TD_MAXACK])) {
+        u32[s + W_TD_MAXACK] = ack;
       }
     }
     // The receiver accepted bytes past the edge we knew: its window was larger than we thought.
-    if (store.tdMaxwin[r] !== 0 && seqAfter(end, store.tdMaxend[s])) {
-      store.tdMaxwin[r] = (store.tdMaxwin[r] + end - store.tdMaxend[s]) >>> 0;
+    if (u32[r + W_TD_MAXWIN] !== 0 && seqAfter(end, u32[s + W_TD_MAXEND])) {
+      u32[r + W_TD_MAXWIN] = (u32[r + W_TD_MAXWIN] + end - u32[s + W_TD_MAXEND]) >>> 0;
     }
     const edge = (ack + win) >>> 0;
-    if (seqAfter(edge, (store.tdMaxend[r] - 1) >>> 0)) {
+    if (seqAfter(edge, (u32[r + W_TD_MAXEND] - 1) >>> 0)) {
       // A zero window still admits a one-byte probe (RFC 1122 4.2.2.17).
-      store.tdMaxend[r] = win === 0 ? (edge + 1) >>> 0 : edge;
+      u32[r + W_TD_MAXEND] = win === 0 ? (edge + 1) >>> 0 : edge;
     }
-    if (ack === store.tdEnd[r]) store.tdFlags[r] &= ~TcpDirFlag.DATA_UNACKNOWLEDGED;
+    if (ack === u32[r + W_TD_END]) u8[pr + B_TD_FLAGS] &= ~TcpDirFlag.DATA_UNACKNOWLEDGED;
 
     // Retransmissions: the same ACK-class segment again and again means the peer is gone.
     if (index === TcpFlagClass.ACK) {
       if (
-        store.lastDir[slot] === dir &&
-        store.lastSeq[slot] === seq &&
-        store.lastAck[slot] === ack &&
-        store.lastEnd[slot] === end &&
-        store.lastWin[slot] === winRaw
+        u8[p + B_LAST_DIR] === dir &&
+        u32[b + W_LAST_SEQ] === seq &&
+        u32[b + W_LAST_ACK] === ack &&
+        u32[b + W_LAST_END] === end &&
+        u32[b + W_LAST_WIN] === winRaw
       ) {
-        if (store.retrans[slot] < 255) store.retrans[slot]++;
+        if (u8[p + B_RETRANS] < 255) u8[p + B_RETRANS]++;
       } else {
-        store.lastDir[slot] = dir;
-        store.lastSeq[slot] = seq;
-        store.lastAck[slot] = ack;
-        store.lastEnd[slot] = end;
-        store.lastWin[slot] = winRaw;
-        store.retrans[slot] = 0;
+        u8[p + B_LAST_DIR] = dir;
+        u32[b + W_LAST_SEQ] = seq;
+        u32[b + W_LAST_ACK] = ack;
+        u32[b + W_LAST_END] = end;
+        u32[b + W_LAST_WIN] = winRaw;
+        u8[p + B_RETRANS] = 0;
       }
     }
   }
 
   /** First SYN(/ACK) of a direction (kernel's tcp_init_sender). */
-  private initSender(store: TcpStateStore, s: number, r: number, seg: TcpSegment, end: number, win: number, dir: number): void {
-    store.tdEnd[s] = end;
-    store.tdMaxend[s] = end;
-    store.tdMaxwin[s] = win === 0 ? 1 : win;
-    learnSynOptions(store, s, seg);
+  private initSender(
+    store: TcpStateStore,
+    slot: number,
+    s: number,
+    ps: number,
+    pr: number,
+    seg: TcpSegment,
+    end: number,
+    win: number,
+    dir: number,
+  ): void {
+    const u32 = store.u32;
+    const u8 = store.u8;
+    u32[s + W_TD_END] = end;
+    u32[s + W_TD_MAXEND] = end;
+    u32[s + W_TD_MAXWIN] = win === 0 ? 1 : win;
+    learnSynOptions(store, slot, dir, seg);
     // RFC 7323 2.2: scaling applies only when both SYNs carried the option.
     if (
       dir === 1 &&
-      !((store.tdFlags[s] & TcpDirFlag.WINDOW_SCALE) !== 0 && (store.tdFlags[r] & TcpDirFlag.WINDOW_SCALE) !== 0)
+      !((u8[ps + B_TD_FLAGS] & TcpDirFlag.WINDOW_SCALE) !== 0 && (u8[pr + B_TD_FLAGS] & TcpDirFlag.WINDOW_SCALE) !== 0)
     ) {
-      store.tdScale[s] = 0;
-      store.tdScale[r] = 0;
+      u8[ps + B_TD_SCALE] = 0;
+      u8[pr + B_TD_SCALE] = 0;
     }
   }
 
   /** First segment of a direction seen mid-stream (loose pickup, kernel's "history is lost" branch). */
-  private pickupSender(store: TcpStateStore, s: number, r: number, end: number, winRaw: number, ack: number): void {
-    store.tdEnd[s] = end;
-    const swin = (winRaw << store.tdScale[s]) >>> 0;
-    store.tdMaxwin[s] = swin === 0 ? 1 : swin;
-    store.tdMaxend[s] = (end + store.tdMaxwin[s]) >>> 0;
-    if (store.tdMaxwin[r] === 0) {
+  private pickupSender(u32: Uint32Array, s: number, r: number, scale: number, end: number, winRaw: number, ack: number): void {
+    u32[s + W_TD_END] = end;
+    const swin = (winRaw << scale) >>> 0;
+    const maxwin = swin === 0 ? 1 : swin;
+    u32[s + W_TD_MAXWIN] = maxwin;
+    u32[s + W_TD_MAXEND] = (end + maxwin) >>> 0;
+    if (u32[r + W_TD_MAXWIN] === 0) {
       // Nothing seen from the other side yet: make III and IV pass until it speaks.
-      store.tdEnd[r] = ack;
-      store.tdMaxend[r] = ack;
-    } else if (ack === ((store.tdEnd[r] + 1) >>> 0)) {
+      u32[r + W_TD_END] = ack;
+      u32[r + W_TD_MAXEND] = ack;
+    } else if (ack === ((u32[r + W_TD_END] + 1) >>> 0)) {
       // Likely the answer to a keepalive (one byte below td_end): needed for III.
-      store.tdEnd[r] = ack;
+      u32[r + W_TD_END] = ack;
     }
   }
 
@@ -340,24 +393,26 @@ export class TcpWindowChecker {
    * a takeover). Re-learn the sender as on a pickup, and move the receiver's td_end to the
    * segment's ACK when the ACK lies outside what we believed the receiver had sent.
    */
-  private relearn(store: TcpStateStore, s: number, r: number, end: number, swin: number, ack: number): void {
-    store.tdEnd[s] = end;
-    store.tdMaxwin[s] = swin === 0 ? 1 : swin;
-    store.tdMaxend[s] = (end + store.tdMaxwin[s]) >>> 0;
-    const maxAckWin = store.tdMaxwin[s] > MAX_ACK_WINDOW_CONST ? store.tdMaxwin[s] : MAX_ACK_WINDOW_CONST;
-    const rEnd = store.tdEnd[r];
-    if (store.tdMaxwin[r] === 0 || seqAfter(ack, rEnd) || !seqAfter(ack, (rEnd - maxAckWin - 1) >>> 0)) {
-      store.tdEnd[r] = ack;
-      if (store.tdMaxwin[r] === 0 || seqAfter(ack, store.tdMaxend[r])) store.tdMaxend[r] = ack;
+  private relearn(u32: Uint32Array, s: number, r: number, end: number, swin: number, ack: number): void {
+    const maxwin = swin === 0 ? 1 : swin;
+    u32[s + W_TD_END] = end;
+    u32[s + W_TD_MAXWIN] = maxwin;
+    u32[s + W_TD_MAXEND] = (end + maxwin) >>> 0;
+    const maxAckWin = maxwin > MAX_ACK_WINDOW_CONST ? maxwin : MAX_ACK_WINDOW_CONST;
+    const rEnd = u32[r + W_TD_END];
+    const rMaxwin = u32[r + W_TD_MAXWIN];
+    if (rMaxwin === 0 || seqAfter(ack, rEnd) || !seqAfter(ack, (rEnd - maxAckWin - 1) >>> 0)) {
+      u32[r + W_TD_END] = ack;
+      if (rMaxwin === 0 || seqAfter(ack, u32[r + W_TD_MAXEND])) u32[r + W_TD_MAXEND] = ack;
     }
   }
 
   /** Tolerant mode: this direction passed the strict bounds; once both have, the entry is resynced. */
-  private confirmTolerant(store: TcpStateStore, slot: number, dir: number): void {
+  private confirmTolerant(u8: Uint8Array, p: number, dir: number): void {
     const bit = dir === 0 ? TcpEntryFlag.TOLERANT_OK_ORIGINAL : TcpEntryFlag.TOLERANT_OK_REPLY;
-    let ef = store.entryFlags[slot] | bit;
+    let ef = u8[p + B_ENTRY_FLAGS] | bit;
     const both = TcpEntryFlag.TOLERANT_OK_ORIGINAL | TcpEntryFlag.TOLERANT_OK_REPLY;
     if ((ef & both) === both) ef &= ~(TcpEntryFlag.TOLERANT | both);
-    store.entryFlags[slot] = ef;
+    u8[p + B_ENTRY_FLAGS] = ef;
   }
 }

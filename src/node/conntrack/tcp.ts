@@ -1,8 +1,9 @@
 /**
  * The TCP connection tracker: Linux's nf_conntrack_proto_tcp.c (tcp_new, nf_conntrack_tcp_packet)
- * on our struct-of-arrays store. Per packet it reads the state table (tcp-states.ts), handles the
- * kernel's special cells (ignored segments, reopening, challenge ACKs, simultaneous open, resets),
- * checks the windows (tcp-window.ts) and picks the timeout.
+ * on our array-of-structs store (one 64-byte record per entry, tcp-store.ts). Per packet it reads
+ * the state table (tcp-states.ts), handles the kernel's special cells (ignored segments,
+ * reopening, challenge ACKs, simultaneous open, resets), checks the windows (tcp-window.ts) and
+ * picks the timeout.
  *
  * Nothing here allocates per packet: results are left in the tracker's `last*` fields, valid
  * until the next call.
@@ -24,7 +25,31 @@ import {
   type TcpTrackerOptions,
 } from './tcp-config.js';
 import { TcpFlagClass, TcpTransition, tcpFlagClass, tcpTransition } from './tcp-states.js';
-import { TCP_MAX_WSCALE, TcpDirFlag, TcpEntryFlag, TcpLastFlag, type TcpStateStore } from './tcp-store.js';
+import {
+  B_ENTRY_FLAGS,
+  B_LAST_DIR,
+  B_LAST_FLAGS,
+  B_LAST_INDEX,
+  B_LAST_WSCALE,
+  B_RETRANS,
+  B_STATE,
+  B_TD_FLAGS,
+  B_TD_SCALE,
+  TCP_MAX_WSCALE,
+  TCP_RECORD_BYTES,
+  TcpDirFlag,
+  TcpEntryFlag,
+  TcpLastFlag,
+  W_LAST_ACK,
+  W_LAST_END,
+  W_LAST_SEQ,
+  W_LAST_WIN,
+  W_TD_END,
+  W_TD_MAXACK,
+  W_TD_MAXEND,
+  W_TD_MAXWIN,
+  type TcpStateStore,
+} from './tcp-store.js';
 import {
   TcpDetail,
   TcpWindowChecker,
@@ -125,22 +150,26 @@ export class TcpTracker {
       return false;
     }
     store.clear(slot);
-    const o = slot * 2;
+    const u32 = store.u32;
+    const u8 = store.u8;
+    const b = slot << 4;
+    const p = slot * TCP_RECORD_BYTES;
     const end = segmentEnd(seg);
     const win = seg.tcpWindow & 0xffff;
-    store.tdEnd[o] = end;
-    store.tdMaxwin[o] = win === 0 ? 1 : win;
+    const maxwin = win === 0 ? 1 : win;
+    u32[b + W_TD_END] = end;
+    u32[b + W_TD_MAXWIN] = maxwin;
     if (next === sSS) {
-      store.tdMaxend[o] = end;
-      learnSynOptions(store, o, seg);
+      u32[b + W_TD_MAXEND] = end;
+      learnSynOptions(store, slot, 0, seg);
     } else {
       // Mid-stream: the history is lost; the window scale is unknown, so be liberal about the
       // windows of this connection and assume SACK (kernel's tcp_new).
-      store.tdMaxend[o] = (end + store.tdMaxwin[o]) >>> 0;
-      store.tdFlags[o] = TcpDirFlag.SACK_PERM | TcpDirFlag.BE_LIBERAL;
-      store.tdFlags[o + 1] = TcpDirFlag.SACK_PERM | TcpDirFlag.BE_LIBERAL;
+      u32[b + W_TD_MAXEND] = (end + maxwin) >>> 0;
+      u8[p + B_TD_FLAGS] = TcpDirFlag.SACK_PERM | TcpDirFlag.BE_LIBERAL;
+      u8[p + B_TD_FLAGS + 1] = TcpDirFlag.SACK_PERM | TcpDirFlag.BE_LIBERAL;
     }
-    store.lastIndex[slot] = TcpFlagClass.NONE;
+    u8[p + B_LAST_INDEX] = TcpFlagClass.NONE;
     return true;
   }
 
@@ -150,15 +179,18 @@ export class TcpTracker {
    */
   track(store: TcpStateStore, slot: number, dir: number, seg: TcpSegment, _now: number): number {
     this.resetResult();
-    const stored = store.state[slot];
+    // One record per entry: compute its bases once, index every field from them (tcp-store.ts).
+    const u32 = store.u32;
+    const u8 = store.u8;
+    const b = slot << 4;
+    const p = slot * TCP_RECORD_BYTES;
+    const stored = u8[p + B_STATE];
     let oldState = stored;
     const index = tcpFlagClass(seg.tcpFlags);
     let newState = tcpTransition(dir, index, oldState);
     const ack = seg.tcpAck >>> 0;
     const seq = seg.tcpSeq >>> 0;
-    const o = slot * 2;
-    const s = o + dir;
-    const ef = store.entryFlags[slot];
+    const ef = u8[p + B_ENTRY_FLAGS];
     const tolerant = (ef & TcpEntryFlag.TOLERANT) !== 0;
     let skipWindow = false;
 
@@ -166,8 +198,8 @@ export class TcpTracker {
       // RFC 1122 4.2.2.13: a SYN may reopen a connection in TIME-WAIT (we ignore its conditions,
       // we are in TIME_WAIT anyway). Also a client aborting (RST) and starting over.
       if (
-        ((store.tdFlags[o] | store.tdFlags[o + 1]) & TcpDirFlag.CLOSE_INIT) !== 0 ||
-        (store.lastDir[slot] === dir && store.lastIndex[slot] === TcpFlagClass.RST)
+        ((u8[p + B_TD_FLAGS] | u8[p + B_TD_FLAGS + 1]) & TcpDirFlag.CLOSE_INIT) !== 0 ||
+        (u8[p + B_LAST_DIR] === dir && u8[p + B_LAST_INDEX] === TcpFlagClass.RST)
       ) {
         this.lastDetail = TcpDetail.RESTART;
         this.lastState = stored;
@@ -177,28 +209,29 @@ export class TcpTracker {
     }
 
     if (newState === TcpTransition.IGNORE) {
-      const lastDir = store.lastDir[slot];
+      const lastDir = u8[p + B_LAST_DIR];
       if (
         index === TcpFlagClass.SYNACK &&
-        store.lastIndex[slot] === TcpFlagClass.SYN &&
+        u8[p + B_LAST_INDEX] === TcpFlagClass.SYN &&
         lastDir !== dir &&
-        ack === store.lastEnd[slot]
+        ack === u32[b + W_LAST_END]
       ) {
         // This SYN/ACK acknowledges a SYN we ignored: client and server are in sync and we are
         // not. Get in sync from the values noted with that SYN.
         oldState = sSS;
         newState = sSR;
-        const l = o + lastDir;
-        store.tdEnd[l] = store.lastEnd[slot];
-        store.tdMaxend[l] = store.lastEnd[slot];
-        store.tdMaxwin[l] = store.lastWin[slot] === 0 ? 1 : store.lastWin[slot];
-        store.tdScale[l] = store.lastWscale[slot];
-        store.lastFlags[slot] &= ~TcpLastFlag.EXP_CHALLENGE_ACK;
-        store.tdFlags[l] = store.lastFlags[slot];
-        store.resetDir(s);
+        const lastEnd = u32[b + W_LAST_END];
+        const lastWin = u32[b + W_LAST_WIN];
+        u32[b + W_TD_END + lastDir] = lastEnd;
+        u32[b + W_TD_MAXEND + lastDir] = lastEnd;
+        u32[b + W_TD_MAXWIN + lastDir] = lastWin === 0 ? 1 : lastWin;
+        u8[p + B_TD_SCALE + lastDir] = u8[p + B_LAST_WSCALE];
+        u8[p + B_LAST_FLAGS] &= ~TcpLastFlag.EXP_CHALLENGE_ACK;
+        u8[p + B_TD_FLAGS + lastDir] = u8[p + B_LAST_FLAGS];
+        store.resetDir(slot, dir);
       } else {
         this.noteIgnored(store, slot, dir, index, oldState, seg);
-        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        if (dir === 1) u8[p + B_ENTRY_FLAGS] |= TcpEntryFlag.SEEN_REPLY;
         this.lastDetail = TcpDetail.IGNORED_STATE;
         this.lastState = stored;
         return TcpVerdict.IGNORE;
@@ -214,21 +247,21 @@ export class TcpTracker {
       if (
         oldState === sLA &&
         index === TcpFlagClass.ACK &&
-        store.lastDir[slot] !== dir &&
-        store.lastIndex[slot] === TcpFlagClass.SYN &&
-        (store.lastFlags[slot] & TcpLastFlag.EXP_CHALLENGE_ACK) !== 0
+        u8[p + B_LAST_DIR] !== dir &&
+        u8[p + B_LAST_INDEX] === TcpFlagClass.SYN &&
+        (u8[p + B_LAST_FLAGS] & TcpLastFlag.EXP_CHALLENGE_ACK) !== 0
       ) {
-        store.lastFlags[slot] &= ~TcpLastFlag.EXP_CHALLENGE_ACK;
-        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        u8[p + B_LAST_FLAGS] &= ~TcpLastFlag.EXP_CHALLENGE_ACK;
+        if (dir === 1) u8[p + B_ENTRY_FLAGS] |= TcpEntryFlag.SEEN_REPLY;
         this.lastDetail = TcpDetail.CHALLENGE_ACK;
         this.lastState = stored;
         return TcpVerdict.IGNORE;
       }
     } else if (newState === sS2) {
       // The table cannot express a simultaneous open; remember it for SYN_RECV.
-      store.lastFlags[slot] |= TcpLastFlag.SIMULTANEOUS_OPEN;
+      u8[p + B_LAST_FLAGS] |= TcpLastFlag.SIMULTANEOUS_OPEN;
     } else if (newState === sSR) {
-      if (dir === 1 && index === TcpFlagClass.ACK && (store.lastFlags[slot] & TcpLastFlag.SIMULTANEOUS_OPEN) !== 0) {
+      if (dir === 1 && index === TcpFlagClass.ACK && (u8[p + B_LAST_FLAGS] & TcpLastFlag.SIMULTANEOUS_OPEN) !== 0) {
         newState = sES;
       }
     } else if (newState === sCL && index === TcpFlagClass.RST) {
@@ -240,7 +273,7 @@ export class TcpTracker {
         return TcpVerdict.INVALID;
       }
       if (rst === RST_TOLERATED) {
-        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        if (dir === 1) u8[p + B_ENTRY_FLAGS] |= TcpEntryFlag.SEEN_REPLY;
         this.lastDetail = TcpDetail.TOLERANT_RST;
         this.lastState = stored;
         return TcpVerdict.IGNORE;
@@ -253,7 +286,7 @@ export class TcpTracker {
       const res = this.window.check(store, slot, dir, index, seg, this.config.liberal);
       this.lastDetail = this.window.detail;
       if (res === WindowAction.IGNORE) {
-        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        if (dir === 1) u8[p + B_ENTRY_FLAGS] |= TcpEntryFlag.SEEN_REPLY;
         this.lastState = stored;
         return TcpVerdict.IGNORE;
       }
@@ -266,25 +299,25 @@ export class TcpTracker {
     }
 
     // From here on the segment is in window.
-    store.lastIndex[slot] = index;
-    store.lastDir[slot] = dir;
-    store.state[slot] = newState;
+    u8[p + B_LAST_INDEX] = index;
+    u8[p + B_LAST_DIR] = dir;
+    u8[p + B_STATE] = newState;
     this.lastState = newState;
     this.lastStateChanged = newState !== stored;
-    if (oldState !== newState && newState === TcpState.FIN_WAIT) store.tdFlags[s] |= TcpDirFlag.CLOSE_INIT;
+    if (oldState !== newState && newState === TcpState.FIN_WAIT) u8[p + B_TD_FLAGS + dir] |= TcpDirFlag.CLOSE_INIT;
 
     const t = this.timeouts;
     let timeout: number;
-    if (store.retrans[slot] >= this.config.maxRetrans && t[newState] > t[TCP_TIMEOUT_RETRANS]) {
+    if (u8[p + B_RETRANS] >= this.config.maxRetrans && t[newState] > t[TCP_TIMEOUT_RETRANS]) {
       timeout = t[TCP_TIMEOUT_RETRANS];
     } else if (index === TcpFlagClass.RST) {
       timeout = t[sCL];
     } else if (
-      ((store.tdFlags[o] | store.tdFlags[o + 1]) & TcpDirFlag.DATA_UNACKNOWLEDGED) !== 0 &&
+      ((u8[p + B_TD_FLAGS] | u8[p + B_TD_FLAGS + 1]) & TcpDirFlag.DATA_UNACKNOWLEDGED) !== 0 &&
       t[newState] > t[TCP_TIMEOUT_UNACK]
     ) {
       timeout = t[TCP_TIMEOUT_UNACK];
-    } else if (store.lastWin[slot] === 0 && t[newState] > t[TCP_TIMEOUT_RETRANS]) {
+    } else if (u32[b + W_LAST_WIN] === 0 && t[newState] > t[TCP_TIMEOUT_RETRANS]) {
       // A zero window held for long: probes only (RFC 1122 4.2.2.17).
       timeout = t[TCP_TIMEOUT_RETRANS];
     } else {
@@ -302,17 +335,17 @@ export class TcpTracker {
         // A retransmitted SYN does not renew the timeout, or port reuse by a client or a NAT in
         // front of it could keep the entry alive for ever.
         this.lastTimeout = -1;
-        if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+        if (dir === 1) u8[p + B_ENTRY_FLAGS] |= TcpEntryFlag.SEEN_REPLY;
         return TcpVerdict.ACCEPT;
       }
       // Picked up mid-stream with no reply yet: do not hold it for days.
       if (newState === sES && timeout > t[TCP_TIMEOUT_UNACK]) timeout = t[TCP_TIMEOUT_UNACK];
     } else if ((ef & TcpEntryFlag.ASSURED) === 0 && (oldState === sSR || oldState === sES) && newState === sES) {
       // A valid ACK in ESTABLISHED after SYN_RECV, or a valid answer on a picked-up connection.
-      store.entryFlags[slot] |= TcpEntryFlag.ASSURED;
+      u8[p + B_ENTRY_FLAGS] |= TcpEntryFlag.ASSURED;
       this.lastAssured = true;
     }
-    if (dir === 1) store.entryFlags[slot] |= TcpEntryFlag.SEEN_REPLY;
+    if (dir === 1) u8[p + B_ENTRY_FLAGS] |= TcpEntryFlag.SEEN_REPLY;
     this.lastTimeout = timeout;
     return TcpVerdict.ACCEPT;
   }
@@ -323,26 +356,26 @@ export class TcpTracker {
    * the window data; the flag clears once both directions pass the strict check.
    */
   setTolerant(store: TcpStateStore, slot: number): void {
-    store.entryFlags[slot] =
-      (store.entryFlags[slot] | TcpEntryFlag.TOLERANT) &
-      ~(TcpEntryFlag.TOLERANT_OK_ORIGINAL | TcpEntryFlag.TOLERANT_OK_REPLY);
+    const i = slot * TCP_RECORD_BYTES + B_ENTRY_FLAGS;
+    store.u8[i] =
+      (store.u8[i] | TcpEntryFlag.TOLERANT) & ~(TcpEntryFlag.TOLERANT_OK_ORIGINAL | TcpEntryFlag.TOLERANT_OK_REPLY);
   }
 
   isTolerant(store: TcpStateStore, slot: number): boolean {
-    return (store.entryFlags[slot] & TcpEntryFlag.TOLERANT) !== 0;
+    return (store.byteOf(slot, B_ENTRY_FLAGS) & TcpEntryFlag.TOLERANT) !== 0;
   }
 
   isAssured(store: TcpStateStore, slot: number): boolean {
-    return (store.entryFlags[slot] & TcpEntryFlag.ASSURED) !== 0;
+    return (store.byteOf(slot, B_ENTRY_FLAGS) & TcpEntryFlag.ASSURED) !== 0;
   }
 
   hasSeenReply(store: TcpStateStore, slot: number): boolean {
-    return (store.entryFlags[slot] & TcpEntryFlag.SEEN_REPLY) !== 0;
+    return (store.byteOf(slot, B_ENTRY_FLAGS) & TcpEntryFlag.SEEN_REPLY) !== 0;
   }
 
   /** States the table may evict first when full (the kernel's tcp_can_early_drop): closing ones. */
   canEarlyDrop(store: TcpStateStore, slot: number): boolean {
-    return isClosing(store.state[slot]);
+    return isClosing(store.stateOf(slot));
   }
 
   private resetResult(): void {
@@ -363,11 +396,15 @@ export class TcpTracker {
    * b) a SYN/ACK in REPLY; c) an ACK in REPLY after the initial SYN (half-open connection).
    */
   private noteIgnored(store: TcpStateStore, slot: number, dir: number, index: number, oldState: number, seg: TcpSegment): void {
-    store.lastIndex[slot] = index;
-    store.lastDir[slot] = dir;
-    store.lastSeq[slot] = seg.tcpSeq >>> 0;
-    store.lastEnd[slot] = segmentEnd(seg);
-    store.lastWin[slot] = seg.tcpWindow & 0xffff;
+    const u32 = store.u32;
+    const u8 = store.u8;
+    const b = slot << 4;
+    const p = slot * TCP_RECORD_BYTES;
+    u8[p + B_LAST_INDEX] = index;
+    u8[p + B_LAST_DIR] = dir;
+    u32[b + W_LAST_SEQ] = seg.tcpSeq >>> 0;
+    u32[b + W_LAST_END] = segmentEnd(seg);
+    u32[b + W_LAST_WIN] = seg.tcpWindow & 0xffff;
     if (index === TcpFlagClass.SYN && dir === 0) {
       let lf = 0;
       let ws = 0;
@@ -378,11 +415,11 @@ export class TcpTracker {
       if (seg.tcpSackPermitted) lf |= TcpDirFlag.SACK_PERM;
       // In LAST_ACK the answer may be a challenge ACK that must not count as the last ACK.
       if (oldState === sLA) lf |= TcpLastFlag.EXP_CHALLENGE_ACK;
-      store.lastFlags[slot] = lf;
-      store.lastWscale[slot] = ws;
+      u8[p + B_LAST_FLAGS] = lf;
+      u8[p + B_LAST_WSCALE] = ws;
     }
     // A possible challenge ACK answering the SYN: a RST with this sequence may follow.
-    if (oldState === sSS && index === TcpFlagClass.ACK && dir === 1) store.lastAck[slot] = seg.tcpAck >>> 0;
+    if (oldState === sSS && index === TcpFlagClass.ACK && dir === 1) u32[b + W_LAST_ACK] = seg.tcpAck >>> 0;
   }
 
   /**
@@ -400,19 +437,23 @@ export class TcpTracker {
   ): number {
     // Closing: the tuple may already be reused and our data outdated; let the RST close it.
     if (isClosing(oldState)) return RST_SKIP_WINDOW;
-    const r = slot * 2 + (dir ^ 1);
-    const lastIndex = store.lastIndex[slot];
-    const ef = store.entryFlags[slot];
+    const u32 = store.u32;
+    const u8 = store.u8;
+    const b = slot << 4;
+    const p = slot * TCP_RECORD_BYTES;
+    const rdir = dir ^ 1;
+    const lastIndex = u8[p + B_LAST_INDEX];
+    const ef = u8[p + B_ENTRY_FLAGS];
     const established = oldState === sES && (ef & TcpEntryFlag.ASSURED) !== 0;
     // td_maxack is outdated when we let a SYN through just before.
-    if ((store.tdFlags[r] & TcpDirFlag.MAXACK_SET) !== 0 && lastIndex !== TcpFlagClass.SYN) {
-      const maxack = store.tdMaxack[r];
+    if ((u8[p + B_TD_FLAGS + rdir] & TcpDirFlag.MAXACK_SET) !== 0 && lastIndex !== TcpFlagClass.SYN) {
+      const maxack = u32[b + W_TD_MAXACK + rdir];
       // SEQ 0 before ESTABLISHED: most likely the answer to a SYN we let through.
       if (seq === 0 && !established) return RST_WINDOW;
       if (seqBefore(seq, maxack)) return tolerant ? RST_TOLERATED : RST_INVALID;
       if (!established || seq === maxack) return RST_WINDOW;
       // Part of a train: "P 235946583:235946602(19) ack 42" then "R 235946602:235946602(0) ack 42".
-      if (lastIndex === TcpFlagClass.ACK && store.lastDir[slot] === dir && seq === store.lastEnd[slot]) {
+      if (lastIndex === TcpFlagClass.ACK && u8[p + B_LAST_DIR] === dir && seq === u32[b + W_LAST_END]) {
         return RST_WINDOW;
       }
       // In window but not exact: keep the state, so that the endpoint's challenge ACK
@@ -424,16 +465,20 @@ export class TcpTracker {
 
   /** RST answering a SYN or ACK we let through (ignored) earlier: close without the window check. */
   private rstAnswersIgnored(store: TcpStateStore, slot: number, oldState: number, ack: number, seq: number, ef: number): number {
-    const lastIndex = store.lastIndex[slot];
+    const u32 = store.u32;
+    const u8 = store.u8;
+    const b = slot << 4;
+    const p = slot * TCP_RECORD_BYTES;
+    const lastIndex = u8[p + B_LAST_INDEX];
     if (
       (((ef & TcpEntryFlag.SEEN_REPLY) !== 0 && lastIndex === TcpFlagClass.SYN) ||
         ((ef & TcpEntryFlag.ASSURED) === 0 && lastIndex === TcpFlagClass.ACK)) &&
-      ack === store.lastEnd[slot]
+      ack === u32[b + W_LAST_END]
     ) {
       return RST_SKIP_WINDOW;
     }
     // Reset answering a challenge ACK we let through in SYN_SENT.
-    if (oldState === sSS && lastIndex === TcpFlagClass.ACK && store.lastDir[slot] === 1 && seq === store.lastAck[slot]) {
+    if (oldState === sSS && lastIndex === TcpFlagClass.ACK && u8[p + B_LAST_DIR] === 1 && seq === u32[b + W_LAST_ACK]) {
       return RST_SKIP_WINDOW;
     }
     return RST_WINDOW;
@@ -445,15 +490,17 @@ export class TcpTracker {
    * entry goes soon (kernel's nf_tcp_handle_invalid).
    */
   private handleInvalid(store: TcpStateStore, slot: number, dir: number, index: number): void {
-    if ((store.entryFlags[slot] & TcpEntryFlag.ASSURED) === 0) return;
+    const u8 = store.u8;
+    const p = slot * TCP_RECORD_BYTES;
+    if ((u8[p + B_ENTRY_FLAGS] & TcpEntryFlag.ASSURED) === 0) return;
     if (index !== TcpFlagClass.RST && index !== TcpFlagClass.FIN) return;
-    const lastIndex = store.lastIndex[slot];
-    if (store.lastDir[slot] !== dir && (lastIndex === TcpFlagClass.FIN || lastIndex === TcpFlagClass.RST)) {
+    const lastIndex = u8[p + B_LAST_INDEX];
+    if (u8[p + B_LAST_DIR] !== dir && (lastIndex === TcpFlagClass.FIN || lastIndex === TcpFlagClass.RST)) {
       this.lastTimeout = this.timeouts[TCP_TIMEOUT_UNACK];
       this.lastTimeoutCap = true;
     } else {
-      store.lastIndex[slot] = index;
-      store.lastDir[slot] = dir;
+      u8[p + B_LAST_INDEX] = index;
+      u8[p + B_LAST_DIR] = dir;
     }
   }
 }

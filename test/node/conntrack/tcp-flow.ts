@@ -50,7 +50,17 @@ export class Flow {
   }
 
   get state(): number {
-    return this.store.state[this.slot];
+    return this.store.stateOf(this.slot);
+  }
+
+  /** Word field W_* (+ dir) of the entry, e.g. word(W_TD_END + 1). */
+  word(w: number): number {
+    return this.store.wordOf(this.slot, w);
+  }
+
+  /** Byte field B_* (+ dir) of the entry, e.g. byte(B_TD_SCALE). */
+  byte(b: number): number {
+    return this.store.byteOf(this.slot, b);
   }
 
   /** Build the segment dir would send now. */

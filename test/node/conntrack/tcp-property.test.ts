@@ -5,7 +5,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TcpState } from '../../../src/node/conntrack/state.js';
-import { TcpEntryFlag, TcpStateStore, TcpTracker, TcpVerdict, type TcpSegment } from '../../../src/node/conntrack/tcp.js';
+import {
+  B_ENTRY_FLAGS,
+  B_TD_SCALE,
+  TCP_RECORD_WORDS,
+  TcpEntryFlag,
+  TcpStateStore,
+  TcpTracker,
+  TcpVerdict,
+  type TcpSegment,
+} from '../../../src/node/conntrack/tcp.js';
 import { Flow, PSHACK } from './tcp-flow.js';
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
@@ -49,16 +58,15 @@ describe('TCP tracker properties', () => {
             }
             const v = t.track(store, 1, dir, seg, 0);
             expect(VERDICTS).toContain(v);
-            expect(store.state[1]).toBeGreaterThanOrEqual(TcpState.NONE);
-            expect(store.state[1]).toBeLessThanOrEqual(TcpState.SYN_SENT2);
-            expect(store.tdScale[2]).toBeLessThanOrEqual(14);
-            expect(store.tdScale[3]).toBeLessThanOrEqual(14);
+            expect(store.stateOf(1)).toBeGreaterThanOrEqual(TcpState.NONE);
+            expect(store.stateOf(1)).toBeLessThanOrEqual(TcpState.SYN_SENT2);
+            expect(store.byteOf(1, B_TD_SCALE)).toBeLessThanOrEqual(14);
+            expect(store.byteOf(1, B_TD_SCALE + 1)).toBeLessThanOrEqual(14);
             expect(t.lastTimeout === -1 || (t.lastTimeout >= 0 && Number.isFinite(t.lastTimeout))).toBe(true);
             if (v === TcpVerdict.RESTART || t.lastDestroy) live = false;
           }
-          // Slot 0 is never touched.
-          expect(store.state[0]).toBe(0);
-          expect(store.tdEnd[0] | store.tdEnd[1]).toBe(0);
+          // Slot 0 is never touched: its whole record is still zero.
+          expect(store.u32.subarray(0, TCP_RECORD_WORDS).every((w) => w === 0)).toBe(true);
         },
       ),
       { numRuns: 500 },
@@ -78,7 +86,7 @@ describe('TCP tracker properties', () => {
         for (const [dir, len] of sends) {
           expect(f.send(dir, PSHACK, { len })).not.toBe(TcpVerdict.INVALID);
         }
-        if (sends.length > 0 && (store.entryFlags[0] & TcpEntryFlag.TOLERANT) === 0) {
+        if (sends.length > 0 && (store.byteOf(0, B_ENTRY_FLAGS) & TcpEntryFlag.TOLERANT) === 0) {
           // Once resynced, injection is refused again.
           expect(f.send(0, PSHACK, { len: 1, tcpSeq: (f.nxt[0] + 0x60000000) >>> 0 })).toBe(TcpVerdict.INVALID);
         }

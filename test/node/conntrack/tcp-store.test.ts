@@ -1,16 +1,35 @@
 import { describe, expect, it } from 'vitest';
 import { TcpState } from '../../../src/node/conntrack/state.js';
 import {
+  B_ENTRY_FLAGS,
+  B_LAST_DIR,
+  B_LAST_FLAGS,
+  B_LAST_INDEX,
+  B_LAST_WSCALE,
+  B_RETRANS,
+  B_STATE,
+  B_TD_FLAGS,
+  B_TD_SCALE,
   DEFAULT_TCP_CONFIG,
   DEFAULT_TCP_TIMEOUTS,
   TCP_BYTES_PER_ENTRY,
   TCP_EXPORT_WORDS,
+  TCP_RECORD_BYTES,
+  TCP_RECORD_WORDS,
   TcpCapacityError,
   TcpConfigError,
   TcpImportError,
   TcpStateStore,
   TcpTracker,
   TcpVerdict,
+  W_LAST_ACK,
+  W_LAST_END,
+  W_LAST_SEQ,
+  W_LAST_WIN,
+  W_TD_END,
+  W_TD_MAXACK,
+  W_TD_MAXEND,
+  W_TD_MAXWIN,
 } from '../../../src/node/conntrack/tcp.js';
 import { ACK, Flow, PSHACK } from './tcp-flow.js';
 
@@ -30,12 +49,92 @@ function exported(store: TcpStateStore, slot: number): number[] {
 }
 
 describe('TcpStateStore', () => {
-  it('stays compact: the TCP part of an entry fits easily in the 256-byte entry budget', () => {
+  it('is one 64-byte record per entry in a single buffer, seen as words and bytes', () => {
     const store = new TcpStateStore(1000);
-    const arrays = Object.values(store).filter((v): v is ArrayBufferView => ArrayBuffer.isView(v));
-    const bytes = arrays.reduce((n, a) => n + a.byteLength, 0);
-    expect(bytes / 1000).toBe(TCP_BYTES_PER_ENTRY);
-    expect(TCP_BYTES_PER_ENTRY).toBeLessThanOrEqual(64);
+    expect(TCP_BYTES_PER_ENTRY).toBe(64);
+    expect(TCP_RECORD_BYTES).toBe(64);
+    expect(TCP_RECORD_WORDS * 4).toBe(TCP_RECORD_BYTES);
+    expect(store.buffer.byteLength).toBe(1000 * TCP_BYTES_PER_ENTRY);
+    expect(store.u32.buffer).toBe(store.buffer);
+    expect(store.u8.buffer).toBe(store.buffer);
+    expect(store.u32.length).toBe(1000 * TCP_RECORD_WORDS);
+  });
+
+  it('lays the fields out without overlap inside the record', () => {
+    // Every byte a field occupies, word fields as 4 bytes each.
+    const used = new Map<number, string>();
+    const take = (name: string, from: number, size: number): void => {
+      for (let i = from; i < from + size; i++) {
+        expect(used.get(i), `${name} overlaps ${used.get(i)} at byte ${i}`).toBeUndefined();
+        expect(i).toBeLessThan(TCP_RECORD_BYTES);
+        used.set(i, name);
+      }
+    };
+    for (const dir of [0, 1]) {
+      take(`W_TD_END+${dir}`, (W_TD_END + dir) * 4, 4);
+      take(`W_TD_MAXEND+${dir}`, (W_TD_MAXEND + dir) * 4, 4);
+      take(`W_TD_MAXWIN+${dir}`, (W_TD_MAXWIN + dir) * 4, 4);
+      take(`W_TD_MAXACK+${dir}`, (W_TD_MAXACK + dir) * 4, 4);
+      take(`B_TD_SCALE+${dir}`, B_TD_SCALE + dir, 1);
+      take(`B_TD_FLAGS+${dir}`, B_TD_FLAGS + dir, 1);
+    }
+    for (const [name, w] of Object.entries({ W_LAST_SEQ, W_LAST_ACK, W_LAST_END, W_LAST_WIN })) take(name, w * 4, 4);
+    for (const [name, b] of Object.entries({ B_STATE, B_ENTRY_FLAGS, B_LAST_DIR, B_LAST_INDEX, B_RETRANS, B_LAST_WSCALE, B_LAST_FLAGS })) {
+      take(name, b, 1);
+    }
+    expect(used.size).toBe(12 * 4 + 11);
+  });
+
+  it('keeps each slot in its own record: writing every byte of one leaves its neighbours alone', () => {
+    const s = new TcpStateStore(3);
+    for (let i = 0; i < TCP_RECORD_BYTES; i++) s.u8[TCP_RECORD_BYTES + i] = 0xff;
+    expect(s.u8.subarray(0, TCP_RECORD_BYTES).every((b) => b === 0)).toBe(true);
+    expect(s.u8.subarray(2 * TCP_RECORD_BYTES).every((b) => b === 0)).toBe(true);
+    s.clear(1);
+    expect(s.u8.every((b) => b === 0)).toBe(true);
+  });
+
+  it('maps every field to its export word and back', () => {
+    const s = new TcpStateStore(3);
+    const b = 1 << 4;
+    const p = 1 * TCP_RECORD_BYTES;
+    for (let dir = 0; dir < 2; dir++) {
+      s.u32[b + W_TD_END + dir] = 0x11110000 + dir;
+      s.u32[b + W_TD_MAXEND + dir] = 0x22220000 + dir;
+      s.u32[b + W_TD_MAXWIN + dir] = 0x33330000 + dir;
+      s.u32[b + W_TD_MAXACK + dir] = 0x44440000 + dir;
+      s.u8[p + B_TD_SCALE + dir] = 13 + dir;
+      s.u8[p + B_TD_FLAGS + dir] = 0x21 + dir;
+    }
+    s.u32[b + W_LAST_SEQ] = 0xa0000001;
+    s.u32[b + W_LAST_ACK] = 0xa0000002;
+    s.u32[b + W_LAST_END] = 0xa0000003;
+    s.u32[b + W_LAST_WIN] = 0xfffe;
+    s.u8[p + B_STATE] = TcpState.TIME_WAIT;
+    s.u8[p + B_ENTRY_FLAGS] = 0x1f;
+    s.u8[p + B_LAST_DIR] = 1;
+    s.u8[p + B_LAST_INDEX] = 5;
+    s.u8[p + B_RETRANS] = 254;
+    s.u8[p + B_LAST_WSCALE] = 12;
+    s.u8[p + B_LAST_FLAGS] = 0xc3;
+    expect(exported(s, 1)).toEqual([
+      TcpState.TIME_WAIT | (0x1f << 8) | (1 << 16) | (5 << 24),
+      (13 | (0x21 << 8) | (14 << 16) | (0x22 << 24)) >>> 0,
+      254 | (12 << 8) | (0xc3 << 16),
+      0xfffe,
+      0x11110000, 0x22220000, 0x33330000, 0x44440000,
+      0x11110001, 0x22220001, 0x33330001, 0x44440001,
+      0xa0000001, 0xa0000002, 0xa0000003,
+    ]);
+    expect(s.stateOf(1)).toBe(TcpState.TIME_WAIT);
+    expect(s.wordOf(1, W_TD_MAXACK + 1)).toBe(0x44440001);
+    expect(s.byteOf(1, B_TD_FLAGS + 1)).toBe(0x22);
+    // Import into a slot holding garbage: the record comes out equal, spare bytes zero.
+    s.u8.fill(0xee, 2 * TCP_RECORD_BYTES);
+    const w = new Uint32Array(TCP_EXPORT_WORDS);
+    s.exportEntry(1, w, 0);
+    s.importEntry(2, w, 0);
+    expect([...s.u32.subarray(2 << 4, 3 << 4)]).toEqual([...s.u32.subarray(b, 2 << 4)]);
   });
 
   it('round-trips a live entry through export/import, and the copy keeps tracking identically', () => {
@@ -46,7 +145,7 @@ describe('TcpStateStore', () => {
     const b = new TcpStateStore(8);
     b.importEntry(6, words, 3);
     expect(exported(b, 6)).toEqual(exported(a, 1));
-    expect(b.state[6]).toBe(TcpState.ESTABLISHED);
+    expect(b.stateOf(6)).toBe(TcpState.ESTABLISHED);
     // Same next segment, same verdict and state on both.
     const g = new Flow(f.nxt[0], f.nxt[1], {}, b, 6);
     expect(g.send(0, PSHACK, { len: 10 })).toBe(f.send(0, PSHACK, { len: 10 }));
@@ -62,7 +161,7 @@ describe('TcpStateStore', () => {
     s.grow(1000);
     expect(s.capacity).toBe(1000);
     expect(exported(s, 1)).toEqual(before);
-    expect(s.tdEnd.length).toBe(2000);
+    expect(s.u32.length).toBe(1000 * TCP_RECORD_WORDS);
     s.clear(1);
     expect(exported(s, 1).every((w) => w === 0)).toBe(true);
     expect(exported(s, 0)).toEqual(before);

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidReason } from '../../../src/node/packet/fields.js';
 import { TcpState } from '../../../src/node/conntrack/state.js';
 import {
+  B_TD_SCALE,
   DEFAULT_TCP_TIMEOUTS,
   TCP_EXPORT_WORDS,
   TcpDetail,
@@ -40,7 +41,7 @@ describe('window scaling (RFC 7323)', () => {
   it('accepts a 4 MB burst each way when both SYNs carry wscale 7', () => {
     const f = new Flow();
     expect(f.handshake({ tcpWscale: 7 }, { tcpWscale: 7 })).toEqual([ACCEPT, ACCEPT, ACCEPT]);
-    expect([f.store.tdScale[0], f.store.tdScale[1]]).toEqual([7, 7]);
+    expect([f.byte(B_TD_SCALE), f.byte(B_TD_SCALE + 1)]).toEqual([7, 7]);
     // The server opens its scaled window: 65535 << 7, about 8 MB.
     expect(f.send(1, ACK)).toBe(ACCEPT);
     expect(burst(f, 0, 2900).every((v) => v === ACCEPT)).toBe(true); // 4.2 MB in flight
@@ -54,7 +55,7 @@ describe('window scaling (RFC 7323)', () => {
   it('does not scale when only the client offered it: more than a 64 KB window in flight is invalid', () => {
     const f = new Flow();
     f.handshake({ tcpWscale: 7 }, {});
-    expect([f.store.tdScale[0], f.store.tdScale[1]]).toEqual([0, 0]);
+    expect([f.byte(B_TD_SCALE), f.byte(B_TD_SCALE + 1)]).toEqual([0, 0]);
     f.send(1, ACK);
     const verdicts = burst(f, 0, 200);
     const firstRefused = verdicts.findIndex((v) => v !== ACCEPT);
@@ -69,7 +70,7 @@ describe('window scaling (RFC 7323)', () => {
   it('caps a window scale above 14 at 14', () => {
     const f = new Flow();
     f.handshake({ tcpWscale: 20 }, { tcpWscale: 15 });
-    expect([f.store.tdScale[0], f.store.tdScale[1]]).toEqual([14, 14]);
+    expect([f.byte(B_TD_SCALE), f.byte(B_TD_SCALE + 1)]).toEqual([14, 14]);
   });
 });
 
@@ -111,7 +112,7 @@ describe('loose pickup (nf_conntrack_tcp_loose)', () => {
     const first = seg(PSHACK, 5000, 9000, { payloadLength: 100 });
     expect(t.newEntry(store, 1, first)).toBe(true);
     expect(t.track(store, 1, 0, first, 0)).toBe(ACCEPT);
-    expect(store.state[1]).toBe(TcpState.ESTABLISHED);
+    expect(store.stateOf(1)).toBe(TcpState.ESTABLISHED);
     expect(t.lastTimeout).toBe(T.unacknowledged);
     expect(t.track(store, 1, 1, seg(ACK, 9000, 5100), 0)).toBe(ACCEPT);
     expect(t.lastAssured).toBe(false);

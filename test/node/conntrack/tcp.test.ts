@@ -5,7 +5,16 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidReason } from '../../../src/node/packet/fields.js';
 import { TcpState } from '../../../src/node/conntrack/state.js';
-import { DEFAULT_TCP_TIMEOUTS, TcpDetail, TcpTracker, TcpVerdict, TcpStateStore } from '../../../src/node/conntrack/tcp.js';
+import {
+  B_RETRANS,
+  B_TD_SCALE,
+  DEFAULT_TCP_TIMEOUTS,
+  TcpDetail,
+  TcpTracker,
+  TcpVerdict,
+  TcpStateStore,
+  W_TD_END,
+} from '../../../src/node/conntrack/tcp.js';
 import { ACK, FIN, Flow, PSHACK, RST, SYN, SYNACK, seg } from './tcp-flow.js';
 
 const T = DEFAULT_TCP_TIMEOUTS;
@@ -72,7 +81,7 @@ describe('TCP tracker: opening', () => {
     f.open();
     f.nxt[0] = 777777; // client restarted with a larger ISN
     expect(f.send(0, SYN, { tcpAck: 0 })).toBe(ACCEPT);
-    expect(f.store.tdEnd[0]).toBe(777778);
+    expect(f.word(W_TD_END)).toBe(777778);
     expect(f.send(1, SYNACK)).toBe(ACCEPT);
     expect(f.send(0, ACK)).toBe(ACCEPT);
     expect(f.state).toBe(TcpState.ESTABLISHED);
@@ -152,7 +161,7 @@ describe('TCP tracker: established flows', () => {
     f.send(0, PSHACK, { len: 100 });
     const s = f.build(0, PSHACK, { len: 100, tcpSeq: f.nxt[0] - 100 });
     for (let i = 0; i < 3; i++) f.tracker.track(f.store, 0, 0, s, 0);
-    expect(f.store.retrans[0]).toBe(3);
+    expect(f.byte(B_RETRANS)).toBe(3);
     expect(f.tracker.lastTimeout).toBe(T.retrans);
   });
 
@@ -250,8 +259,8 @@ describe('TCP tracker: established flows', () => {
     expect(f.state).toBe(TcpState.SYN_RECV);
     expect(f.tracker.track(f.store, 0, 0, seg(ACK, 8_000_001, 9_000_001), 0)).toBe(ACCEPT);
     expect(f.state).toBe(TcpState.ESTABLISHED);
-    expect(f.store.tdScale[0]).toBe(2);
-    expect(f.store.tdScale[1]).toBe(3);
+    expect(f.byte(B_TD_SCALE)).toBe(2);
+    expect(f.byte(B_TD_SCALE + 1)).toBe(3);
   });
 
   it('rejects a SYN from the server on an established flow', () => {
