@@ -294,6 +294,26 @@ export class ConntrackTable implements TimerExpiry {
     return n;
   }
 
+  /**
+   * Check the table's invariants (for tests and `twinwall ct verify`): every confirmed entry is
+   * found by both its tuples, the count and the timer wheel agree. Returns the problems found.
+   */
+  verify(): string[] {
+    const problems: string[] = [];
+    let confirmed = 0;
+    this.forEach((s) => {
+      confirmed++;
+      for (let dir = 0; dir < 2; dir++) {
+        const found = this.lookup(this.tuples, this.tupleOffset(s, dir));
+        // (>> 1: a packet sent to itself has equal tuples; either node is right.)
+        if (found >> 1 !== s) problems.push(`slot ${s} dir ${dir}: lookup found node ${found}`);
+      }
+    });
+    if (confirmed !== this.#count) problems.push(`count ${this.#count} but ${confirmed} confirmed entries`);
+    if (this.wheel.linked !== this.#count) problems.push(`timer wheel holds ${this.wheel.linked}, table ${this.#count}`);
+    return problems;
+  }
+
   /** Bytes held by the table's arrays (for the memory benchmark and metrics). */
   get arrayBytes(): number {
     return (
