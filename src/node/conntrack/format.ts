@@ -53,7 +53,7 @@ export function entryInfo(t: ConntrackTable, slot: number, now: number): EntryIn
     label: t.label[slot],
     age: Math.max(0, Math.round((now - t.start[slot]) / 1000)),
   };
-  if (orig.proto === Proto.TCP) info.tcpState = tcpStateNames[t.tcp.state[slot]] ?? String(t.tcp.state[slot]);
+  if (orig.proto === Proto.TCP) info.tcpState = tcpStateNames[t.tcp.stateOf(slot)] ?? String(t.tcp.stateOf(slot));
   return info;
 }
 
@@ -65,7 +65,7 @@ export function formatEntry(t: ConntrackTable, slot: number, now: number): strin
   const timeout = Math.max(0, Math.round((t.deadlineOf(slot) - now) / 1000));
   const st = t.statusOf(slot);
   const parts = [protoName(proto).padEnd(8), String(proto).padEnd(2), String(timeout)];
-  if (proto === Proto.TCP) parts.push(tcpStateNames[t.tcp.state[slot]] ?? String(TcpState.NONE));
+  if (proto === Proto.TCP) parts.push(tcpStateNames[t.tcp.stateOf(slot)] ?? String(TcpState.NONE));
   parts.push(formatTuple(t.tuples, off), `packets=${t.packetsOf(slot, 0)}`, `bytes=${t.bytesOf(slot, 0)}`);
   if ((st & CtStatus.SEEN_REPLY) === 0) parts.push('[UNREPLIED]');
   parts.push(formatTuple(t.tuples, off + TUPLE_WORDS), `packets=${t.packetsOf(slot, 1)}`, `bytes=${t.bytesOf(slot, 1)}`);

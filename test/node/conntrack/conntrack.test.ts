@@ -41,18 +41,18 @@ describe('conntrack', () => {
     const syn = track(ct, fakePacket({ src: C, dst: S, sport: 40000, dport: 80, flags: SYN, seq: 100 }), 0);
     expect(syn.state).toBe(CtState.NEW);
     expect(ct.table.count).toBe(1);
-    expect(ct.table.tcp.state[syn.slot]).toBe(TcpState.SYN_SENT);
+    expect(ct.table.tcp.stateOf(syn.slot)).toBe(TcpState.SYN_SENT);
     expect(rec.log[0]).toBe('new src=10.1.0.5 dst=10.2.0.9 sport=40000 dport=80');
 
     const synack = track(ct, fakePacket({ src: S, dst: C, sport: 80, dport: 40000, flags: SYN | ACK, seq: 5000, ack: 101 }), 1);
     expect(synack.state).toBe(CtState.ESTABLISHED);
     expect(synack.dir).toBe(1);
     expect(synack.slot).toBe(syn.slot);
-    expect(ct.table.tcp.state[syn.slot]).toBe(TcpState.SYN_RECV);
+    expect(ct.table.tcp.stateOf(syn.slot)).toBe(TcpState.SYN_RECV);
 
     const ack = track(ct, fakePacket({ src: C, dst: S, sport: 40000, dport: 80, flags: ACK, seq: 101, ack: 5001 }), 2);
     expect(ack.state).toBe(CtState.ESTABLISHED);
-    expect(ct.table.tcp.state[syn.slot]).toBe(TcpState.ESTABLISHED);
+    expect(ct.table.tcp.stateOf(syn.slot)).toBe(TcpState.ESTABLISHED);
     expect(ct.table.statusOf(syn.slot) & CtStatus.ASSURED).toBe(CtStatus.ASSURED);
 
     track(ct, fakePacket({ src: C, dst: S, sport: 40000, dport: 80, flags: ACK, seq: 101, ack: 5001, payload: 500 }), 3);
@@ -60,11 +60,11 @@ describe('conntrack', () => {
     expect(ct.table.packetsOf(syn.slot, 1)).toBe(1);
 
     track(ct, fakePacket({ src: C, dst: S, sport: 40000, dport: 80, flags: FIN | ACK, seq: 601, ack: 5001 }), 4);
-    expect(ct.table.tcp.state[syn.slot]).toBe(TcpState.FIN_WAIT);
+    expect(ct.table.tcp.stateOf(syn.slot)).toBe(TcpState.FIN_WAIT);
     track(ct, fakePacket({ src: S, dst: C, sport: 80, dport: 40000, flags: FIN | ACK, seq: 5001, ack: 602 }), 5);
-    expect(ct.table.tcp.state[syn.slot]).toBe(TcpState.LAST_ACK);
+    expect(ct.table.tcp.stateOf(syn.slot)).toBe(TcpState.LAST_ACK);
     track(ct, fakePacket({ src: C, dst: S, sport: 40000, dport: 80, flags: ACK, seq: 602, ack: 5002 }), 6);
-    expect(ct.table.tcp.state[syn.slot]).toBe(TcpState.TIME_WAIT);
+    expect(ct.table.tcp.stateOf(syn.slot)).toBe(TcpState.TIME_WAIT);
     // TIME_WAIT lasts 120 s; the entry is gone after it.
     ct.advance(6 + 119_000);
     expect(ct.table.count).toBe(1);
