@@ -182,7 +182,7 @@ export class ConntrackTable implements TimerExpiry {
     const next = this.#next;
     while (node >= 0) {
       const toff = (node >> 1) * REC_WORDS + (node & 1) * TUPLE_WORDS;
-      if (t[toff] === w[off] && t[toff + 8] === w[off + 8] && tuplesEqual(t, toff, w, off)) return node;
+      if (tuplesEqual(t, toff, w, off)) return node;
       node = next[node];
     }
     return -1;

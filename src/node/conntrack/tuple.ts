@@ -103,21 +103,22 @@ export function invertTuple(src: Uint32Array, soff: number, dst: Uint32Array, do
 }
 
 /**
- * Seeded 32-bit hash of a tuple (murmur3's body and finaliser over the ten words). The seed is random
+ * Seeded 32-bit hash of a tuple (murmur3's body and finaliser over its words). The seed is random
  * per table, so an attacker cannot aim many tuples at one chain (the reason Linux seeds with
  * get_random_bytes in nf_conntrack_hash_rnd).
  */
 export function hashTuple(w: Uint32Array, off: number, seed: number): number {
+  const meta = w[off + TW_PROTO];
   let h = seed | 0;
-  for (let i = 0; i < TUPLE_WORDS; i++) {
-    let k = Math.imul(w[off + i], 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  // IPv4 tuples have zeros in address words 1..3: hash only the four words that vary.
+  if (meta >>> 8 === 4) {
+    h = mix(h, w[off]);
+    h = mix(h, w[off + 4]);
+  } else {
+    for (let i = 0; i < 8; i++) h = mix(h, w[off + i]);
   }
-  h ^= TUPLE_WORDS * 4;
+  h = mix(h, w[off + TW_PORTS]);
+  h = mix(h, meta);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -126,8 +127,21 @@ export function hashTuple(w: Uint32Array, off: number, seed: number): number {
   return h >>> 0;
 }
 
+/** One murmur3 round: mix word k into h. */
+function mix(h: number, k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  k = Math.imul(k, 0x1b873593);
+  h ^= k;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
 export function tuplesEqual(a: Uint32Array, aoff: number, b: Uint32Array, boff: number): boolean {
-  for (let i = 0; i < TUPLE_WORDS; i++) if (a[aoff + i] !== b[boff + i]) return false;
+  // Most selective words first: addresses and ports, then protocol, then the IPv6 words.
+  if (a[aoff] !== b[boff] || a[aoff + TW_PORTS] !== b[boff + TW_PORTS] || a[aoff + 4] !== b[boff + 4]) return false;
+  if (a[aoff + TW_PROTO] !== b[boff + TW_PROTO]) return false;
+  for (let i = 1; i < 8; i++) if (i !== 4 && a[aoff + i] !== b[boff + i]) return false;
   return true;
 }
 
