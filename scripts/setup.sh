@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the project uses. The packet engine needs none beyond Node itself; the data plane,
-# lab, sync and drills add theirs here as they land.
-DEB_PACKAGES=(iproute2 iptables)
+# Debian packages the project uses: iproute2, iptables and python3 for the lab tests (namespaces,
+# kernel conntrack as the reference, raw-socket agents); the data plane, sync and drills add theirs.
+DEB_PACKAGES=(iproute2 iptables python3)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then

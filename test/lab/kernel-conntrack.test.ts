@@ -1,0 +1,194 @@
+/**
+ * Differential test against the real thing: the same TCP segments go through Linux's conntrack (in a
+ * router namespace, forwarded between a client and a server namespace) and through our tracker;
+ * after every segment the TCP state of the flow and whether the segment was INVALID must agree.
+ *
+ * Topology: client (10.9.1.2) -- router (10.9.1.1 | 10.9.2.1, conntrack, forwarding) -- server (10.9.2.2).
+ * Client and server drop every incoming packet in raw PREROUTING so their own stacks never answer:
+ * the only packets are the ones the test injects with raw sockets.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { Lab, LineAgent, labAvailable, labRequired } from './netns.js';
+import { buildTcp } from '../../src/node/packet/build.js';
+import { PacketView } from '../../src/node/packet/view.js';
+import { TcpFlag } from '../../src/node/packet/fields.js';
+import { Conntrack, CtResult } from '../../src/node/conntrack/conntrack.js';
+import { CtState, tcpStateNames } from '../../src/node/conntrack/state.js';
+
+const { SYN, ACK, FIN, RST, PSH } = TcpFlag;
+const CLIENT = '10.9.1.2';
+const SERVER = '10.9.2.2';
+const agentsDir = fileURLToPath(new URL('./agents/', import.meta.url));
+
+interface Step {
+  from: 'c' | 's';
+  flags: number;
+  seq: number;
+  ack?: number;
+  len?: number;
+  win?: number;
+  wscale?: number;
+}
+
+/** Scenarios: name, client port, steps. Sequence numbers written out so each segment is explicit. */
+const C0 = 1_000_000;
+const S0 = 7_000_000;
+const scenarios: [string, Step[]][] = [
+  ['handshake, data, FIN close', [
+    { from: 'c', flags: SYN, seq: C0, win: 64240 },
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 + 1, win: 65160 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1 },
+    { from: 'c', flags: ACK | PSH, seq: C0 + 1, ack: S0 + 1, len: 100 },
+    { from: 's', flags: ACK, seq: S0 + 1, ack: C0 + 101, len: 1000 },
+    { from: 'c', flags: FIN | ACK, seq: C0 + 101, ack: S0 + 1001 },
+    { from: 's', flags: ACK, seq: S0 + 1001, ack: C0 + 102 },
+    { from: 's', flags: FIN | ACK, seq: S0 + 1001, ack: C0 + 102 },
+    { from: 'c', flags: ACK, seq: C0 + 102, ack: S0 + 1002 },
+  ]],
+  ['RST teardown', [
+    { from: 'c', flags: SYN, seq: C0 },
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 + 1 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1 },
+    { from: 's', flags: RST, seq: S0 + 1 },
+  ]],
+  ['out-of-window data and blind RST', [
+    { from: 'c', flags: SYN, seq: C0, win: 1000 },
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 + 1, win: 1000 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1, win: 1000 },
+    { from: 'c', flags: ACK, seq: C0 + 500_000, ack: S0 + 1, len: 10, win: 1000 },
+    { from: 's', flags: RST, seq: S0 + 900_000 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1, len: 10, win: 1000 },
+  ]],
+  ['retransmitted SYN and SYN/ACK', [
+    { from: 'c', flags: SYN, seq: C0 },
+    { from: 'c', flags: SYN, seq: C0 },
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 + 1 },
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 + 1 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1 },
+  ]],
+  ['simultaneous open', [
+    { from: 'c', flags: SYN, seq: C0 },
+    { from: 's', flags: SYN, seq: S0 },
+    { from: 'c', flags: SYN | ACK, seq: C0, ack: S0 + 1 },
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 + 1 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1 },
+  ]],
+  ['window scaling on both sides, large window', [
+    { from: 'c', flags: SYN, seq: C0, win: 64240, wscale: 7 },
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 + 1, win: 65160, wscale: 7 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1, win: 2000 },
+    { from: 's', flags: ACK, seq: S0 + 1, ack: C0 + 1, len: 1400, win: 500 },
+    { from: 's', flags: ACK, seq: S0 + 1 + 200_000, ack: C0 + 1, len: 1400, win: 500 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1 + 201_400, win: 2000 },
+  ]],
+  ['window scale on one side only is not applied', [
+    { from: 'c', flags: SYN, seq: C0, win: 64240, wscale: 7 },
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 + 1, win: 65160 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1, win: 2000 },
+    { from: 's', flags: ACK, seq: S0 + 1 + 200_000, ack: C0 + 1, len: 1400, win: 500 },
+  ]],
+  ['SYN injected into an established connection', [
+    { from: 'c', flags: SYN, seq: C0 },
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 + 1 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1 },
+    { from: 'c', flags: SYN, seq: C0 + 12345 },
+    { from: 'c', flags: ACK, seq: C0 + 1, ack: S0 + 1, len: 5 },
+  ]],
+  ['mid-stream pickup (loose)', [
+    { from: 'c', flags: ACK, seq: C0, ack: S0, len: 10 },
+    { from: 's', flags: ACK, seq: S0, ack: C0 + 10, len: 10 },
+    { from: 'c', flags: ACK, seq: C0 + 10, ack: S0 + 10 },
+  ]],
+  ['SYN/ACK and FIN without a connection', [
+    { from: 's', flags: SYN | ACK, seq: S0, ack: C0 },
+    { from: 'c', flags: FIN | ACK, seq: C0, ack: S0 },
+  ]],
+  ['sequence numbers wrapping past 2^32', [
+    { from: 'c', flags: SYN, seq: 0xffffff00 },
+    { from: 's', flags: SYN | ACK, seq: 0xfffffff0, ack: 0xffffff01 },
+    { from: 'c', flags: ACK, seq: 0xffffff01, ack: 0xfffffff1, len: 1000 },
+    { from: 's', flags: ACK, seq: 0xfffffff1, ack: (0xffffff01 + 1000) >>> 0, len: 1000 },
+    { from: 'c', flags: FIN | ACK, seq: (0xffffff01 + 1000) >>> 0, ack: (0xfffffff1 + 1000) >>> 0 },
+  ]],
+];
+
+const avail = labAvailable();
+const skip = !avail.ok && !labRequired;
+
+describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
+  const lab = new Lab();
+  let client: LineAgent;
+  let server: LineAgent;
+  let router: LineAgent;
+
+  beforeAll(() => {
+    if (!avail.ok) throw new Error(`lab required (TWINWALL_REQUIRE_LAB=1) but unavailable: ${avail.why}`);
+    const c = lab.netns('c');
+    const r = lab.netns('r');
+    const s = lab.netns('s');
+    lab.link(c, '10.9.1.2/24', r, '10.9.1.1/24');
+    lab.link(r, '10.9.2.1/24', s, '10.9.2.2/24');
+    lab.exec(c, 'ip', ['route', 'add', 'default', 'via', '10.9.1.1']);
+    lab.exec(s, 'ip', ['route', 'add', 'default', 'via', '10.9.2.1']);
+    lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    // Linux defaults, stated so the comparison does not depend on the host's settings.
+    lab.exec(r, 'iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP']);
+    lab.exec(r, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_tcp_loose=1', 'net.netfilter.nf_conntrack_tcp_be_liberal=0']);
+    for (const ns of [c, s]) lab.exec(ns, 'iptables', ['-t', 'raw', '-A', 'PREROUTING', '-j', 'DROP']);
+    client = lab.agent(c, 'python3', [`${agentsDir}rawsend.py`]);
+    server = lab.agent(s, 'python3', [`${agentsDir}rawsend.py`]);
+    router = lab.agent(r, 'python3', [`${agentsDir}ctdump.py`]);
+  }, 30_000);
+
+  afterAll(() => lab.cleanup());
+
+  async function kernelState(sport: number, dport: number): Promise<{ state: string; invalid: number }> {
+    const dump = JSON.parse(await router.ask('dump')) as { ct: string[]; invalid: number };
+    const line = dump.ct.find((l) => l.includes(' tcp ') && l.includes(`sport=${sport} dport=${dport} `));
+    const state = line ? (line.split(/\s+/)[5] ?? '?') : 'none';
+    return { state, invalid: dump.invalid };
+  }
+
+  it.each(scenarios.map((s, i) => [s[0], s[1], 41000 + i] as const))('%s', async (_name, steps, sport) => {
+    const dport = 80;
+    const ct = new Conntrack({ maxEntries: 100 });
+    const view = new PacketView();
+    const res = new CtResult();
+    let invalidBefore = (await kernelState(sport, dport)).invalid;
+    const trace: string[] = [];
+    for (const [i, st] of steps.entries()) {
+      const fromClient = st.from === 'c';
+      const pkt = buildTcp({
+        src: fromClient ? CLIENT : SERVER,
+        dst: fromClient ? SERVER : CLIENT,
+        sport: fromClient ? sport : dport,
+        dport: fromClient ? dport : sport,
+        flags: st.flags,
+        seq: st.seq >>> 0,
+        ack: (st.ack ?? 0) >>> 0,
+        window: st.win ?? 64240,
+        wscale: st.wscale,
+        payloadLength: st.len ?? 0,
+        id: i + 1,
+      });
+      expect(await (fromClient ? client : server).ask(pkt.toString('hex'))).toBe('ok');
+      await new Promise((r) => setTimeout(r, 30));
+      const k = await kernelState(sport, dport);
+      const kernelInvalid = k.invalid > invalidBefore;
+      invalidBefore = k.invalid;
+
+      view.parse(pkt);
+      ct.process(view, 1000 + i, res);
+      const oursInvalid = res.state === CtState.INVALID;
+      if (!oursInvalid) ct.confirm(res);
+      let ours = 'none';
+      ct.table.forEach((slot) => {
+        ours = tcpStateNames[ct.table.tcp.stateOf(slot)];
+      });
+      trace.push(`#${i} ${st.from} flags=${st.flags} kernel=${k.state}${kernelInvalid ? '/INVALID' : ''} ours=${ours}${oursInvalid ? '/INVALID' : ''}`);
+      if (process.env.TW_TRACE) console.log(trace.at(-1));
+      expect({ step: i, state: ours, invalid: oursInvalid }, trace.join('\n')).toEqual({ step: i, state: k.state, invalid: kernelInvalid });
+    }
+  });
+});
