@@ -143,11 +143,12 @@ describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
 
   afterAll(() => lab.cleanup());
 
-  async function kernelState(sport: number, dport: number): Promise<{ state: string; invalid: number }> {
+  async function kernelState(sport: number, dport: number): Promise<{ state: string; timeout: number; invalid: number }> {
     const dump = JSON.parse(await router.ask('dump')) as { ct: string[]; invalid: number };
     const line = dump.ct.find((l) => l.includes(' tcp ') && l.includes(`sport=${sport} dport=${dport} `));
-    const state = line ? (line.split(/\s+/)[5] ?? '?') : 'none';
-    return { state, invalid: dump.invalid };
+    // "ipv4 2 tcp 6 <timeout> <STATE> src=..."
+    const f = line ? line.split(/\s+/) : [];
+    return { state: f[5] ?? 'none', timeout: Number(f[4] ?? -1), invalid: dump.invalid };
   }
 
   it.each(scenarios.map((s, i) => [s[0], s[1], 41000 + i] as const))('%s', async (_name, steps, sport) => {
@@ -183,10 +184,15 @@ describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
       const oursInvalid = res.state === CtState.INVALID;
       if (!oursInvalid) ct.confirm(res);
       let ours = 'none';
+      let oursTimeout = -1;
       ct.table.forEach((slot) => {
         ours = tcpStateNames[ct.table.tcp.stateOf(slot)];
+        oursTimeout = Math.round((ct.table.deadlineOf(slot) - (1000 + i)) / 1000);
       });
-      trace.push(`#${i} ${st.from} flags=${st.flags} kernel=${k.state}${kernelInvalid ? '/INVALID' : ''} ours=${ours}${oursInvalid ? '/INVALID' : ''}`);
+      trace.push(`#${i} ${st.from} flags=${st.flags} kernel=${k.state}${kernelInvalid ? '/INVALID' : ''} ${k.timeout}s ours=${ours}${oursInvalid ? '/INVALID' : ''} ${oursTimeout}s`);
+      // The kernel counts down while the test runs: its figure may be a second or two lower.
+      if (k.state !== 'none') expect(oursTimeout - k.timeout, trace.join('\n')).toBeLessThanOrEqual(2);
+      if (k.state !== 'none') expect(oursTimeout - k.timeout, trace.join('\n')).toBeGreaterThanOrEqual(0);
       if (process.env.TW_TRACE) console.log(trace.at(-1));
       expect({ step: i, state: ours, invalid: oursInvalid }, trace.join('\n')).toEqual({ step: i, state: k.state, invalid: kernelInvalid });
     }
