@@ -7,14 +7,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Engine, EngineResult, type PacketMeta } from '../node/engine/engine.js';
-import { dropReasonNames } from '../node/engine/stats.js';
+import { Engine, EngineResult, dropReasonNames, type PacketMeta } from '../node/engine/index.js';
 import { compileRuleset, parseRuleset, Verdict } from '../node/filter/index.js';
-import { buildIcmpEcho, buildIcmpError, buildTcp, buildUdp } from '../node/packet/build.js';
-import { TcpFlag, invalidReasonName } from '../node/packet/fields.js';
-import { ctStateNames } from '../node/conntrack/state.js';
-import { formatEntry } from '../node/conntrack/format.js';
-import { destroyReasonNames, type ConntrackEventSink } from '../node/conntrack/events.js';
+import { buildIcmpEcho, buildIcmpError, buildTcp, buildUdp, TcpFlag, invalidReasonName } from '../node/packet/index.js';
+import { ctStateNames, destroyReasonNames, formatEntry, type ConntrackEventSink } from '../node/conntrack/index.js';
 
 const { SYN, ACK, FIN, RST, PSH } = TcpFlag;
 const rulesPath = fileURLToPath(new URL('../../../deploy/examples/rules.yaml', import.meta.url));
