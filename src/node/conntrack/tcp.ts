@@ -51,6 +51,7 @@ import {
   type TcpStateStore,
 } from './tcp-store.js';
 import {
+  MAX_ACK_WINDOW_CONST,
   TcpDetail,
   TcpWindowChecker,
   WindowAction,
@@ -93,6 +94,12 @@ const sLA = TcpState.LAST_ACK;
 const sTW = TcpState.TIME_WAIT;
 const sCL = TcpState.CLOSE;
 const sS2 = TcpState.SYN_SENT2;
+
+/** Fast path: of these flags, exactly ACK (no SYN, FIN or RST; PSH, URG, ECE, CWR may be set). */
+const FAST_FLAGS_MASK = TcpFlag.ACK | TcpFlag.SYN | TcpFlag.FIN | TcpFlag.RST;
+/** Fast path: of these entry flags, exactly SEEN_REPLY and ASSURED (so not TOLERANT). */
+const FAST_ENTRY_MASK = TcpEntryFlag.TOLERANT | TcpEntryFlag.SEEN_REPLY | TcpEntryFlag.ASSURED;
+const FAST_ENTRY_FLAGS = TcpEntryFlag.SEEN_REPLY | TcpEntryFlag.ASSURED;
 
 export class TcpTracker {
   readonly config: TcpTrackerConfig;
@@ -176,8 +183,130 @@ export class TcpTracker {
   /**
    * Track one segment of an existing entry. Returns a TcpVerdict code; see the `last*` fields.
    * `now` (ms) is accepted for the engine's uniform tracker interface; TCP tracking needs no clock.
+   *
+   * Almost every packet of a firewall is an in-window ACK or data segment of an established,
+   * assured connection; this handles that case inline, doing exactly what trackFull() would do
+   * for it (the state table maps ESTABLISHED + ACK to ESTABLISHED in both directions, no special
+   * cell applies, the four bounds of tcp-window.ts pass, learn() runs, no entry flag changes).
+   * Anything else, including a segment failing any bound, goes to trackFull() untouched. The
+   * tcp-fastpath property test compares both, store bytes and results, on random sequences.
    */
-  track(store: TcpStateStore, slot: number, dir: number, seg: TcpSegment, _now: number): number {
+  track(store: TcpStateStore, slot: number, dir: number, seg: TcpSegment, now: number): number {
+    const u8 = store.u8;
+    const p = slot * TCP_RECORD_BYTES;
+    const flags = seg.tcpFlags;
+    if (
+      u8[p + B_STATE] !== sES ||
+      (flags & FAST_FLAGS_MASK) !== TcpFlag.ACK ||
+      (u8[p + B_ENTRY_FLAGS] & FAST_ENTRY_MASK) !== FAST_ENTRY_FLAGS
+    ) {
+      return this.trackFull(store, slot, dir, seg, now);
+    }
+    const u32 = store.u32;
+    const b = slot << 4;
+    const s = b + dir;
+    const r = b + (dir ^ 1);
+    const sEnd = u32[s + W_TD_END];
+    const sMaxend = u32[s + W_TD_MAXEND];
+    const sMaxwin = u32[s + W_TD_MAXWIN];
+    const rEnd = u32[r + W_TD_END];
+    const rMaxwin = u32[r + W_TD_MAXWIN];
+    const seq = seg.tcpSeq >>> 0;
+    const ack = seg.tcpAck >>> 0;
+    // No SYN, no FIN: segmentEnd() is seq + payload.
+    const end = (seq + seg.payloadLength) >>> 0;
+    const maxAckWin = sMaxwin > MAX_ACK_WINDOW_CONST ? sMaxwin : MAX_ACK_WINDOW_CONST;
+    // The bounds I, III, II, IV of TcpWindowChecker.bounds, written as the sign of one modular
+    // difference each: seqBefore(a, b) is ((a - b) | 0) < 0, seqAfter(a, b) is ((b - a) | 0) < 0,
+    // and the >>> 0 inside the originals changes nothing modulo 2^32. A zero maxwin means a
+    // direction never seen (mid-stream pickup): the checker has a branch for it, so leave it that.
+    if (
+      sMaxwin === 0 ||
+      rMaxwin === 0 ||
+      ((seq - sMaxend - 1) | 0) >= 0 ||
+      ((ack - rEnd - 1) | 0) >= 0 ||
+      ((sEnd - rMaxwin - 1 - end) | 0) >= 0 ||
+      ((rEnd - maxAckWin - 1 - ack) | 0) >= 0
+    ) {
+      return this.trackFull(store, slot, dir, seg, now);
+    }
+
+    // In window: TcpWindowChecker.learn for a non-SYN ACK-class segment, same order of updates.
+    const ps = p + dir;
+    const pr = p + (dir ^ 1);
+    const winRaw = seg.tcpWindow & 0xffff;
+    const win = (winRaw << u8[ps + B_TD_SCALE]) >>> 0;
+    if (sMaxwin < win) u32[s + W_TD_MAXWIN] = win;
+    let sFlags = u8[ps + B_TD_FLAGS];
+    if (((sEnd - end) | 0) < 0) {
+      u32[s + W_TD_END] = end;
+      sFlags |= TcpDirFlag.DATA_UNACKNOWLEDGED;
+    }
+    if ((sFlags & TcpDirFlag.MAXACK_SET) === 0) {
+      u32[s + W_TD_MAXACK] = ack;
+      sFlags |= TcpDirFlag.MAXACK_SET;
+    } else if (((u32[s + W_TD_MAXACK] - ack) | 0) < 0) {
+      u32[s + W_TD_MAXACK] = ack;
+    }
+    u8[ps + B_TD_FLAGS] = sFlags;
+    // rMaxwin is not zero here (checked above).
+    if (((sMaxend - end) | 0) < 0) u32[r + W_TD_MAXWIN] = (rMaxwin + end - sMaxend) >>> 0;
+    const edge = (ack + win) >>> 0;
+    if (((u32[r + W_TD_MAXEND] - 1 - edge) | 0) < 0) u32[r + W_TD_MAXEND] = win === 0 ? (edge + 1) >>> 0 : edge;
+    let rFlags = u8[pr + B_TD_FLAGS];
+    if (ack === rEnd) {
+      rFlags &= ~TcpDirFlag.DATA_UNACKNOWLEDGED;
+      u8[pr + B_TD_FLAGS] = rFlags;
+    }
+    let retrans: number;
+    if (
+      u8[p + B_LAST_DIR] === dir &&
+      u32[b + W_LAST_SEQ] === seq &&
+      u32[b + W_LAST_ACK] === ack &&
+      u32[b + W_LAST_END] === end &&
+      u32[b + W_LAST_WIN] === winRaw
+    ) {
+      retrans = u8[p + B_RETRANS];
+      if (retrans < 255) u8[p + B_RETRANS] = ++retrans;
+    } else {
+      u8[p + B_LAST_DIR] = dir;
+      u32[b + W_LAST_SEQ] = seq;
+      u32[b + W_LAST_ACK] = ack;
+      u32[b + W_LAST_END] = end;
+      u32[b + W_LAST_WIN] = winRaw;
+      u8[p + B_RETRANS] = retrans = 0;
+    }
+    // trackFull's commit: B_LAST_DIR is dir by now, B_STATE stays ESTABLISHED.
+    u8[p + B_LAST_INDEX] = TcpFlagClass.ACK;
+
+    // trackFull's timeout choice for ESTABLISHED and an ACK; W_LAST_WIN is winRaw by now.
+    const t = this.timeouts;
+    const tES = t[sES];
+    let timeout = tES;
+    if (retrans >= this.config.maxRetrans && tES > t[TCP_TIMEOUT_RETRANS]) {
+      timeout = t[TCP_TIMEOUT_RETRANS];
+    } else if (((sFlags | rFlags) & TcpDirFlag.DATA_UNACKNOWLEDGED) !== 0 && tES > t[TCP_TIMEOUT_UNACK]) {
+      timeout = t[TCP_TIMEOUT_UNACK];
+    } else if (winRaw === 0 && tES > t[TCP_TIMEOUT_RETRANS]) {
+      timeout = t[TCP_TIMEOUT_RETRANS];
+    }
+    // Every result field, as resetResult() then an ACCEPT without a state change would leave them.
+    this.lastTimeout = timeout;
+    this.lastTimeoutCap = false;
+    this.lastReason = InvalidReason.NONE;
+    this.lastDetail = TcpDetail.NONE;
+    this.lastAssured = false;
+    this.lastStateChanged = false;
+    this.lastState = sES;
+    this.lastDestroy = false;
+    return TcpVerdict.ACCEPT;
+  }
+
+  /**
+   * track() without its fast path: the whole of the kernel's nf_conntrack_tcp_packet for any
+   * segment. Public so that tests can check the fast path against it; callers use track().
+   */
+  trackFull(store: TcpStateStore, slot: number, dir: number, seg: TcpSegment, _now: number): number {
     this.resetResult();
     // One record per entry: compute its bases once, index every field from them (tcp-store.ts).
     const u32 = store.u32;
