@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { Lab, LineAgent, labAvailable, labRequired } from './netns.js';
-import { buildTcp } from '../../src/node/packet/build.js';
+import { buildIcmpEcho, buildIcmpError, buildTcp, buildUdp } from '../../src/node/packet/build.js';
 import { PacketView } from '../../src/node/packet/view.js';
 import { TcpFlag } from '../../src/node/packet/fields.js';
 import { Conntrack, CtResult } from '../../src/node/conntrack/conntrack.js';
@@ -133,7 +133,9 @@ describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
     lab.exec(s, 'ip', ['route', 'add', 'default', 'via', '10.9.2.1']);
     lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     // Linux defaults, stated so the comparison does not depend on the host's settings.
+    // One rule per ctstate: their counters tell which state the kernel gave each packet.
     lab.exec(r, 'iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP']);
+    for (const st of ['NEW', 'ESTABLISHED', 'RELATED']) lab.exec(r, 'iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', st, '-j', 'ACCEPT']);
     lab.exec(r, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_tcp_loose=1', 'net.netfilter.nf_conntrack_tcp_be_liberal=0']);
     for (const ns of [c, s]) lab.exec(ns, 'iptables', ['-t', 'raw', '-A', 'PREROUTING', '-j', 'DROP']);
     client = lab.agent(c, 'python3', [`${agentsDir}rawsend.py`]);
@@ -144,12 +146,13 @@ describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
   afterAll(() => lab.cleanup());
 
   async function kernelState(sport: number, dport: number): Promise<{ state: string; timeout: number; invalid: number }> {
-    const dump = JSON.parse(await router.ask('dump')) as { ct: string[]; invalid: number };
+    const dump = JSON.parse(await router.ask('dump')) as { ct: string[]; counters: Record<string, number> };
     const line = dump.ct.find((l) => l.includes(' tcp ') && l.includes(`sport=${sport} dport=${dport} `));
     // "ipv4 2 tcp 6 <timeout> <STATE> src=..."
     const f = line ? line.split(/\s+/) : [];
-    return { state: f[5] ?? 'none', timeout: Number(f[4] ?? -1), invalid: dump.invalid };
+    return { state: f[5] ?? 'none', timeout: Number(f[4] ?? -1), invalid: dump.counters.INVALID ?? 0 };
   }
+
 
   it.each(scenarios.map((s, i) => [s[0], s[1], 41000 + i] as const))('%s', async (_name, steps, sport) => {
     const dport = 80;
@@ -195,6 +198,93 @@ describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
       if (k.state !== 'none') expect(oursTimeout - k.timeout, trace.join('\n')).toBeGreaterThanOrEqual(0);
       if (process.env.TW_TRACE) console.log(trace.at(-1));
       expect({ step: i, state: ours, invalid: oursInvalid }, trace.join('\n')).toEqual({ step: i, state: k.state, invalid: kernelInvalid });
+    }
+  });
+});
+
+describe.skipIf(skip)('UDP and ICMP tracking agree with Linux conntrack (lab)', () => {
+  const lab = new Lab();
+  let client: LineAgent;
+  let server: LineAgent;
+  let router: LineAgent;
+
+  beforeAll(() => {
+    if (!avail.ok) throw new Error(`lab required (TWINWALL_REQUIRE_LAB=1) but unavailable: ${avail.why}`);
+    const c = lab.netns('c');
+    const r = lab.netns('r');
+    const s = lab.netns('s');
+    lab.link(c, '10.9.1.2/24', r, '10.9.1.1/24');
+    lab.link(r, '10.9.2.1/24', s, '10.9.2.2/24');
+    lab.exec(c, 'ip', ['route', 'add', 'default', 'via', '10.9.1.1']);
+    lab.exec(s, 'ip', ['route', 'add', 'default', 'via', '10.9.2.1']);
+    lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    for (const st of ['INVALID', 'NEW', 'ESTABLISHED', 'RELATED']) lab.exec(r, 'iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', st, '-j', 'ACCEPT']);
+    for (const ns of [c, s]) lab.exec(ns, 'iptables', ['-t', 'raw', '-A', 'PREROUTING', '-j', 'DROP']);
+    client = lab.agent(c, 'python3', [`${agentsDir}rawsend.py`]);
+    server = lab.agent(s, 'python3', [`${agentsDir}rawsend.py`]);
+    router = lab.agent(r, 'python3', [`${agentsDir}ctdump.py`]);
+  }, 30_000);
+
+  afterAll(() => lab.cleanup());
+
+  /** Send one packet from a side and return the ctstate the kernel's FORWARD rules counted for it. */
+  async function sendAndClassify(fromClient: boolean, pkt: Buffer): Promise<{ ctstate: string; ct: string[] }> {
+    const before = JSON.parse(await router.ask('dump')) as { counters: Record<string, number> };
+    expect(await (fromClient ? client : server).ask(pkt.toString('hex'))).toBe('ok');
+    await new Promise((r) => setTimeout(r, 30));
+    const after = JSON.parse(await router.ask('dump')) as { ct: string[]; counters: Record<string, number> };
+    const hit = Object.keys(after.counters).filter((k) => after.counters[k] !== before.counters[k]);
+    return { ctstate: hit.join(',') || 'none', ct: after.ct };
+  }
+
+  it('gives every packet the same ctstate and the entries the same timeouts and flags', async () => {
+    const ct = new Conntrack({ maxEntries: 100 });
+    const view = new PacketView();
+    const res = new CtResult();
+    const q = buildUdp({ src: CLIENT, dst: SERVER, sport: 5353, dport: 53, payloadLength: 30 });
+    const a = buildUdp({ src: SERVER, dst: CLIENT, sport: 53, dport: 5353, payloadLength: 90 });
+    const echo = buildIcmpEcho({ src: CLIENT, dst: SERVER, id: 0x4242, seq: 1 });
+    const echoReply = buildIcmpEcho({ src: SERVER, dst: CLIENT, id: 0x4242, seq: 1, reply: true });
+    const strayReply = buildIcmpEcho({ src: SERVER, dst: CLIENT, id: 0x4343, seq: 1, reply: true });
+    const probe = buildUdp({ src: CLIENT, dst: SERVER, sport: 33434, dport: 33434, payloadLength: 8 });
+    const unreach = buildIcmpError({ src: SERVER, dst: CLIENT, type: 3, code: 3, quote: probe });
+    const unrelated = buildIcmpError({ src: SERVER, dst: CLIENT, type: 3, code: 3, quote: buildUdp({ src: CLIENT, dst: SERVER, sport: 1, dport: 2 }) });
+    const steps: [string, boolean, Buffer][] = [
+      ['udp query', true, q], ['udp answer', false, a], ['udp query again', true, q], ['wait 2.2 s', true, Buffer.alloc(0)],
+      ['udp query after 2 s: stream, assured', true, q],
+      ['echo request', true, echo], ['echo reply', false, echoReply], ['stray echo reply', false, strayReply],
+      ['udp probe', true, probe], ['port unreachable for the probe', false, unreach], ['port unreachable for nothing', false, unrelated],
+    ];
+    const names = ['NEW', 'ESTABLISHED', 'RELATED', 'INVALID'];
+    const trace: string[] = [];
+    for (const [i, [name, fromClient, pkt]] of steps.entries()) {
+      if (pkt.length === 0) {
+        await new Promise((r) => setTimeout(r, 2200));
+        continue;
+      }
+      const k = await sendAndClassify(fromClient, pkt);
+      const now = Date.now();
+      view.parse(pkt);
+      ct.process(view, now, res);
+      if (res.state !== CtState.INVALID) ct.confirm(res);
+      const ours = names[res.state];
+      // Entries: "proto timeout [flags]" per flow, kernel and ours, compared as sets of lines.
+      const kernelEntries = k.ct
+        .filter((l) => / (udp|icmp) /.test(l))
+        .map((l) => { const f = l.split(/\s+/); return `${f[2]} ${Math.round(Number(f[4]) / 10)} ${l.includes('[UNREPLIED]') ? 'U' : ''}${l.includes('[ASSURED]') ? 'A' : ''}`; })
+        .sort();
+      const ourEntries: string[] = [];
+      ct.table.forEach((slot) => {
+        const st = ct.table.statusOf(slot);
+        const proto = ct.table.tuples[ct.table.tupleOffset(slot, 0) + 9] & 0xff;
+        // Kernel timeouts count down while the test runs: compare in tens of seconds.
+        const left = Math.round((ct.table.deadlineOf(slot) - now) / 1000 / 10);
+        ourEntries.push(`${proto === 17 ? 'udp' : 'icmp'} ${left} ${st & 1 ? '' : 'U'}${st & 2 ? 'A' : ''}`);
+      });
+      ourEntries.sort();
+      trace.push(`#${i} ${name}: kernel ${k.ctstate} ours ${ours}; kernel [${kernelEntries.join(' | ')}] ours [${ourEntries.join(' | ')}]`);
+      if (process.env.TW_TRACE) console.log(trace.at(-1));
+      expect({ ctstate: ours, entries: ourEntries }, trace.join('\n')).toEqual({ ctstate: k.ctstate, entries: kernelEntries });
     }
   });
 });

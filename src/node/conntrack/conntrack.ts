@@ -163,15 +163,17 @@ export class Conntrack {
         changes |= CtChange.STATE;
       }
     } else if (proto === Proto.UDP) {
+      // Linux nf_conntrack_udp_packet: the unreplied timeout until a reply has been seen (the
+      // reply itself still gets it: SEEN_REPLY is set after the protocol handler) and the flow is
+      // older than 2 s; then the stream timeout, and ASSURED.
       const st = t.statusOf(slot);
-      if (dir === Dir.REPLY || (st & CtStatus.SEEN_REPLY) !== 0) {
+      timeout = this.timeouts.udpUnreplied;
+      if ((st & CtStatus.SEEN_REPLY) !== 0 && now - t.start[slot] > UDP_STREAM_MS) {
         timeout = this.timeouts.udpReplied;
-        if ((st & CtStatus.ASSURED) === 0 && (st & CtStatus.SEEN_REPLY) !== 0 && now - t.start[slot] >= UDP_STREAM_MS) {
+        if ((st & CtStatus.ASSURED) === 0) {
           t.addStatus(slot, CtStatus.ASSURED);
           changes |= CtChange.STATE;
         }
-      } else {
-        timeout = this.timeouts.udpUnreplied;
       }
     } else if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
       timeout = this.timeouts.icmp;

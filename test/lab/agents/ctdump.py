@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lab agent: on each input line, prints one JSON line with the namespace's kernel conntrack table
-(/proc/net/nf_conntrack lines) and the packet counter of the FORWARD rule that drops ctstate
-INVALID (from iptables-save -c)."""
+(/proc/net/nf_conntrack lines) and the packet counters of the FORWARD rules that match each
+ctstate (from iptables-save -c), so the test learns the state the kernel gave each packet."""
 import json
 import re
 import subprocess
@@ -11,8 +11,9 @@ for _ in sys.stdin:
     with open("/proc/net/nf_conntrack") as f:
         ct = [l.strip() for l in f]
     saved = subprocess.run(["iptables-save", "-c", "-t", "filter"], capture_output=True, text=True).stdout
-    invalid = 0
+    counters = {}
     for l in saved.splitlines():
-        if "INVALID" in l and l.startswith("["):
-            invalid += int(re.match(r"\[(\d+):", l).group(1))
-    print(json.dumps({"ct": ct, "invalid": invalid}), flush=True)
+        m = re.match(r"\[(\d+):\d+\] -A FORWARD .*--ctstate (\w+)", l)
+        if m:
+            counters[m.group(2)] = counters.get(m.group(2), 0) + int(m.group(1))
+    print(json.dumps({"ct": ct, "counters": counters}), flush=True)

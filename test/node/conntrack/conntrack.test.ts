@@ -94,7 +94,7 @@ describe('conntrack', () => {
     expect(ct.table.count).toBe(0);
   });
 
-  it('tracks UDP with unreplied and replied timeouts, assured after 2 s of a stream', () => {
+  it('tracks UDP like Linux: unreplied timeout until a reply and 2 s of age, then stream timeout and assured', () => {
     const ct = new Conntrack({ maxEntries: 10 });
     const q = fakePacket({ src: C, dst: S, proto: Proto.UDP, sport: 5353, dport: 53 });
     const a = fakePacket({ src: S, dst: C, proto: Proto.UDP, sport: 53, dport: 5353 });
@@ -102,13 +102,16 @@ describe('conntrack', () => {
     expect(r.state).toBe(CtState.NEW);
     expect(track(ct, q, 10).state).toBe(CtState.NEW);
     expect(ct.table.deadlineOf(r.slot)).toBe(10 + 30_000);
+    // The first reply still gets the unreplied timeout (SEEN_REPLY is set after the protocol step).
     expect(track(ct, a, 20).state).toBe(CtState.ESTABLISHED);
-    expect(ct.table.deadlineOf(r.slot)).toBe(20 + 120_000);
+    expect(ct.table.deadlineOf(r.slot)).toBe(20 + 30_000);
     expect(track(ct, q, 30).state).toBe(CtState.ESTABLISHED);
+    expect(ct.table.deadlineOf(r.slot)).toBe(30 + 30_000);
     expect(ct.table.statusOf(r.slot) & CtStatus.ASSURED).toBe(0);
-    track(ct, q, 2500);
+    track(ct, q, 2001);
     expect(ct.table.statusOf(r.slot) & CtStatus.ASSURED).toBe(CtStatus.ASSURED);
-    ct.advance(2500 + 120_000 + 500);
+    expect(ct.table.deadlineOf(r.slot)).toBe(2001 + 120_000);
+    ct.advance(2001 + 120_000 + 500);
     expect(ct.table.count).toBe(0);
   });
 
