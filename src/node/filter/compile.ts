@@ -5,6 +5,7 @@
  * refused whole with every error; nothing here is used until the whole compile succeeded.
  */
 import { Builder, seg } from './builder.js';
+import { buildRuleLists } from './dispatch.js';
 import { InterfaceMatcher, type InterfaceResolver } from './ifaces.js';
 import { lowerRuleset, BASE_CHAINS } from './lower.js';
 import { lowerMatch } from './lower-match.js';
@@ -47,6 +48,11 @@ export class CompiledRuleset {
   readonly chainStart: Int32Array;
   readonly chainEnd: Int32Array;
   readonly rules: RuleRecord[];
+  /** Per chain and packet class, the rules that can match and what is left to test (dispatch.ts). */
+  readonly listStart: Int32Array;
+  readonly listEnd: Int32Array;
+  readonly listRule: Int32Array;
+  readonly listPresent: Int32Array;
   readonly ruleComments: (string | undefined)[];
   readonly rulePackets: Float64Array;
   readonly ruleBytes: Float64Array;
@@ -91,6 +97,11 @@ export class CompiledRuleset {
       }
       this.chainEnd[i] = this.rules.length;
     });
+    const lists = buildRuleLists(this.rules, this.chainStart, this.chainEnd);
+    this.listStart = lists.listStart;
+    this.listEnd = lists.listEnd;
+    this.listRule = lists.listRule;
+    this.listPresent = lists.listPresent;
     this.rulePackets = new Float64Array(this.rules.length);
     this.ruleBytes = new Float64Array(this.rules.length);
     this.policyPackets = new Float64Array(chains.length);

@@ -6,6 +6,7 @@
 import { CtState, type CtStateCode } from '../conntrack/state.js';
 import type { PacketFields } from '../packet/fields.js';
 import type { CompiledRuleset, ConnCountSource } from './compile.js';
+import { FULL, packetClass, SLOTS } from './dispatch.js';
 import { buildLogRecord, summarize, type LogSink, type TraceSink } from './log.js';
 import { CM, M, STAT, T, targetNames, type RuleRecord } from './record.js';
 import { SetType } from './sets.js';
@@ -20,6 +21,17 @@ const G_L4 = G_BASIC | M.DPORT | M.SPORT;
 const G_ADDR = G_L4 | M.SRC | M.DST;
 const L4_HEADER = M.DPORT | M.SPORT | M.TCPFLAGS | M.ICMP;
 
+/** Matches runChain tests inline; a rule with any other bit goes through ruleMatches. */
+const FAST = M.TCPFLAGS | M.DPORT | M.SPORT | M.SRC | M.DST;
+
+/** Address `a` in the pre-masked network w/m (IPv4 compares word 0 only). */
+function addrIn(
+  a: Uint32Array, family: number, w0: number, w1: number, w2: number, w3: number, m0: number, m1: number, m2: number,
+  m3: number,
+): boolean {
+  return (a[0] & m0) === w0 && (family === 4 || ((a[1] & m1) === w1 && (a[2] & m2) === w2 && (a[3] & m3) === w3));
+}
+
 function portIn(ranges: Int32Array, off: number, cnt: number, port: number): boolean {
   for (let i = off * 2, end = (off + cnt) * 2; i < end; i += 2) {
     if (port >= ranges[i] && port <= ranges[i + 1]) return true;
@@ -28,15 +40,16 @@ function portIn(ranges: Int32Array, off: number, cnt: number, port: number): boo
 }
 
 /**
- * Whether rule `r` matches. Each present match is tested as `hit === negated -> no match`. Stateless
- * matches come first; the stateful ones (statistic, connlimit, limit, hashlimit) last, so they
- * count and spend tokens only for packets that satisfy the rest of the rule.
+ * Whether rule `r` matches, testing the matches in `p`: `r.present`, or what is left of it once the
+ * packet's class decided the family, protocol and ct state tests (dispatch.ts). Each match is tested
+ * as `hit === negated -> no match`. Stateless matches come first; the stateful ones (statistic,
+ * connlimit, limit, hashlimit) last, so they count and spend tokens only for packets that satisfy
+ * the rest of the rule.
  */
 export function ruleMatches(
-  rs: CompiledRuleset, r: RuleRecord, pkt: PacketFields, meta: PacketMeta, ctState: number, mark: number,
+  rs: CompiledRuleset, r: RuleRecord, p: number, pkt: PacketFields, meta: PacketMeta, ctState: number, mark: number,
   connmark: number, conn: ConnCountSource | null,
 ): boolean {
-  const p = r.present;
   if (p === 0) return true;
   const n = r.neg;
   if ((p & M.FAMILY) !== 0 && pkt.family !== r.family) return false;
@@ -152,18 +165,31 @@ export function runChain(
 ): number {
   const rules = rs.rules;
   const stack = rs.stack;
+  const listRule = rs.listRule;
+  const listPresent = rs.listPresent;
   const ctState = ct === null ? -1 : ct.state;
   const tracer = traceId > 0 ? sinks.trace : null;
   if (tracer !== null) {
     tracer.trace({ id: traceId, kind: 'packet', hook: hookName(base), chain: rs.chainNames[base], rule: -1,
       matched: false, target: '', packet: summarize(pkt, meta) });
   }
+  // A traced packet walks the FULL lists, so that it reports every rule as it always did.
+  const cls = tracer !== null ? FULL : packetClass(pkt.family, pkt.proto, ctState);
+  // Per-packet values of the inline tests, read once rather than once per rule.
+  const ranges = rs.portRanges;
+  const laterFragment = pkt.isLaterFragment;
+  const flags = pkt.tcpFlags;
+  const sport = pkt.sport;
+  const dport = pkt.dport;
+  const src = pkt.src;
+  const dst = pkt.dst;
   let chain = base;
-  let i = rs.chainStart[chain];
-  let end = rs.chainEnd[chain];
+  // j walks the chain's list for the packet's class; i is the rule index of entry j.
+  let j = rs.listStart[chain * SLOTS + cls];
+  let end = rs.listEnd[chain * SLOTS + cls];
   let sp = 0;
   for (;;) {
-    if (i >= end) {
+    if (j >= end) {
       rs.policyPackets[chain] += 1;
       rs.policyBytes[chain] += pkt.ipLength;
       if (sp === 0) return decide(rs, out, chain, -1, rs.chainPolicy[chain], RejectKind.NONE, tracer, traceId, base);
@@ -173,18 +199,41 @@ export function runChain(
       }
       sp -= 2;
       chain = stack[sp];
-      i = stack[sp + 1];
-      end = rs.chainEnd[chain];
+      j = stack[sp + 1];
+      end = rs.listEnd[chain * SLOTS + cls];
       continue;
     }
+    const i = listRule[j];
     const r = rules[i];
-    const matched = ruleMatches(rs, r, pkt, meta, ctState, out.mark, out.connmark, sinks.conn);
+    const p = listPresent[j];
+    let matched = true;
+    if ((p & ~FAST) !== 0) {
+      matched = ruleMatches(rs, r, p, pkt, meta, ctState, out.mark, out.connmark, sinks.conn);
+    } else if (p !== 0) {
+      // The common rule (flags, ports, addresses) tested here on the packet's values read once,
+      // without a call; cheapest tests first (all are stateless, so the order does not matter).
+      const n = r.neg;
+      if ((p & L4_HEADER) !== 0 && laterFragment) matched = false;
+      else if ((p & M.TCPFLAGS) !== 0 && ((flags & r.flagMask) === r.flagComp) === ((n & M.TCPFLAGS) !== 0)) {
+        matched = false;
+      } else if ((p & M.DPORT) !== 0 && portIn(ranges, r.dportOff, r.dportCnt, dport) === ((n & M.DPORT) !== 0)) {
+        matched = false;
+      } else if ((p & M.SPORT) !== 0 && portIn(ranges, r.sportOff, r.sportCnt, sport) === ((n & M.SPORT) !== 0)) {
+        matched = false;
+      } else if ((p & M.SRC) !== 0 && addrIn(src, r.family, r.src0, r.src1, r.src2, r.src3, r.srcM0, r.srcM1, r.srcM2,
+        r.srcM3) === ((n & M.SRC) !== 0)) {
+        matched = false;
+      } else if ((p & M.DST) !== 0 && addrIn(dst, r.family, r.dst0, r.dst1, r.dst2, r.dst3, r.dstM0, r.dstM1, r.dstM2,
+        r.dstM3) === ((n & M.DST) !== 0)) {
+        matched = false;
+      }
+    }
     if (tracer !== null) {
       tracer.trace({ id: traceId, kind: 'rule', hook: hookName(base), chain: rs.chainNames[chain],
         rule: i - rs.chainStart[chain], matched, target: matched ? targetText(rs, r) : '' });
     }
     if (!matched) {
-      i++;
+      j++;
       continue;
     }
     rs.rulePackets[i] += 1;
@@ -205,16 +254,17 @@ export function runChain(
         }
         sp -= 2;
         chain = stack[sp];
-        i = stack[sp + 1];
-        end = rs.chainEnd[chain];
+        j = stack[sp + 1];
+        end = rs.listEnd[chain * SLOTS + cls];
         continue;
       case T.JUMP:
+        // The return point is a list position: the caller's list is the same class's list.
         stack[sp] = chain;
-        stack[sp + 1] = i + 1;
+        stack[sp + 1] = j + 1;
         sp += 2;
         chain = r.targetArg;
-        i = rs.chainStart[chain];
-        end = rs.chainEnd[chain];
+        j = rs.listStart[chain * SLOTS + cls];
+        end = rs.listEnd[chain * SLOTS + cls];
         continue;
       case T.LOG:
         if (sinks.log !== null) emitLog(rs, r, i, chain, pkt, meta, ctState, out.mark, sinks.log);
@@ -233,7 +283,7 @@ export function runChain(
       default:
         break;
     }
-    i++;
+    j++;
   }
 }
 

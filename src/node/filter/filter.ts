@@ -104,7 +104,7 @@ export class Filter {
   #traceId(pkt: PacketFields, meta: PacketMeta, ctState: number, connmark: number): number {
     const sel = this.#selector;
     if (sel === null || this.#sinks.trace === null) return 0;
-    if (!ruleMatches(sel, sel.rules[0], pkt, meta, ctState, meta.mark, connmark, this.#sinks.conn)) return 0;
+    if (!ruleMatches(sel, sel.rules[0], sel.rules[0].present, pkt, meta, ctState, meta.mark, connmark, this.#sinks.conn)) return 0;
     return ++this.#traceSeq;
   }
 
