@@ -157,24 +157,20 @@ function targetText(rs: CompiledRuleset, r: RuleRecord): string {
 
 /**
  * Runs base chain `base` for one packet. `out` must be initialised by the caller (mark, connmark).
- * `ct` is null in the raw chain. `traceId` > 0 reports each step to sinks.trace.
+ * `ct` is null in the raw chain. `traceId` > 0 reports each step to sinks.trace (runTraced).
  */
 export function runChain(
   rs: CompiledRuleset, base: number, pkt: PacketFields, meta: PacketMeta, ct: CtInfo | null,
   out: FilterResult, sinks: EvalSinks, traceId: number,
 ): number {
+  if (traceId > 0 && sinks.trace !== null) return runTraced(rs, base, pkt, meta, ct, out, sinks, traceId, sinks.trace);
   const rules = rs.rules;
   const stack = rs.stack;
   const listRule = rs.listRule;
   const listPresent = rs.listPresent;
+  const listEnd = rs.listEnd;
   const ctState = ct === null ? -1 : ct.state;
-  const tracer = traceId > 0 ? sinks.trace : null;
-  if (tracer !== null) {
-    tracer.trace({ id: traceId, kind: 'packet', hook: hookName(base), chain: rs.chainNames[base], rule: -1,
-      matched: false, target: '', packet: summarize(pkt, meta) });
-  }
-  // A traced packet walks the FULL lists, so that it reports every rule as it always did.
-  const cls = tracer !== null ? FULL : packetClass(pkt.family, pkt.proto, ctState);
+  const cls = packetClass(pkt.family, pkt.proto, ctState);
   // Per-packet values of the inline tests, read once rather than once per rule.
   const ranges = rs.portRanges;
   const laterFragment = pkt.isLaterFragment;
@@ -186,52 +182,162 @@ export function runChain(
   let chain = base;
   // j walks the chain's list for the packet's class; i is the rule index of entry j.
   let j = rs.listStart[chain * SLOTS + cls];
-  let end = rs.listEnd[chain * SLOTS + cls];
+  let end = listEnd[chain * SLOTS + cls];
+  let sp = 0;
+  for (;;) {
+    if (j >= end) {
+      rs.policyPackets[chain] += 1;
+      rs.policyBytes[chain] += pkt.ipLength;
+      if (sp === 0) return finish(out, chain, -1, rs.chainPolicy[chain], RejectKind.NONE);
+      sp -= 2;
+      chain = stack[sp];
+      j = stack[sp + 1];
+      end = listEnd[chain * SLOTS + cls];
+      continue;
+    }
+    const i = listRule[j];
+    const r = rules[i];
+    const p = listPresent[j];
+    if ((p & ~FAST) !== 0) {
+      if (!ruleMatches(rs, r, p, pkt, meta, ctState, out.mark, out.connmark, sinks.conn)) {
+        j++;
+        continue;
+      }
+    } else if (p !== 0) {
+      // The common rule (flags, ports, addresses) is tested here on the packet's values read once,
+      // without a call; cheapest tests first (all are stateless, so the order does not matter).
+      const n = r.neg;
+      if ((p & L4_HEADER) !== 0 && laterFragment) {
+        j++;
+        continue;
+      }
+      if ((p & M.TCPFLAGS) !== 0 && ((flags & r.flagMask) === r.flagComp) === ((n & M.TCPFLAGS) !== 0)) {
+        j++;
+        continue;
+      }
+      if ((p & M.DPORT) !== 0 && portIn(ranges, r.dportOff, r.dportCnt, dport) === ((n & M.DPORT) !== 0)) {
+        j++;
+        continue;
+      }
+      if ((p & M.SPORT) !== 0 && portIn(ranges, r.sportOff, r.sportCnt, sport) === ((n & M.SPORT) !== 0)) {
+        j++;
+        continue;
+      }
+      if ((p & M.SRC) !== 0 && addrIn(src, r.family, r.src0, r.src1, r.src2, r.src3, r.srcM0, r.srcM1, r.srcM2,
+        r.srcM3) === ((n & M.SRC) !== 0)) {
+        j++;
+        continue;
+      }
+      if ((p & M.DST) !== 0 && addrIn(dst, r.family, r.dst0, r.dst1, r.dst2, r.dst3, r.dstM0, r.dstM1, r.dstM2,
+        r.dstM3) === ((n & M.DST) !== 0)) {
+        j++;
+        continue;
+      }
+    }
+    rs.rulePackets[i] += 1;
+    rs.ruleBytes[i] += pkt.ipLength;
+    const target = r.target;
+    if (target <= T.REJECT) {
+      // ACCEPT, DROP, REJECT: T and Verdict number these differently.
+      const v = target === T.ACCEPT ? Verdict.ACCEPT : target === T.DROP ? Verdict.DROP : Verdict.REJECT;
+      return finish(out, chain, i - rs.chainStart[chain], v, target === T.REJECT ? r.targetArg : RejectKind.NONE);
+    }
+    if (target === T.JUMP) {
+      // The return point is a list position: the caller's list is of the same class.
+      stack[sp] = chain;
+      stack[sp + 1] = j + 1;
+      sp += 2;
+      chain = r.targetArg;
+      j = rs.listStart[chain * SLOTS + cls];
+      end = listEnd[chain * SLOTS + cls];
+      continue;
+    }
+    if (target === T.RETURN) {
+      if (sp === 0) {
+        // RETURN in a base chain applies its policy (iptables).
+        rs.policyPackets[chain] += 1;
+        rs.policyBytes[chain] += pkt.ipLength;
+        return finish(out, chain, -1, rs.chainPolicy[chain], RejectKind.NONE);
+      }
+      sp -= 2;
+      chain = stack[sp];
+      j = stack[sp + 1];
+      end = listEnd[chain * SLOTS + cls];
+      continue;
+    }
+    act(rs, r, i, chain, pkt, meta, ctState, out, sinks.log);
+    j++;
+  }
+}
+
+function finish(out: FilterResult, chain: number, rule: number, verdict: number, reject: number): number {
+  out.verdict = verdict;
+  out.rejectKind = reject;
+  out.chain = chain;
+  out.rule = rule;
+  return verdict;
+}
+
+/** The targets that do not end the walk: LOG, MARK, CONNMARK, NOTRACK. */
+function act(
+  rs: CompiledRuleset, r: RuleRecord, i: number, chain: number, pkt: PacketFields, meta: PacketMeta, ctState: number,
+  out: FilterResult, log: LogSink | null,
+): void {
+  switch (r.target) {
+    case T.LOG:
+      if (log !== null) emitLog(rs, r, i, chain, pkt, meta, ctState, out.mark, log);
+      break;
+    case T.MARK:
+      out.mark = (((out.mark & r.markAnd) | r.markOr) ^ r.markXor) >>> 0;
+      break;
+    case T.CONNMARK:
+      if (r.cmOp === CM.SET) out.connmark = ((out.connmark & ~r.cmArgMask) | r.cmArgValue) >>> 0;
+      else if (r.cmOp === CM.SAVE) out.connmark = ((out.connmark & ~r.cmArgMask) | (out.mark & r.cmArgMask)) >>> 0;
+      else out.mark = ((out.mark & ~r.cmArgMask) | (out.connmark & r.cmArgMask)) >>> 0;
+      break;
+    case T.NOTRACK:
+      out.notrack = true;
+      break;
+    default:
+      break;
+  }
+}
+
+/**
+ * runChain for a traced packet: walks every rule (the FULL lists, each rule with its whole
+ * `present`), reporting the packet, each rule tested, each return off a user chain and the verdict.
+ */
+function runTraced(
+  rs: CompiledRuleset, base: number, pkt: PacketFields, meta: PacketMeta, ct: CtInfo | null,
+  out: FilterResult, sinks: EvalSinks, traceId: number, tracer: TraceSink,
+): number {
+  const rules = rs.rules;
+  const stack = rs.stack;
+  const ctState = ct === null ? -1 : ct.state;
+  tracer.trace({ id: traceId, kind: 'packet', hook: hookName(base), chain: rs.chainNames[base], rule: -1,
+    matched: false, target: '', packet: summarize(pkt, meta) });
+  let chain = base;
+  let j = rs.listStart[chain * SLOTS + FULL];
+  let end = rs.listEnd[chain * SLOTS + FULL];
   let sp = 0;
   for (;;) {
     if (j >= end) {
       rs.policyPackets[chain] += 1;
       rs.policyBytes[chain] += pkt.ipLength;
       if (sp === 0) return decide(rs, out, chain, -1, rs.chainPolicy[chain], RejectKind.NONE, tracer, traceId, base);
-      if (tracer !== null) {
-        tracer.trace({ id: traceId, kind: 'return', hook: hookName(base), chain: rs.chainNames[chain], rule: -1,
-          matched: false, target: 'RETURN' });
-      }
+      tracer.trace({ id: traceId, kind: 'return', hook: hookName(base), chain: rs.chainNames[chain], rule: -1,
+        matched: false, target: 'RETURN' });
       sp -= 2;
       chain = stack[sp];
       j = stack[sp + 1];
-      end = rs.listEnd[chain * SLOTS + cls];
+      end = rs.listEnd[chain * SLOTS + FULL];
       continue;
     }
-    const i = listRule[j];
+    const i = rs.listRule[j];
     const r = rules[i];
-    const p = listPresent[j];
-    let matched = true;
-    if ((p & ~FAST) !== 0) {
-      matched = ruleMatches(rs, r, p, pkt, meta, ctState, out.mark, out.connmark, sinks.conn);
-    } else if (p !== 0) {
-      // The common rule (flags, ports, addresses) tested here on the packet's values read once,
-      // without a call; cheapest tests first (all are stateless, so the order does not matter).
-      const n = r.neg;
-      if ((p & L4_HEADER) !== 0 && laterFragment) matched = false;
-      else if ((p & M.TCPFLAGS) !== 0 && ((flags & r.flagMask) === r.flagComp) === ((n & M.TCPFLAGS) !== 0)) {
-        matched = false;
-      } else if ((p & M.DPORT) !== 0 && portIn(ranges, r.dportOff, r.dportCnt, dport) === ((n & M.DPORT) !== 0)) {
-        matched = false;
-      } else if ((p & M.SPORT) !== 0 && portIn(ranges, r.sportOff, r.sportCnt, sport) === ((n & M.SPORT) !== 0)) {
-        matched = false;
-      } else if ((p & M.SRC) !== 0 && addrIn(src, r.family, r.src0, r.src1, r.src2, r.src3, r.srcM0, r.srcM1, r.srcM2,
-        r.srcM3) === ((n & M.SRC) !== 0)) {
-        matched = false;
-      } else if ((p & M.DST) !== 0 && addrIn(dst, r.family, r.dst0, r.dst1, r.dst2, r.dst3, r.dstM0, r.dstM1, r.dstM2,
-        r.dstM3) === ((n & M.DST) !== 0)) {
-        matched = false;
-      }
-    }
-    if (tracer !== null) {
-      tracer.trace({ id: traceId, kind: 'rule', hook: hookName(base), chain: rs.chainNames[chain],
-        rule: i - rs.chainStart[chain], matched, target: matched ? targetText(rs, r) : '' });
-    }
+    const matched = ruleMatches(rs, r, rs.listPresent[j], pkt, meta, ctState, out.mark, out.connmark, sinks.conn);
+    tracer.trace({ id: traceId, kind: 'rule', hook: hookName(base), chain: rs.chainNames[chain],
+      rule: i - rs.chainStart[chain], matched, target: matched ? targetText(rs, r) : '' });
     if (!matched) {
       j++;
       continue;
@@ -247,7 +353,6 @@ export function runChain(
         return decide(rs, out, chain, i - rs.chainStart[chain], Verdict.REJECT, r.targetArg, tracer, traceId, base);
       case T.RETURN:
         if (sp === 0) {
-          // RETURN in a base chain applies its policy (iptables).
           rs.policyPackets[chain] += 1;
           rs.policyBytes[chain] += pkt.ipLength;
           return decide(rs, out, chain, -1, rs.chainPolicy[chain], RejectKind.NONE, tracer, traceId, base);
@@ -255,32 +360,18 @@ export function runChain(
         sp -= 2;
         chain = stack[sp];
         j = stack[sp + 1];
-        end = rs.listEnd[chain * SLOTS + cls];
+        end = rs.listEnd[chain * SLOTS + FULL];
         continue;
       case T.JUMP:
-        // The return point is a list position: the caller's list is the same class's list.
         stack[sp] = chain;
         stack[sp + 1] = j + 1;
         sp += 2;
         chain = r.targetArg;
-        j = rs.listStart[chain * SLOTS + cls];
-        end = rs.listEnd[chain * SLOTS + cls];
+        j = rs.listStart[chain * SLOTS + FULL];
+        end = rs.listEnd[chain * SLOTS + FULL];
         continue;
-      case T.LOG:
-        if (sinks.log !== null) emitLog(rs, r, i, chain, pkt, meta, ctState, out.mark, sinks.log);
-        break;
-      case T.MARK:
-        out.mark = (((out.mark & r.markAnd) | r.markOr) ^ r.markXor) >>> 0;
-        break;
-      case T.CONNMARK:
-        if (r.cmOp === CM.SET) out.connmark = ((out.connmark & ~r.cmArgMask) | r.cmArgValue) >>> 0;
-        else if (r.cmOp === CM.SAVE) out.connmark = ((out.connmark & ~r.cmArgMask) | (out.mark & r.cmArgMask)) >>> 0;
-        else out.mark = ((out.mark & ~r.cmArgMask) | (out.connmark & r.cmArgMask)) >>> 0;
-        break;
-      case T.NOTRACK:
-        out.notrack = true;
-        break;
       default:
+        act(rs, r, i, chain, pkt, meta, ctState, out, sinks.log);
         break;
     }
     j++;
@@ -289,17 +380,12 @@ export function runChain(
 
 function decide(
   rs: CompiledRuleset, out: FilterResult, chain: number, rule: number, verdict: number, reject: number,
-  tracer: TraceSink | null, traceId: number, base: number,
+  tracer: TraceSink, traceId: number, base: number,
 ): number {
-  out.verdict = verdict;
-  out.rejectKind = reject;
-  out.chain = chain;
-  out.rule = rule;
-  if (tracer !== null) {
-    tracer.trace({ id: traceId, kind: 'verdict', hook: hookName(base), chain: rs.chainNames[chain], rule,
-      matched: rule >= 0, target: rule < 0 ? `policy ${verdictNames[verdict]}` : verdictNames[verdict],
-      verdict: verdictNames[verdict] });
-  }
+  finish(out, chain, rule, verdict, reject);
+  tracer.trace({ id: traceId, kind: 'verdict', hook: hookName(base), chain: rs.chainNames[chain], rule,
+    matched: rule >= 0, target: rule < 0 ? `policy ${verdictNames[verdict]}` : verdictNames[verdict],
+    verdict: verdictNames[verdict] });
   return verdict;
 }
 
