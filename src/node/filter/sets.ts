@@ -71,6 +71,10 @@ export interface SetElement {
   portHi: number;
 }
 
+/** ip and net sets scan (rather than hash) a family with at most this many elements. */
+const SCAN_MAX = 8;
+const FULL_MASK = Uint32Array.of(0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff);
+
 /** Port ranges in ip+port elements are expanded, as ipset does; cap the expansion. */
 const MAX_PORT_RANGE = 1024;
 
@@ -123,6 +127,14 @@ export class CompiledSet {
   private readonly masks4: Int32Array;
   private readonly prefixes6: Int32Array;
   private readonly masks6: Int32Array;
+  /**
+   * ip and net sets with few elements of a family keep them in a flat list too: 8 words per
+   * element (address words as stored, then the prefix mask), and are scanned rather than probed.
+   * A scan of a handful of entries costs less than hashing six words once per prefix length (a
+   * 6-element martians set has 4 lengths, so 4 probes). Null when the family has too many.
+   */
+  private readonly scan4: Int32Array | null;
+  private readonly scan6: Int32Array | null;
 
   constructor(name: string, type: SetTypeCode, elements: SetElement[]) {
     this.name = name;
@@ -152,10 +164,39 @@ export class CompiledSet {
     };
     [this.prefixes4, this.masks4] = build(4, p4);
     [this.prefixes6, this.masks6] = build(6, p6);
+    const scan = (family: Family): Int32Array | null => {
+      if (type === SetType.IP_PORT) return null;
+      const list = elements.filter((e) => e.family === family);
+      if (list.length > SCAN_MAX) return null;
+      const out = new Int32Array(list.length * 8);
+      list.forEach((e, i) => {
+        // An ip set is keyed by the whole address: the mask of a host of either family is all ones
+        // on all four words (a v4 packet's words 1..3 are 0, as are the element's).
+        const m = type === SetType.NET ? prefixMask(family, e.prefix) : FULL_MASK;
+        for (let k = 0; k < 4; k++) {
+          out[i * 8 + k] = e.words[k] | 0;
+          out[i * 8 + 4 + k] = m[k] | 0;
+        }
+      });
+      return out;
+    };
+    this.scan4 = scan(4);
+    this.scan6 = scan(6);
   }
 
   /** Address lookup (ip and net sets). */
   hasAddr(family: number, w: Uint32Array): boolean {
+    const scan = family === 4 ? this.scan4 : family === 6 ? this.scan6 : null;
+    if (scan !== null) {
+      const a = w[0] | 0, b = w[1] | 0, c = w[2] | 0, d = w[3] | 0;
+      for (let o = 0; o < scan.length; o += 8) {
+        if ((a & scan[o + 4]) === scan[o] && (b & scan[o + 5]) === scan[o + 1] && (c & scan[o + 6]) === scan[o + 2] &&
+          (d & scan[o + 7]) === scan[o + 3]) {
+          return true;
+        }
+      }
+      return false;
+    }
     if (this.type === SetType.IP) return this.table.has(family, w[0] | 0, w[1] | 0, w[2] | 0, w[3] | 0, 0);
     // hash:net: one probe per distinct prefix length present, as ipset walks its cidr list.
     const prefixes = family === 4 ? this.prefixes4 : this.prefixes6;
