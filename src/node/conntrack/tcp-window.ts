@@ -28,7 +28,13 @@
 import { TcpFlag, type PacketFields } from '../packet/fields.js';
 import { TcpState } from './state.js';
 import { TcpFlagClass } from './tcp-states.js';
-import {
+import * as layout from './tcp-store.js';
+import { TcpDirFlag, TcpEntryFlag, type TcpStateStore } from './tcp-store.js';
+
+// Module-local copies of the record layout: V8 (Node 20) loads an imported binding through its
+// module cell with a TDZ check at every use, even in optimised code; a module-local const is free
+// (see the same note in tcp.ts).
+const {
   B_ENTRY_FLAGS,
   B_LAST_DIR,
   B_RETRANS,
@@ -37,8 +43,6 @@ import {
   B_TD_SCALE,
   TCP_MAX_WSCALE,
   TCP_RECORD_BYTES,
-  TcpDirFlag,
-  TcpEntryFlag,
   W_LAST_ACK,
   W_LAST_END,
   W_LAST_SEQ,
@@ -47,8 +51,7 @@ import {
   W_TD_MAXACK,
   W_TD_MAXEND,
   W_TD_MAXWIN,
-  type TcpStateStore,
-} from './tcp-store.js';
+} = layout;
 
 /** The segment fields the tracker reads. Plain objects do in tests. */
 export type TcpSegment = Pick<
