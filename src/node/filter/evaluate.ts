@@ -22,7 +22,7 @@ const G_ADDR = G_L4 | M.SRC | M.DST;
 const L4_HEADER = M.DPORT | M.SPORT | M.TCPFLAGS | M.ICMP;
 
 /** Matches runChain tests inline; a rule with any other bit goes through ruleMatches. */
-const FAST = M.TCPFLAGS | M.DPORT | M.SPORT | M.SRC | M.DST;
+const FAST = M.TCPFLAGS | M.DPORT | M.SPORT | M.SRC | M.DST | M.SRCSET | M.DSTSET;
 
 /** Address `a` in the pre-masked network w/m (IPv4 compares word 0 only). */
 function addrIn(
@@ -170,9 +170,11 @@ export function runChain(
   const listPresent = rs.listPresent;
   const listEnd = rs.listEnd;
   const ctState = ct === null ? -1 : ct.state;
-  const cls = packetClass(pkt.family, pkt.proto, ctState);
+  const family = pkt.family;
+  const cls = packetClass(family, pkt.proto, ctState);
   // Per-packet values of the inline tests, read once rather than once per rule.
   const ranges = rs.portRanges;
+  const sets = rs.sets;
   const laterFragment = pkt.isLaterFragment;
   const flags = pkt.tcpFlags;
   const sport = pkt.sport;
@@ -204,7 +206,7 @@ export function runChain(
         continue;
       }
     } else if (p !== 0) {
-      // The common rule (flags, ports, addresses) is tested here on the packet's values read once,
+      // The common rule (flags, ports, addresses, address sets) is tested here on the packet's values read once,
       // without a call; cheapest tests first (all are stateless, so the order does not matter).
       const n = r.neg;
       if ((p & L4_HEADER) !== 0 && laterFragment) {
@@ -230,6 +232,14 @@ export function runChain(
       }
       if ((p & M.DST) !== 0 && addrIn(dst, r.family, r.dst0, r.dst1, r.dst2, r.dst3, r.dstM0, r.dstM1, r.dstM2,
         r.dstM3) === ((n & M.DST) !== 0)) {
+        j++;
+        continue;
+      }
+      if ((p & M.SRCSET) !== 0 && sets[r.srcSet].hasAddr(family, src) === ((n & M.SRCSET) !== 0)) {
+        j++;
+        continue;
+      }
+      if ((p & M.DSTSET) !== 0 && sets[r.dstSet].hasAddr(family, dst) === ((n & M.DSTSET) !== 0)) {
         j++;
         continue;
       }
