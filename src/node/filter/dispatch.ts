@@ -15,21 +15,23 @@
 import { Proto } from '../packet/fields.js';
 import { M, type RuleRecord } from './record.js';
 
-const FAMILIES = 2; // 4, 6
-const PROTOS = 5; // tcp, udp, icmp, icmpv6, other
-const CTS = 6; // none (raw: -1), NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED
-const P_OTHER = 4;
+/** Class and list-slot counts (a const enum: literals in the per-packet code, as record.ts explains). */
+export const enum Lists {
+  FAMILIES = 2, // 4, 6
+  PROTOS = 5, // tcp, udp, icmp, icmpv6, other
+  CTS = 6, // none (raw: -1), NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED
+  P_OTHER = 4,
+  CLASSES = FAMILIES * PROTOS * CTS,
+  /** The unfiltered list of a chain. */
+  FULL = CLASSES,
+  /** List slots per chain: the classes and FULL. */
+  SLOTS = CLASSES + 1,
+}
 /** Exact protocol number of each protocol class but "other". */
 const CLASS_PROTO: readonly number[] = [Proto.TCP, Proto.UDP, Proto.ICMP, Proto.ICMPV6];
 
-/** Number of classes; class FULL (= CLASSES) is the unfiltered list. */
-export const CLASSES = FAMILIES * PROTOS * CTS;
-export const FULL = CLASSES;
-/** List slots per chain: the classes and FULL. */
-export const SLOTS = CLASSES + 1;
-
 /** Protocol number -> protocol class (one byte load per packet instead of a compare chain). */
-const PROTO_CLASS = new Uint8Array(256).fill(P_OTHER);
+const PROTO_CLASS = new Uint8Array(256).fill(Lists.P_OTHER);
 CLASS_PROTO.forEach((p, i) => (PROTO_CLASS[p] = i));
 
 /**
@@ -39,8 +41,8 @@ CLASS_PROTO.forEach((p, i) => (PROTO_CLASS[p] = i));
 export function packetClass(family: number, proto: number, ctState: number): number {
   const f = family === 4 ? 0 : family === 6 ? 1 : -1;
   const c = ctState + 1;
-  if (f < 0 || c < 0 || c >= CTS) return FULL;
-  return (c * FAMILIES + f) * PROTOS + PROTO_CLASS[proto & 255];
+  if (f < 0 || c < 0 || c >= Lists.CTS) return Lists.FULL;
+  return (c * Lists.FAMILIES + f) * Lists.PROTOS + PROTO_CLASS[proto & 255];
 }
 
 /**
@@ -50,16 +52,16 @@ export function packetClass(family: number, proto: number, ctState: number): num
 function residual(r: RuleRecord, cls: number): number {
   let p = r.present;
   const n = r.neg;
-  const pc = cls % PROTOS;
-  const family = Math.floor(cls / PROTOS) % FAMILIES === 0 ? 4 : 6;
-  const ctState = Math.floor(cls / (PROTOS * FAMILIES)) - 1;
+  const pc = cls % Lists.PROTOS;
+  const family = Math.floor(cls / Lists.PROTOS) % Lists.FAMILIES === 0 ? 4 : 6;
+  const ctState = Math.floor(cls / (Lists.PROTOS * Lists.FAMILIES)) - 1;
   if ((p & M.FAMILY) !== 0) {
     if (r.family !== family) return -1;
     p &= ~M.FAMILY;
   }
   if ((p & M.PROTO) !== 0) {
     const negated = (n & M.PROTO) !== 0;
-    if (pc !== P_OTHER) {
+    if (pc !== Lists.P_OTHER) {
       if ((r.proto === CLASS_PROTO[pc]) === negated) return -1;
       p &= ~M.PROTO;
     } else if (CLASS_PROTO.includes(r.proto)) {
@@ -77,7 +79,7 @@ function residual(r: RuleRecord, cls: number): number {
   return p;
 }
 
-/** Flat lists: chain c, class k is entries listStart[c * SLOTS + k] .. listEnd[c * SLOTS + k]. */
+/** Flat lists: chain c, class k is entries listStart[c * Lists.SLOTS + k] .. listEnd[c * Lists.SLOTS + k]. */
 export interface RuleLists {
   listStart: Int32Array;
   listEnd: Int32Array;
@@ -90,17 +92,17 @@ export interface RuleLists {
 /** Builds the lists of every chain; equal lists (common: most rules ignore ct state) are stored once. */
 export function buildRuleLists(rules: RuleRecord[], chainStart: Int32Array, chainEnd: Int32Array): RuleLists {
   const chains = chainStart.length;
-  const listStart = new Int32Array(chains * SLOTS);
-  const listEnd = new Int32Array(chains * SLOTS);
+  const listStart = new Int32Array(chains * Lists.SLOTS);
+  const listEnd = new Int32Array(chains * Lists.SLOTS);
   const ruleIdx: number[] = [];
   const present: number[] = [];
   const seen = new Map<string, number>();
   for (let c = 0; c < chains; c++) {
-    for (let k = 0; k < SLOTS; k++) {
+    for (let k = 0; k < Lists.SLOTS; k++) {
       const ri: number[] = [];
       const rp: number[] = [];
       for (let i = chainStart[c]; i < chainEnd[c]; i++) {
-        const p = k === FULL ? rules[i].present : residual(rules[i], k);
+        const p = k === Lists.FULL ? rules[i].present : residual(rules[i], k);
         if (p < 0) continue;
         ri.push(i);
         rp.push(p);
@@ -115,8 +117,8 @@ export function buildRuleLists(rules: RuleRecord[], chainStart: Int32Array, chai
           present.push(rp[j]);
         }
       }
-      listStart[c * SLOTS + k] = start;
-      listEnd[c * SLOTS + k] = start + ri.length;
+      listStart[c * Lists.SLOTS + k] = start;
+      listEnd[c * Lists.SLOTS + k] = start + ri.length;
     }
   }
   return { listStart, listEnd, listRule: Int32Array.from(ruleIdx), listPresent: Int32Array.from(present) };

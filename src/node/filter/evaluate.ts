@@ -6,7 +6,7 @@
 import { CtState, type CtStateCode } from '../conntrack/state.js';
 import type { PacketFields } from '../packet/fields.js';
 import type { CompiledRuleset, ConnCountSource } from './compile.js';
-import { FULL, packetClass, SLOTS } from './dispatch.js';
+import { Lists, packetClass } from './dispatch.js';
 import { buildLogRecord, summarize, type LogSink, type TraceSink } from './log.js';
 import { CM, M, STAT, T, targetNames, type RuleRecord } from './record.js';
 import { SetType } from './sets.js';
@@ -14,15 +14,18 @@ import { RejectKind, Verdict, verdictNames, type CtInfo, type FilterResult, type
 
 const NEW: CtStateCode = CtState.NEW;
 
-// Groups of match bits: after each group, a rule with nothing further returns early, so a typical
-// rule (state, protocol, a port, an address) costs a handful of tests, not one per match kind.
-const G_BASIC = M.FAMILY | M.PROTO | M.CTSTATE;
-const G_L4 = G_BASIC | M.DPORT | M.SPORT;
-const G_ADDR = G_L4 | M.SRC | M.DST;
-const L4_HEADER = M.DPORT | M.SPORT | M.TCPFLAGS | M.ICMP;
-
-/** Matches runChain tests inline; a rule with any other bit goes through ruleMatches. */
-const FAST = M.TCPFLAGS | M.DPORT | M.SPORT | M.SRC | M.DST | M.SRCSET | M.DSTSET;
+/** Groups of match bits (a const enum, so literals in the code below). */
+const enum G {
+  // After each of these groups, a rule with nothing further returns early, so a typical rule (state,
+  // protocol, a port, an address) costs a handful of tests, not one per match kind.
+  BASIC = M.FAMILY | M.PROTO | M.CTSTATE,
+  L4 = BASIC | M.DPORT | M.SPORT,
+  ADDR = L4 | M.SRC | M.DST,
+  /** Matches on the transport header, which a later fragment does not have. */
+  L4_HEADER = M.DPORT | M.SPORT | M.TCPFLAGS | M.ICMP,
+  /** Matches runChain tests inline; a rule with any other bit goes through ruleMatches. */
+  FAST = M.TCPFLAGS | M.DPORT | M.SPORT | M.SRC | M.DST | M.SRCSET | M.DSTSET,
+}
 
 /** Address `a` in the pre-masked network w/m (IPv4 compares word 0 only). */
 function addrIn(
@@ -55,16 +58,16 @@ export function ruleMatches(
   if ((p & M.FAMILY) !== 0 && pkt.family !== r.family) return false;
   if ((p & M.PROTO) !== 0 && (pkt.proto === r.proto) === ((n & M.PROTO) !== 0)) return false;
   if ((p & M.CTSTATE) !== 0 && (((1 << ctState) & r.ctMask) !== 0) === ((n & M.CTSTATE) !== 0)) return false;
-  if ((p & ~G_BASIC) === 0) return true;
+  if ((p & ~G.BASIC) === 0) return true;
   // xt_tcpudp, icmp: a fragment other than the first has no transport header and never matches.
-  if ((p & L4_HEADER) !== 0 && pkt.isLaterFragment) return false;
+  if ((p & G.L4_HEADER) !== 0 && pkt.isLaterFragment) return false;
   if ((p & M.DPORT) !== 0 && portIn(rs.portRanges, r.dportOff, r.dportCnt, pkt.dport) === ((n & M.DPORT) !== 0)) {
     return false;
   }
   if ((p & M.SPORT) !== 0 && portIn(rs.portRanges, r.sportOff, r.sportCnt, pkt.sport) === ((n & M.SPORT) !== 0)) {
     return false;
   }
-  if ((p & ~G_L4) === 0) return true;
+  if ((p & ~G.L4) === 0) return true;
   if ((p & M.SRC) !== 0) {
     const a = pkt.src;
     const hit =
@@ -79,7 +82,7 @@ export function ruleMatches(
       (r.family === 4 || ((a[1] & r.dstM1) === r.dst1 && (a[2] & r.dstM2) === r.dst2 && (a[3] & r.dstM3) === r.dst3));
     if (hit === ((n & M.DST) !== 0)) return false;
   }
-  if ((p & ~G_ADDR) === 0) return true;
+  if ((p & ~G.ADDR) === 0) return true;
   if ((p & M.SRCSET) !== 0 && rs.sets[r.srcSet].hasAddr(pkt.family, pkt.src) === ((n & M.SRCSET) !== 0)) return false;
   if ((p & M.DSTSET) !== 0 && rs.sets[r.dstSet].hasAddr(pkt.family, pkt.dst) === ((n & M.DSTSET) !== 0)) return false;
   if ((p & M.IN) !== 0 && rs.ifaces.matches(meta.inIf, r.inPat, meta.now) === ((n & M.IN) !== 0)) return false;
@@ -183,8 +186,8 @@ export function runChain(
   const dst = pkt.dst;
   let chain = base;
   // j walks the chain's list for the packet's class; i is the rule index of entry j.
-  let j = rs.listStart[chain * SLOTS + cls];
-  let end = listEnd[chain * SLOTS + cls];
+  let j = rs.listStart[chain * Lists.SLOTS + cls];
+  let end = listEnd[chain * Lists.SLOTS + cls];
   let sp = 0;
   for (;;) {
     if (j >= end) {
@@ -194,13 +197,13 @@ export function runChain(
       sp -= 2;
       chain = stack[sp];
       j = stack[sp + 1];
-      end = listEnd[chain * SLOTS + cls];
+      end = listEnd[chain * Lists.SLOTS + cls];
       continue;
     }
     const i = listRule[j];
     const r = rules[i];
     const p = listPresent[j];
-    if ((p & ~FAST) !== 0) {
+    if ((p & ~G.FAST) !== 0) {
       if (!ruleMatches(rs, r, p, pkt, meta, ctState, out.mark, out.connmark, sinks.conn)) {
         j++;
         continue;
@@ -209,7 +212,7 @@ export function runChain(
       // The common rule (flags, ports, addresses, address sets) is tested here on the packet's values read once,
       // without a call; cheapest tests first (all are stateless, so the order does not matter).
       const n = r.neg;
-      if ((p & L4_HEADER) !== 0 && laterFragment) {
+      if ((p & G.L4_HEADER) !== 0 && laterFragment) {
         j++;
         continue;
       }
@@ -258,8 +261,8 @@ export function runChain(
       stack[sp + 1] = j + 1;
       sp += 2;
       chain = r.targetArg;
-      j = rs.listStart[chain * SLOTS + cls];
-      end = listEnd[chain * SLOTS + cls];
+      j = rs.listStart[chain * Lists.SLOTS + cls];
+      end = listEnd[chain * Lists.SLOTS + cls];
       continue;
     }
     if (target === T.RETURN) {
@@ -272,7 +275,7 @@ export function runChain(
       sp -= 2;
       chain = stack[sp];
       j = stack[sp + 1];
-      end = listEnd[chain * SLOTS + cls];
+      end = listEnd[chain * Lists.SLOTS + cls];
       continue;
     }
     act(rs, r, i, chain, pkt, meta, ctState, out, sinks.log);
@@ -327,8 +330,8 @@ function runTraced(
   tracer.trace({ id: traceId, kind: 'packet', hook: hookName(base), chain: rs.chainNames[base], rule: -1,
     matched: false, target: '', packet: summarize(pkt, meta) });
   let chain = base;
-  let j = rs.listStart[chain * SLOTS + FULL];
-  let end = rs.listEnd[chain * SLOTS + FULL];
+  let j = rs.listStart[chain * Lists.SLOTS + Lists.FULL];
+  let end = rs.listEnd[chain * Lists.SLOTS + Lists.FULL];
   let sp = 0;
   for (;;) {
     if (j >= end) {
@@ -340,7 +343,7 @@ function runTraced(
       sp -= 2;
       chain = stack[sp];
       j = stack[sp + 1];
-      end = rs.listEnd[chain * SLOTS + FULL];
+      end = rs.listEnd[chain * Lists.SLOTS + Lists.FULL];
       continue;
     }
     const i = rs.listRule[j];
@@ -370,15 +373,15 @@ function runTraced(
         sp -= 2;
         chain = stack[sp];
         j = stack[sp + 1];
-        end = rs.listEnd[chain * SLOTS + FULL];
+        end = rs.listEnd[chain * Lists.SLOTS + Lists.FULL];
         continue;
       case T.JUMP:
         stack[sp] = chain;
         stack[sp + 1] = j + 1;
         sp += 2;
         chain = r.targetArg;
-        j = rs.listStart[chain * SLOTS + FULL];
-        end = rs.listEnd[chain * SLOTS + FULL];
+        j = rs.listStart[chain * Lists.SLOTS + Lists.FULL];
+        end = rs.listEnd[chain * Lists.SLOTS + Lists.FULL];
         continue;
       default:
         act(rs, r, i, chain, pkt, meta, ctState, out, sinks.log);

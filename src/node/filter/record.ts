@@ -4,51 +4,55 @@
  * class). `present` says which matches the rule has; `neg` which of them are negated (`!`).
  */
 
+// The codes here are `const enum`s, not objects: tsc writes their values into the per-packet code
+// as literals, where a property load from an imported object costs a module-cell load, a hole
+// check and a map check on every test of every rule (measured: ~20% of a new packet's filter time).
+
 /** Bits of RuleRecord.present / RuleRecord.neg, roughly in the order they are tested (cheap first). */
-export const M = {
-  FAMILY: 1 << 0,
-  PROTO: 1 << 1,
-  CTSTATE: 1 << 2,
-  DPORT: 1 << 3,
-  SPORT: 1 << 4,
-  SRC: 1 << 5,
-  DST: 1 << 6,
-  SRCSET: 1 << 7,
-  DSTSET: 1 << 8,
-  IN: 1 << 9,
-  OUT: 1 << 10,
-  TCPFLAGS: 1 << 11,
-  ICMP: 1 << 12,
-  MARK: 1 << 13,
-  CONNMARK: 1 << 14,
-  SET: 1 << 15,
-  LENGTH: 1 << 16,
-  TIME: 1 << 17,
-  STATISTIC: 1 << 18,
-  CONNLIMIT: 1 << 19,
-  LIMIT: 1 << 20,
-  HASHLIMIT: 1 << 21,
-} as const;
+export const enum M {
+  FAMILY = 1 << 0,
+  PROTO = 1 << 1,
+  CTSTATE = 1 << 2,
+  DPORT = 1 << 3,
+  SPORT = 1 << 4,
+  SRC = 1 << 5,
+  DST = 1 << 6,
+  SRCSET = 1 << 7,
+  DSTSET = 1 << 8,
+  IN = 1 << 9,
+  OUT = 1 << 10,
+  TCPFLAGS = 1 << 11,
+  ICMP = 1 << 12,
+  MARK = 1 << 13,
+  CONNMARK = 1 << 14,
+  SET = 1 << 15,
+  LENGTH = 1 << 16,
+  TIME = 1 << 17,
+  STATISTIC = 1 << 18,
+  CONNLIMIT = 1 << 19,
+  LIMIT = 1 << 20,
+  HASHLIMIT = 1 << 21,
+}
 
 /** Rule targets. LOG, MARK, CONNMARK and NOTRACK do not end traversal (as in iptables). */
-export const T = {
-  ACCEPT: 0,
-  DROP: 1,
-  REJECT: 2,
-  RETURN: 3,
-  JUMP: 4,
-  LOG: 5,
-  MARK: 6,
-  CONNMARK: 7,
-  NOTRACK: 8,
-} as const;
+export const enum T {
+  ACCEPT = 0,
+  DROP = 1,
+  REJECT = 2,
+  RETURN = 3,
+  JUMP = 4,
+  LOG = 5,
+  MARK = 6,
+  CONNMARK = 7,
+  NOTRACK = 8,
+}
 export const targetNames = ['ACCEPT', 'DROP', 'REJECT', 'RETURN', 'JUMP', 'LOG', 'MARK', 'CONNMARK', 'NOTRACK'];
 
 /** CONNMARK target operations (xt_CONNMARK). */
-export const CM = { SET: 0, SAVE: 1, RESTORE: 2 } as const;
+export const enum CM { SET = 0, SAVE = 1, RESTORE = 2 }
 
 /** Statistic modes (xt_statistic). */
-export const STAT = { NTH: 0, RANDOM: 1 } as const;
+export const enum STAT { NTH = 0, RANDOM = 1 }
 
 export class RuleRecord {
   present = 0;

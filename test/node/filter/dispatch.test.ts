@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { PacketFields } from '../../../src/node/packet/fields.js';
 import { CtState } from '../../../src/node/conntrack/state.js';
-import { CLASSES, FULL, packetClass } from '../../../src/node/filter/dispatch.js';
+import { Lists, packetClass } from '../../../src/node/filter/dispatch.js';
 import {
   compileRuleset, Filter, FilterResult, parseRuleset, type LogRecord, type PacketMeta, type RulesetDoc,
 } from '../../../src/node/filter/index.js';
@@ -160,12 +160,12 @@ describe('per-class rule lists', () => {
         for (let ct = -1; ct <= 4; ct++) classes.add(packetClass(family, proto, ct));
       }
     }
-    expect(classes.size).toBe(CLASSES);
-    expect(Math.max(...classes)).toBe(CLASSES - 1);
+    expect(classes.size).toBe(Lists.CLASSES);
+    expect(Math.max(...classes)).toBe(Lists.CLASSES - 1);
     expect(packetClass(4, 47, 0)).toBe(packetClass(4, 132, 0));
-    expect(packetClass(0, 6, 0)).toBe(FULL);
-    expect(packetClass(4, 6, 5)).toBe(FULL);
-    expect(packetClass(6, 6, -2)).toBe(FULL);
+    expect(packetClass(0, 6, 0)).toBe(Lists.FULL);
+    expect(packetClass(4, 6, 5)).toBe(Lists.FULL);
+    expect(packetClass(6, 6, -2)).toBe(Lists.FULL);
   });
 
   it('decide, count, mark and log as the full walk does (edge ruleset)', () => {
