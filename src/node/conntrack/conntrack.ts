@@ -15,6 +15,39 @@ import { ExpectationTable } from './expect.js';
 import { CtChange, DestroyReason } from './events.js';
 import { TUPLE_WORDS, icmpIsRequest, invertTuple, writePacketTuple } from './tuple.js';
 
+// Module-local copies of imported constants: on Node 20 each use of an imported binding costs
+// a load through the exporting module even in optimised code; a local const costs nothing.
+const CH_COUNTERS = CtChange.COUNTERS;
+const CH_STATE = CtChange.STATE;
+const CH_TIMEOUT = CtChange.TIMEOUT;
+const CH_WINDOW = CtChange.WINDOW;
+const CS_ESTABLISHED = CtState.ESTABLISHED;
+const CS_INVALID = CtState.INVALID;
+const CS_NEW = CtState.NEW;
+const CS_RELATED = CtState.RELATED;
+const DE_RESTART = DestroyReason.RESTART;
+const DIR_REPLY = Dir.REPLY;
+const F_ACK = TcpFlag.ACK;
+const F_FIN = TcpFlag.FIN;
+const F_RST = TcpFlag.RST;
+const F_SYN = TcpFlag.SYN;
+const IR_BAD_ICMP_INNER = InvalidReason.BAD_ICMP_INNER;
+const IR_FRAGMENT = InvalidReason.FRAGMENT;
+const IR_ICMP_UNTRACKED = InvalidReason.ICMP_UNTRACKED;
+const IR_NO_TUPLE = InvalidReason.NO_TUPLE;
+const IR_TABLE_FULL = InvalidReason.TABLE_FULL;
+const IR_TCP_STATE = InvalidReason.TCP_STATE;
+const P_ICMP = Proto.ICMP;
+const P_ICMPV6 = Proto.ICMPV6;
+const P_TCP = Proto.TCP;
+const P_UDP = Proto.UDP;
+const ST_ASSURED = CtStatus.ASSURED;
+const ST_EXPECTED = CtStatus.EXPECTED;
+const ST_SEEN_REPLY = CtStatus.SEEN_REPLY;
+const TV_IGNORE = TcpVerdict.IGNORE;
+const TV_INVALID = TcpVerdict.INVALID;
+const TV_RESTART = TcpVerdict.RESTART;
+
 /** Default timeouts (ms) for the non-TCP protocols, as Linux's sysctls. */
 export const defaultTimeouts = {
   /** nf_conntrack_udp_timeout */
@@ -40,7 +73,7 @@ export interface ConntrackOptions extends ConntrackTableOptions {
 /** What conntrack decided for one packet. One instance is reused for every packet. */
 export class CtResult {
   /** CtState code. */
-  state: number = CtState.INVALID;
+  state: number = CS_INVALID;
   /** InvalidReason when state is INVALID. */
   reason = 0;
   /** Entry slot, -1 when none (INVALID without entry, UNTRACKED). */
@@ -77,7 +110,7 @@ export class Conntrack {
     res.reason = 0;
     res.expectation = -1;
     if (pkt.invalid !== 0) return this.#invalid(res, pkt.invalid);
-    if (pkt.isLaterFragment) return this.#invalid(res, InvalidReason.FRAGMENT);
+    if (pkt.isLaterFragment) return this.#invalid(res, IR_FRAGMENT);
     if (pkt.isIcmpError) return this.#related(pkt, res);
 
     const t = this.table;
@@ -116,7 +149,7 @@ export class Conntrack {
   }
 
   #invalid(res: CtResult, reason: number): void {
-    res.state = CtState.INVALID;
+    res.state = CS_INVALID;
     res.reason = reason;
   }
 
@@ -126,14 +159,14 @@ export class Conntrack {
     let changes = 0;
     let timeout: number;
     const proto = pkt.proto;
-    if (proto === Proto.TCP) {
+    if (proto === P_TCP) {
       const v = this.tcp.track(t.tcp, slot, dir as 0 | 1, pkt, now);
-      if (v === TcpVerdict.INVALID) {
+      if (v === TV_INVALID) {
         // An out-of-window FIN/RST answering the peer's: the kernel shortens a dead connection's timeout.
         if (this.tcp.lastTimeoutCap) {
           if (now + this.tcp.lastTimeout < t.deadlineOf(slot)) {
             t.setDeadline(slot, now + this.tcp.lastTimeout);
-            t.sink.ctUpdate(t, slot, CtChange.TIMEOUT);
+            t.sink.ctUpdate(t, slot, CH_TIMEOUT);
           }
         }
         res.slot = slot;
@@ -141,11 +174,11 @@ export class Conntrack {
         this.#invalid(res, this.tcp.lastReason);
         return true;
       }
-      if (v === TcpVerdict.RESTART) {
-        t.destroy(slot, DestroyReason.RESTART);
+      if (v === TV_RESTART) {
+        t.destroy(slot, DE_RESTART);
         return false;
       }
-      if (v === TcpVerdict.IGNORE) {
+      if (v === TV_IGNORE) {
         res.slot = slot;
         res.dir = dir;
         res.state = ctStateOf(t.statusOf(slot), dir);
@@ -156,37 +189,37 @@ export class Conntrack {
       // -1: leave the timeout alone; a cap only shortens it (kernel's nf_tcp_handle_invalid);
       // lastDestroy: the opening was answered by a RST, the entry goes at the next tick.
       timeout = tr.lastDestroy ? 0 : tr.lastTimeout < 0 ? cur - now : tr.lastTimeoutCap ? Math.min(cur - now, tr.lastTimeout) : tr.lastTimeout;
-      changes |= CtChange.WINDOW;
-      if (this.tcp.lastStateChanged) changes |= CtChange.STATE;
-      if (this.tcp.lastAssured && (t.statusOf(slot) & CtStatus.ASSURED) === 0) {
-        t.addStatus(slot, CtStatus.ASSURED);
-        changes |= CtChange.STATE;
+      changes |= CH_WINDOW;
+      if (this.tcp.lastStateChanged) changes |= CH_STATE;
+      if (this.tcp.lastAssured && (t.statusOf(slot) & ST_ASSURED) === 0) {
+        t.addStatus(slot, ST_ASSURED);
+        changes |= CH_STATE;
       }
-    } else if (proto === Proto.UDP) {
+    } else if (proto === P_UDP) {
       // Linux nf_conntrack_udp_packet: the unreplied timeout until a reply has been seen (the
       // reply itself still gets it: SEEN_REPLY is set after the protocol handler) and the flow is
       // older than 2 s; then the stream timeout, and ASSURED.
       const st = t.statusOf(slot);
       timeout = this.timeouts.udpUnreplied;
-      if ((st & CtStatus.SEEN_REPLY) !== 0 && now - t.start[slot] > UDP_STREAM_MS) {
+      if ((st & ST_SEEN_REPLY) !== 0 && now - t.start[slot] > UDP_STREAM_MS) {
         timeout = this.timeouts.udpReplied;
-        if ((st & CtStatus.ASSURED) === 0) {
-          t.addStatus(slot, CtStatus.ASSURED);
-          changes |= CtChange.STATE;
+        if ((st & ST_ASSURED) === 0) {
+          t.addStatus(slot, ST_ASSURED);
+          changes |= CH_STATE;
         }
       }
-    } else if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
+    } else if (proto === P_ICMP || proto === P_ICMPV6) {
       timeout = this.timeouts.icmp;
     } else {
       timeout = this.timeouts.generic;
     }
-    if (dir === Dir.REPLY && (t.statusOf(slot) & CtStatus.SEEN_REPLY) === 0) {
-      t.addStatus(slot, CtStatus.SEEN_REPLY);
-      changes |= CtChange.STATE;
+    if (dir === DIR_REPLY && (t.statusOf(slot) & ST_SEEN_REPLY) === 0) {
+      t.addStatus(slot, ST_SEEN_REPLY);
+      changes |= CH_STATE;
     }
     t.account(slot, dir, pkt.ipLength);
     t.setDeadline(slot, now + timeout);
-    changes |= CtChange.COUNTERS | CtChange.TIMEOUT;
+    changes |= CH_COUNTERS | CH_TIMEOUT;
     res.slot = slot;
     res.dir = dir;
     res.state = ctStateOf(t.statusOf(slot), dir);
@@ -199,33 +232,33 @@ export class Conntrack {
     const w = this.#scratch;
     const proto = pkt.proto;
     // Cheap refusals before taking a slot (which may evict another entry when the table is full).
-    if (proto === Proto.TCP) {
+    if (proto === P_TCP) {
       const f = pkt.tcpFlags;
       // Linux tcp_new: only SYN (or, when loose, a mid-stream ACK) may open a connection.
-      if ((f & (TcpFlag.RST | TcpFlag.FIN)) !== 0 || (f & (TcpFlag.SYN | TcpFlag.ACK)) === (TcpFlag.SYN | TcpFlag.ACK)) {
-        return this.#invalid(res, InvalidReason.TCP_STATE);
+      if ((f & (F_RST | F_FIN)) !== 0 || (f & (F_SYN | F_ACK)) === (F_SYN | F_ACK)) {
+        return this.#invalid(res, IR_TCP_STATE);
       }
-    } else if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
-      if (!icmpIsRequest(pkt.family, pkt.icmpType)) return this.#invalid(res, InvalidReason.ICMP_UNTRACKED);
+    } else if (proto === P_ICMP || proto === P_ICMPV6) {
+      if (!icmpIsRequest(pkt.family, pkt.icmpType)) return this.#invalid(res, IR_ICMP_UNTRACKED);
     }
-    if (!invertTuple(w, 0, w, TUPLE_WORDS)) return this.#invalid(res, InvalidReason.NO_TUPLE);
+    if (!invertTuple(w, 0, w, TUPLE_WORDS)) return this.#invalid(res, IR_NO_TUPLE);
     const exp = this.expectations.match(w, 0, now, t.id);
     const slot = t.allocate(now, w, 0);
-    if (slot < 0) return this.#invalid(res, InvalidReason.TABLE_FULL);
+    if (slot < 0) return this.#invalid(res, IR_TABLE_FULL);
     t.tuples.set(w, t.tupleOffset(slot, 0));
     let timeout: number;
-    if (proto === Proto.TCP) {
+    if (proto === P_TCP) {
       const tr = this.tcp;
-      if (!tr.newEntry(t.tcp, slot, pkt) || tr.track(t.tcp, slot, 0, pkt, now) === TcpVerdict.INVALID) {
-        const reason = tr.lastReason || InvalidReason.TCP_STATE;
+      if (!tr.newEntry(t.tcp, slot, pkt) || tr.track(t.tcp, slot, 0, pkt, now) === TV_INVALID) {
+        const reason = tr.lastReason || IR_TCP_STATE;
         t.release(slot);
         return this.#invalid(res, reason);
       }
       timeout = tr.lastTimeout >= 0 ? tr.lastTimeout : tr.timeoutOf(tr.lastState);
-      if (tr.lastAssured) t.addStatus(slot, CtStatus.ASSURED);
-    } else if (proto === Proto.UDP) {
+      if (tr.lastAssured) t.addStatus(slot, ST_ASSURED);
+    } else if (proto === P_UDP) {
       timeout = this.timeouts.udpUnreplied;
-    } else if (proto === Proto.ICMP || proto === Proto.ICMPV6) {
+    } else if (proto === P_ICMP || proto === P_ICMPV6) {
       timeout = this.timeouts.icmp;
     } else {
       timeout = this.timeouts.generic;
@@ -236,33 +269,33 @@ export class Conntrack {
     res.pending = true;
     res.deadline = now + timeout;
     if (exp >= 0) {
-      t.addStatus(slot, CtStatus.EXPECTED);
+      t.addStatus(slot, ST_EXPECTED);
       res.expectation = exp;
-      res.state = CtState.RELATED;
+      res.state = CS_RELATED;
     } else {
-      res.state = CtState.NEW;
+      res.state = CS_NEW;
     }
   }
 
   /** ICMP error: RELATED to the flow it quotes, if that flow is tracked (Linux icmp_error_message). */
   #related(pkt: PacketFields & { inner?: PacketFields }, res: CtResult): void {
     const inner = pkt.inner;
-    if (inner === undefined || inner.invalid !== 0) return this.#invalid(res, InvalidReason.BAD_ICMP_INNER);
+    if (inner === undefined || inner.invalid !== 0) return this.#invalid(res, IR_BAD_ICMP_INNER);
     const w = this.#scratch;
-    if (!writePacketTuple(inner, w, TUPLE_WORDS)) return this.#invalid(res, InvalidReason.ICMP_UNTRACKED);
+    if (!writePacketTuple(inner, w, TUPLE_WORDS)) return this.#invalid(res, IR_ICMP_UNTRACKED);
     // The quoted packet travelled the other way: the error belongs to the inverse direction.
-    if (!invertTuple(w, TUPLE_WORDS, w, 0)) return this.#invalid(res, InvalidReason.ICMP_UNTRACKED);
+    if (!invertTuple(w, TUPLE_WORDS, w, 0)) return this.#invalid(res, IR_ICMP_UNTRACKED);
     const node = this.table.lookup(w, 0);
-    if (node < 0) return this.#invalid(res, InvalidReason.ICMP_UNTRACKED);
+    if (node < 0) return this.#invalid(res, IR_ICMP_UNTRACKED);
     res.slot = node >> 1;
     res.dir = node & 1;
-    res.state = CtState.RELATED;
+    res.state = CS_RELATED;
   }
 }
 
 /** Linux resolve_normal_ct: reply direction or seen reply -> ESTABLISHED; expected -> RELATED. */
 function ctStateOf(status: number, dir: number): number {
-  if (dir === Dir.REPLY || (status & CtStatus.SEEN_REPLY) !== 0) return CtState.ESTABLISHED;
-  if ((status & CtStatus.EXPECTED) !== 0) return CtState.RELATED;
-  return CtState.NEW;
+  if (dir === DIR_REPLY || (status & ST_SEEN_REPLY) !== 0) return CS_ESTABLISHED;
+  if ((status & ST_EXPECTED) !== 0) return CS_RELATED;
+  return CS_NEW;
 }
