@@ -124,6 +124,12 @@ const icmpRejectCode = [3, 3, 3, 1, 0, 2, 9, 10, 13];
 /** ICMPv6 destination-unreachable codes per RejectKind (RFC 4443 3.1), as ip6t_REJECT. */
 const icmp6RejectCode = [4, 4, 4, 3, 0, 4, 1, 1, 1];
 
+/** Where processBatch leaves the sum of its prefetch loads, so the compiler keeps them. */
+let prefetchSink = 0;
+export function lastPrefetchSum(): number {
+  return prefetchSink;
+}
+
 const MALFORMED_LIMIT = IR_TCP_STATE;
 
 export class Engine {
@@ -141,8 +147,6 @@ export class Engine {
   #batchViews: PacketView[] = [];
   #batchTuples = new Uint32Array(64 * TUPLE_WORDS);
   #batchHeads = new Int32Array(64);
-  /** Sum of the prefetch loads (kept so the loads stay). */
-  #touched = 0;
 
   constructor(opts: EngineOptions) {
     this.conntrack = new Conntrack(opts.conntrack);
@@ -202,7 +206,7 @@ export class Engine {
     for (let i = 0; i < n; i++) if (heads[i] === 0) heads[i] = t.bucketHead(w, i * TUPLE_WORDS);
     let touched = 0;
     for (let i = 0; i < n; i++) if (heads[i] >= 0) touched += t.touch(heads[i]);
-    this.#touched = touched;
+    prefetchSink = touched;
     const m = this.#batchMeta;
     m.now = meta.now;
     for (let i = 0; i < n; i++) {
