@@ -15,7 +15,7 @@
 import { randomInt } from 'node:crypto';
 import { TUPLE_WORDS, TW_PROTO, hashTuple, tuplesEqual } from './tuple.js';
 import { TimerWheel, type TimerExpiry } from './timers.js';
-import { TcpStateStore, TCP_BYTES_PER_ENTRY } from './tcp-store.js';
+import { TcpStateStore, TCP_STRIDE_WORDS } from './tcp-store.js';
 import { nullEventSink, DestroyReason, type ConntrackEventSink } from './events.js';
 import { SourceCounts } from './source-count.js';
 
@@ -51,8 +51,12 @@ export interface ConntrackTableOptions {
   sink?: ConntrackEventSink;
 }
 
-/** Record layout, in 32-bit words (REC_WORDS per entry) and, for doubles, Float64 indexes. */
-export const REC_WORDS = 32;
+/**
+ * Record layout, in 32-bit words (REC_WORDS per entry) and, for doubles, Float64 indexes. Words
+ * 32..47 are the TCP tracker's record (tcp-store.ts: TCP_BASE_WORDS, TCP_STRIDE_WORDS), so all a
+ * packet touches of its entry is one contiguous 192-byte run.
+ */
+export const REC_WORDS = TCP_STRIDE_WORDS;
 /** Original tuple at word 0, reply tuple at word 10 (TUPLE_WORDS each). */
 export const R_ORIG = 0;
 export const R_REPLY = 10;
@@ -114,7 +118,7 @@ export class ConntrackTable implements TimerExpiry {
     this.id = new Uint32Array(cap);
     this.start = new Float64Array(cap);
     this.master = new Int32Array(cap).fill(-1);
-    this.tcp = new TcpStateStore(cap);
+    this.tcp = new TcpStateStore(cap, buf);
     this.wheel = new TimerWheel(cap, opts.tickMs ?? 250);
     this.wheel.useDeadlineStorage(this.#f64, REC_F64, F_DEADLINE);
     this.#next = new Int32Array(cap * 2).fill(-1);
@@ -188,12 +192,11 @@ export class ConntrackTable implements TimerExpiry {
    * of stalling one packet at a time. Returns a value only so the loads are not optimised away.
    */
   touch(node: number): number {
-    // A 128-byte record and a 64-byte TCP record span up to three and two cache lines (JavaScript
-    // cannot align an ArrayBuffer to 64 bytes): touch the first and last word of each.
+    // The 192-byte record spans three or four cache lines (JavaScript cannot align an ArrayBuffer
+    // to 64 bytes): touch a word every 64 bytes and the last one.
     const r = (node >> 1) * REC_WORDS;
-    const q = (node >> 1) << 4;
-    const tcp = this.tcp.u32;
-    return this.tuples[r] + this.tuples[r + 16] + this.tuples[r + REC_WORDS - 1] + tcp[q] + tcp[q + 15];
+    const t = this.tuples;
+    return t[r] + t[r + 16] + t[r + 32] + t[r + REC_WORDS - 1];
   }
 
   /** Find the node (slot * 2 + dir) whose tuple equals w[off..off+10), or -1. */
@@ -346,7 +349,6 @@ export class ConntrackTable implements TimerExpiry {
       this.master.byteLength +
       this.#next.byteLength +
       this.#buckets.byteLength +
-      this.capacity * TCP_BYTES_PER_ENTRY +
       this.wheel.byteLength
     );
   }
@@ -421,13 +423,13 @@ export class ConntrackTable implements TimerExpiry {
     recs.set(this.tuples);
     this.tuples = recs;
     this.#f64 = new Float64Array(buf);
+    this.tcp.grow(cap, buf);
     this.label = g32(this.label, cap);
     this.id = g32(this.id, cap);
     this.start = gf(this.start, cap);
     const m = new Int32Array(cap).fill(-1);
     m.set(this.master);
     this.master = m;
-    this.tcp.grow(cap);
     this.wheel.grow(cap);
     this.wheel.useDeadlineStorage(this.#f64, REC_F64, F_DEADLINE);
     const nx = new Int32Array(cap * 2).fill(-1);

@@ -42,7 +42,10 @@ const {
   B_TD_FLAGS,
   B_TD_SCALE,
   TCP_MAX_WSCALE,
-  TCP_RECORD_BYTES,
+  TCP_BASE_BYTES,
+  TCP_BASE_WORDS,
+  TCP_STRIDE_BYTES,
+  TCP_STRIDE_WORDS,
   W_LAST_ACK,
   W_LAST_END,
   W_LAST_SEQ,
@@ -141,7 +144,7 @@ const OK = TcpDetail.NONE;
  */
 export function learnSynOptions(store: TcpStateStore, slot: number, dir: number, seg: TcpSegment): void {
   const u8 = store.u8;
-  const pd = slot * TCP_RECORD_BYTES + dir;
+  const pd = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES) + dir;
   let flags = u8[pd + B_TD_FLAGS] & TcpDirFlag.BE_LIBERAL;
   let scale = 0;
   if (seg.tcpSackPermitted) flags |= TcpDirFlag.SACK_PERM;
@@ -168,8 +171,8 @@ export class TcpWindowChecker {
   check(store: TcpStateStore, slot: number, dir: number, index: number, seg: TcpSegment, liberal: boolean): number {
     const u32 = store.u32;
     const u8 = store.u8;
-    const b = slot << 4;
-    const p = slot * TCP_RECORD_BYTES;
+    const b = slot * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
+    const p = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES);
     const s = b + dir;
     const r = b + (dir ^ 1);
     const ps = p + dir;

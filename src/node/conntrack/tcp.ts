@@ -47,7 +47,10 @@ const {
   B_TD_FLAGS,
   B_TD_SCALE,
   TCP_MAX_WSCALE,
-  TCP_RECORD_BYTES,
+  TCP_BASE_BYTES,
+  TCP_BASE_WORDS,
+  TCP_STRIDE_BYTES,
+  TCP_STRIDE_WORDS,
   W_LAST_ACK,
   W_LAST_END,
   W_LAST_SEQ,
@@ -167,8 +170,8 @@ export class TcpTracker {
     store.clear(slot);
     const u32 = store.u32;
     const u8 = store.u8;
-    const b = slot << 4;
-    const p = slot * TCP_RECORD_BYTES;
+    const b = slot * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
+    const p = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES);
     const end = segmentEnd(seg);
     const win = seg.tcpWindow & 0xffff;
     const maxwin = win === 0 ? 1 : win;
@@ -201,7 +204,7 @@ export class TcpTracker {
    */
   track(store: TcpStateStore, slot: number, dir: number, seg: TcpSegment, now: number): number {
     const u8 = store.u8;
-    const p = slot * TCP_RECORD_BYTES;
+    const p = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES);
     const flags = seg.tcpFlags;
     if (
       u8[p + B_STATE] !== sES ||
@@ -211,7 +214,7 @@ export class TcpTracker {
       return this.trackFull(store, slot, dir, seg, now);
     }
     const u32 = store.u32;
-    const b = slot << 4;
+    const b = slot * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
     const s = b + dir;
     const r = b + (dir ^ 1);
     const sEnd = u32[s + W_TD_END];
@@ -319,8 +322,8 @@ export class TcpTracker {
     // One record per entry: compute its bases once, index every field from them (tcp-store.ts).
     const u32 = store.u32;
     const u8 = store.u8;
-    const b = slot << 4;
-    const p = slot * TCP_RECORD_BYTES;
+    const b = slot * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
+    const p = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES);
     const stored = u8[p + B_STATE];
     let oldState = stored;
     const index = tcpFlagClass(seg.tcpFlags);
@@ -493,7 +496,7 @@ export class TcpTracker {
    * the window data; the flag clears once both directions pass the strict check.
    */
   setTolerant(store: TcpStateStore, slot: number): void {
-    const i = slot * TCP_RECORD_BYTES + B_ENTRY_FLAGS;
+    const i = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES) + B_ENTRY_FLAGS;
     store.u8[i] =
       (store.u8[i] | TcpEntryFlag.TOLERANT) & ~(TcpEntryFlag.TOLERANT_OK_ORIGINAL | TcpEntryFlag.TOLERANT_OK_REPLY);
   }
@@ -535,8 +538,8 @@ export class TcpTracker {
   private noteIgnored(store: TcpStateStore, slot: number, dir: number, index: number, oldState: number, seg: TcpSegment): void {
     const u32 = store.u32;
     const u8 = store.u8;
-    const b = slot << 4;
-    const p = slot * TCP_RECORD_BYTES;
+    const b = slot * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
+    const p = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES);
     u8[p + B_LAST_INDEX] = index;
     u8[p + B_LAST_DIR] = dir;
     u32[b + W_LAST_SEQ] = seg.tcpSeq >>> 0;
@@ -576,8 +579,8 @@ export class TcpTracker {
     if (isClosing(oldState)) return RST_SKIP_WINDOW;
     const u32 = store.u32;
     const u8 = store.u8;
-    const b = slot << 4;
-    const p = slot * TCP_RECORD_BYTES;
+    const b = slot * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
+    const p = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES);
     const rdir = dir ^ 1;
     const lastIndex = u8[p + B_LAST_INDEX];
     const ef = u8[p + B_ENTRY_FLAGS];
@@ -604,8 +607,8 @@ export class TcpTracker {
   private rstAnswersIgnored(store: TcpStateStore, slot: number, oldState: number, ack: number, seq: number, ef: number): number {
     const u32 = store.u32;
     const u8 = store.u8;
-    const b = slot << 4;
-    const p = slot * TCP_RECORD_BYTES;
+    const b = slot * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
+    const p = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES);
     const lastIndex = u8[p + B_LAST_INDEX];
     if (
       (((ef & TcpEntryFlag.SEEN_REPLY) !== 0 && lastIndex === TcpFlagClass.SYN) ||
@@ -628,7 +631,7 @@ export class TcpTracker {
    */
   private handleInvalid(store: TcpStateStore, slot: number, dir: number, index: number): void {
     const u8 = store.u8;
-    const p = slot * TCP_RECORD_BYTES;
+    const p = (slot * TCP_STRIDE_BYTES + TCP_BASE_BYTES);
     if ((u8[p + B_ENTRY_FLAGS] & TcpEntryFlag.ASSURED) === 0) return;
     if (index !== TcpFlagClass.RST && index !== TcpFlagClass.FIN) return;
     const lastIndex = u8[p + B_LAST_INDEX];

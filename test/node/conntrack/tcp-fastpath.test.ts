@@ -14,6 +14,8 @@ import {
   TcpStateStore,
   TcpTracker,
   TcpVerdict,
+  TCP_BASE_WORDS,
+  TCP_STRIDE_WORDS,
   W_TD_END,
   W_TD_MAXEND,
   W_TD_MAXWIN,
@@ -191,7 +193,7 @@ describe('TCP tracker fast path', () => {
           }
 
           const u32 = fullStore.u32;
-          const b = SLOT << 4;
+          const b = SLOT * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
           for (const st of steps) {
             if (st.setTolerant) {
               fast.setTolerant(fastStore, SLOT);

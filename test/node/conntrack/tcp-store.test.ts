@@ -14,8 +14,12 @@ import {
   DEFAULT_TCP_TIMEOUTS,
   TCP_BYTES_PER_ENTRY,
   TCP_EXPORT_WORDS,
+  TCP_BASE_BYTES,
+  TCP_BASE_WORDS,
   TCP_RECORD_BYTES,
   TCP_RECORD_WORDS,
+  TCP_STRIDE_BYTES,
+  TCP_STRIDE_WORDS,
   TcpCapacityError,
   TcpConfigError,
   TcpImportError,
@@ -49,15 +53,31 @@ function exported(store: TcpStateStore, slot: number): number[] {
 }
 
 describe('TcpStateStore', () => {
-  it('is one 64-byte record per entry in a single buffer, seen as words and bytes', () => {
+  it('is one 64-byte record per entry, at the end of each 192-byte conntrack entry record, seen as words and bytes', () => {
     const store = new TcpStateStore(1000);
     expect(TCP_BYTES_PER_ENTRY).toBe(64);
     expect(TCP_RECORD_BYTES).toBe(64);
     expect(TCP_RECORD_WORDS * 4).toBe(TCP_RECORD_BYTES);
-    expect(store.buffer.byteLength).toBe(1000 * TCP_BYTES_PER_ENTRY);
+    expect(TCP_BASE_WORDS + TCP_RECORD_WORDS).toBe(TCP_STRIDE_WORDS);
+    expect(store.buffer.byteLength).toBe(1000 * TCP_STRIDE_BYTES);
     expect(store.u32.buffer).toBe(store.buffer);
     expect(store.u8.buffer).toBe(store.buffer);
-    expect(store.u32.length).toBe(1000 * TCP_RECORD_WORDS);
+    expect(store.u32.length).toBe(1000 * TCP_STRIDE_WORDS);
+  });
+
+  it('lives in a buffer its owner gives it, and refuses one too small', () => {
+    const buf = new ArrayBuffer(10 * TCP_STRIDE_BYTES);
+    const store = new TcpStateStore(10, buf);
+    expect(store.u32.buffer).toBe(buf);
+    busyFlow(store, 3);
+    expect(new Uint8Array(buf, 0, TCP_BASE_BYTES).every((b) => b === 0)).toBe(true);
+    expect(() => new TcpStateStore(11, buf)).toThrow(TcpCapacityError);
+    const bigger = new ArrayBuffer(20 * TCP_STRIDE_BYTES);
+    new Uint8Array(bigger).set(new Uint8Array(buf));
+    const before = exported(store, 3);
+    store.grow(20, bigger);
+    expect(store.u32.buffer).toBe(bigger);
+    expect(exported(store, 3)).toEqual(before);
   });
 
   it('lays the fields out without overlap inside the record', () => {
@@ -87,17 +107,18 @@ describe('TcpStateStore', () => {
 
   it('keeps each slot in its own record: writing every byte of one leaves its neighbours alone', () => {
     const s = new TcpStateStore(3);
-    for (let i = 0; i < TCP_RECORD_BYTES; i++) s.u8[TCP_RECORD_BYTES + i] = 0xff;
-    expect(s.u8.subarray(0, TCP_RECORD_BYTES).every((b) => b === 0)).toBe(true);
-    expect(s.u8.subarray(2 * TCP_RECORD_BYTES).every((b) => b === 0)).toBe(true);
+    const at = TCP_STRIDE_BYTES + TCP_BASE_BYTES;
+    for (let i = 0; i < TCP_RECORD_BYTES; i++) s.u8[at + i] = 0xff;
+    expect(s.u8.subarray(0, at).every((b) => b === 0)).toBe(true);
+    expect(s.u8.subarray(at + TCP_RECORD_BYTES).every((b) => b === 0)).toBe(true);
     s.clear(1);
     expect(s.u8.every((b) => b === 0)).toBe(true);
   });
 
   it('maps every field to its export word and back', () => {
     const s = new TcpStateStore(3);
-    const b = 1 << 4;
-    const p = 1 * TCP_RECORD_BYTES;
+    const b = 1 * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
+    const p = 1 * TCP_STRIDE_BYTES + TCP_BASE_BYTES;
     for (let dir = 0; dir < 2; dir++) {
       s.u32[b + W_TD_END + dir] = 0x11110000 + dir;
       s.u32[b + W_TD_MAXEND + dir] = 0x22220000 + dir;
@@ -130,11 +151,12 @@ describe('TcpStateStore', () => {
     expect(s.wordOf(1, W_TD_MAXACK + 1)).toBe(0x44440001);
     expect(s.byteOf(1, B_TD_FLAGS + 1)).toBe(0x22);
     // Import into a slot holding garbage: the record comes out equal, spare bytes zero.
-    s.u8.fill(0xee, 2 * TCP_RECORD_BYTES);
+    const b2 = 2 * TCP_STRIDE_WORDS + TCP_BASE_WORDS;
+    s.u8.fill(0xee, b2 * 4, (b2 + TCP_RECORD_WORDS) * 4);
     const w = new Uint32Array(TCP_EXPORT_WORDS);
     s.exportEntry(1, w, 0);
     s.importEntry(2, w, 0);
-    expect([...s.u32.subarray(2 << 4, 3 << 4)]).toEqual([...s.u32.subarray(b, 2 << 4)]);
+    expect([...s.u32.subarray(b2, b2 + TCP_RECORD_WORDS)]).toEqual([...s.u32.subarray(b, b + TCP_RECORD_WORDS)]);
   });
 
   it('round-trips a live entry through export/import, and the copy keeps tracking identically', () => {
@@ -161,7 +183,7 @@ describe('TcpStateStore', () => {
     s.grow(1000);
     expect(s.capacity).toBe(1000);
     expect(exported(s, 1)).toEqual(before);
-    expect(s.u32.length).toBe(1000 * TCP_RECORD_WORDS);
+    expect(s.u32.length).toBe(1000 * TCP_STRIDE_WORDS);
     s.clear(1);
     expect(exported(s, 1).every((w) => w === 0)).toBe(true);
     expect(exported(s, 0)).toEqual(before);
