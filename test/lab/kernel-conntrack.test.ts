@@ -116,14 +116,20 @@ const scenarios: [string, Step[]][] = [
 const avail = labAvailable();
 const skip = !avail.ok && !labRequired;
 
-describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
-  const lab = new Lab();
-  let client: LineAgent;
-  let server: LineAgent;
-  let router: LineAgent;
+/**
+ * The topology and its agents. The router counts, per packet, which ctstate its FORWARD rules saw
+ * (one ACCEPT rule per state) and dumps its conntrack table; Linux defaults for the TCP tracker are
+ * set explicitly so the comparison does not depend on the host's settings.
+ */
+class RouterLab {
+  readonly lab = new Lab();
+  client!: LineAgent;
+  server!: LineAgent;
+  router!: LineAgent;
 
-  beforeAll(() => {
+  start(): void {
     if (!avail.ok) throw new Error(`lab required (TWINWALL_REQUIRE_LAB=1) but unavailable: ${avail.why}`);
+    const lab = this.lab;
     const c = lab.netns('c');
     const r = lab.netns('r');
     const s = lab.netns('s');
@@ -132,34 +138,41 @@ describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
     lab.exec(c, 'ip', ['route', 'add', 'default', 'via', '10.9.1.1']);
     lab.exec(s, 'ip', ['route', 'add', 'default', 'via', '10.9.2.1']);
     lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    // Linux defaults, stated so the comparison does not depend on the host's settings.
-    // One rule per ctstate: their counters tell which state the kernel gave each packet.
-    lab.exec(r, 'iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP']);
-    for (const st of ['NEW', 'ESTABLISHED', 'RELATED']) lab.exec(r, 'iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', st, '-j', 'ACCEPT']);
+    for (const st of ['INVALID', 'NEW', 'ESTABLISHED', 'RELATED']) {
+      lab.exec(r, 'iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', st, '-j', 'ACCEPT']);
+    }
     lab.exec(r, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_tcp_loose=1', 'net.netfilter.nf_conntrack_tcp_be_liberal=0']);
     for (const ns of [c, s]) lab.exec(ns, 'iptables', ['-t', 'raw', '-A', 'PREROUTING', '-j', 'DROP']);
-    client = lab.agent(c, 'python3', [`${agentsDir}rawsend.py`]);
-    server = lab.agent(s, 'python3', [`${agentsDir}rawsend.py`]);
-    router = lab.agent(r, 'python3', [`${agentsDir}ctdump.py`]);
-  }, 30_000);
-
-  afterAll(() => lab.cleanup());
-
-  async function kernelState(sport: number, dport: number): Promise<{ state: string; timeout: number; invalid: number }> {
-    const dump = JSON.parse(await router.ask('dump')) as { ct: string[]; counters: Record<string, number> };
-    const line = dump.ct.find((l) => l.includes(' tcp ') && l.includes(`sport=${sport} dport=${dport} `));
-    // "ipv4 2 tcp 6 <timeout> <STATE> src=..."
-    const f = line ? line.split(/\s+/) : [];
-    return { state: f[5] ?? 'none', timeout: Number(f[4] ?? -1), invalid: dump.counters.INVALID ?? 0 };
+    this.client = lab.agent(c, 'python3', [`${agentsDir}rawsend.py`]);
+    this.server = lab.agent(s, 'python3', [`${agentsDir}rawsend.py`]);
+    this.router = lab.agent(r, 'python3', [`${agentsDir}ctdump.py`]);
   }
 
+  async dump(): Promise<{ ct: string[]; counters: Record<string, number> }> {
+    return JSON.parse(await this.router.ask('dump')) as { ct: string[]; counters: Record<string, number> };
+  }
+
+  /** Send one packet from a side; returns the ctstate the kernel's rules counted and its table after. */
+  async send(fromClient: boolean, pkt: Buffer): Promise<{ ctstate: string; ct: string[] }> {
+    const before = await this.dump();
+    expect(await (fromClient ? this.client : this.server).ask(pkt.toString('hex'))).toBe('ok');
+    await new Promise((r) => setTimeout(r, 30));
+    const after = await this.dump();
+    const hit = Object.keys(after.counters).filter((k) => after.counters[k] !== before.counters[k]);
+    return { ctstate: hit.join(',') || 'none', ct: after.ct };
+  }
+}
+
+describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
+  const net = new RouterLab();
+  beforeAll(() => net.start(), 30_000);
+  afterAll(() => net.lab.cleanup());
 
   it.each(scenarios.map((s, i) => [s[0], s[1], 41000 + i] as const))('%s', async (_name, steps, sport) => {
     const dport = 80;
     const ct = new Conntrack({ maxEntries: 100 });
     const view = new PacketView();
     const res = new CtResult();
-    let invalidBefore = (await kernelState(sport, dport)).invalid;
     const trace: string[] = [];
     for (const [i, st] of steps.entries()) {
       const fromClient = st.from === 'c';
@@ -176,11 +189,12 @@ describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
         payloadLength: st.len ?? 0,
         id: i + 1,
       });
-      expect(await (fromClient ? client : server).ask(pkt.toString('hex'))).toBe('ok');
-      await new Promise((r) => setTimeout(r, 30));
-      const k = await kernelState(sport, dport);
-      const kernelInvalid = k.invalid > invalidBefore;
-      invalidBefore = k.invalid;
+      const sent = await net.send(fromClient, pkt);
+      const line = sent.ct.find((l) => l.includes(' tcp ') && l.includes(`sport=${sport} dport=${dport} `));
+      // "ipv4 2 tcp 6 <timeout> <STATE> src=..."
+      const f = line ? line.split(/\s+/) : [];
+      const k = { state: f[5] ?? 'none', timeout: Number(f[4] ?? -1) };
+      const kernelInvalid = sent.ctstate === 'INVALID';
 
       view.parse(pkt);
       ct.process(view, 1000 + i, res);
@@ -203,39 +217,9 @@ describe.skipIf(skip)('TCP tracking agrees with Linux conntrack (lab)', () => {
 });
 
 describe.skipIf(skip)('UDP and ICMP tracking agree with Linux conntrack (lab)', () => {
-  const lab = new Lab();
-  let client: LineAgent;
-  let server: LineAgent;
-  let router: LineAgent;
-
-  beforeAll(() => {
-    if (!avail.ok) throw new Error(`lab required (TWINWALL_REQUIRE_LAB=1) but unavailable: ${avail.why}`);
-    const c = lab.netns('c');
-    const r = lab.netns('r');
-    const s = lab.netns('s');
-    lab.link(c, '10.9.1.2/24', r, '10.9.1.1/24');
-    lab.link(r, '10.9.2.1/24', s, '10.9.2.2/24');
-    lab.exec(c, 'ip', ['route', 'add', 'default', 'via', '10.9.1.1']);
-    lab.exec(s, 'ip', ['route', 'add', 'default', 'via', '10.9.2.1']);
-    lab.exec(r, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    for (const st of ['INVALID', 'NEW', 'ESTABLISHED', 'RELATED']) lab.exec(r, 'iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', st, '-j', 'ACCEPT']);
-    for (const ns of [c, s]) lab.exec(ns, 'iptables', ['-t', 'raw', '-A', 'PREROUTING', '-j', 'DROP']);
-    client = lab.agent(c, 'python3', [`${agentsDir}rawsend.py`]);
-    server = lab.agent(s, 'python3', [`${agentsDir}rawsend.py`]);
-    router = lab.agent(r, 'python3', [`${agentsDir}ctdump.py`]);
-  }, 30_000);
-
-  afterAll(() => lab.cleanup());
-
-  /** Send one packet from a side and return the ctstate the kernel's FORWARD rules counted for it. */
-  async function sendAndClassify(fromClient: boolean, pkt: Buffer): Promise<{ ctstate: string; ct: string[] }> {
-    const before = JSON.parse(await router.ask('dump')) as { counters: Record<string, number> };
-    expect(await (fromClient ? client : server).ask(pkt.toString('hex'))).toBe('ok');
-    await new Promise((r) => setTimeout(r, 30));
-    const after = JSON.parse(await router.ask('dump')) as { ct: string[]; counters: Record<string, number> };
-    const hit = Object.keys(after.counters).filter((k) => after.counters[k] !== before.counters[k]);
-    return { ctstate: hit.join(',') || 'none', ct: after.ct };
-  }
+  const net = new RouterLab();
+  beforeAll(() => net.start(), 30_000);
+  afterAll(() => net.lab.cleanup());
 
   it('gives every packet the same ctstate and the entries the same timeouts and flags', async () => {
     const ct = new Conntrack({ maxEntries: 100 });
@@ -262,7 +246,7 @@ describe.skipIf(skip)('UDP and ICMP tracking agree with Linux conntrack (lab)', 
         await new Promise((r) => setTimeout(r, 2200));
         continue;
       }
-      const k = await sendAndClassify(fromClient, pkt);
+      const k = await net.send(fromClient, pkt);
       const now = Date.now();
       view.parse(pkt);
       ct.process(view, now, res);
