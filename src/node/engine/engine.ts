@@ -124,12 +124,16 @@ const icmpRejectCode = [3, 3, 3, 1, 0, 2, 9, 10, 13];
 /** ICMPv6 destination-unreachable codes per RejectKind (RFC 4443 3.1), as ip6t_REJECT. */
 const icmp6RejectCode = [4, 4, 4, 3, 0, 4, 1, 1, 1];
 
-/** Where processBatch leaves the sum of its prefetch loads, so the compiler keeps them. */
+/**
+ * Where processBatch leaves the sum of its prefetch loads, so the compiler keeps them (a value
+ * nobody reads may be optimised away, and the loads with it).
+ */
 let prefetchSink = 0;
 export function lastPrefetchSum(): number {
   return prefetchSink;
 }
 
+/** InvalidReason codes below TCP_STATE come from the parser (malformed); from it on, from conntrack. */
 const MALFORMED_LIMIT = IR_TCP_STATE;
 
 export class Engine {
