@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the project uses: iproute2, iptables and python3 for the lab tests (namespaces,
-# kernel conntrack as the reference, raw-socket agents); the data plane, sync and drills add theirs.
-DEB_PACKAGES=(iproute2 iptables python3)
+# kernel conntrack as the reference, raw-socket agents); libnetfilter-queue-dev for the nfqueue
+# binding (built by npm ci, allowed in package.json allowScripts); sync and drills add theirs.
+DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then
