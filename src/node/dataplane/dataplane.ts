@@ -1,0 +1,176 @@
+/**
+ * The data plane: kernel rules that send the data interfaces' traffic to an NFQUEUE, and the loop
+ * that runs every queued packet through the engine and gives the kernel its verdict.
+ *
+ * Per packet (the binding calls once per packet): meta from the kernel's indev/outdev/mark and the
+ * clock -> Engine.process on the payload -> verdict:
+ * - accept, with the rewritten bytes when the engine changed them (NAT), with the mark when set;
+ * - drop;
+ * - REJECT (the engine drops and emits an answer): the answer replaces the offending packet and is
+ *   accepted. The kernel re-routes the new bytes (we are in raw PREROUTING, before routing), so the
+ *   TCP reset or ICMP unreachable goes back out towards the sender, with the address of the peer it
+ *   was meant for as source, as ipt_REJECT does. No raw socket needed (node has none; the binding
+ *   cannot inject). One answer per packet: more are counted as emitDropped.
+ *
+ * Outdev: in raw PREROUTING routing has not happened yet, so the kernel reports outdev 0 and rules
+ * on the output interface cannot match; see the dataplane README.
+ */
+import { Engine, EngineResult, type PacketMeta } from '../engine/index.js';
+import { bindQueue, NF_ACCEPT, NF_DROP, type BoundQueue, type NfqPacketInfo } from './binding.js';
+import { DataplaneError } from './errors.js';
+import { resolveDataplaneOptions, type DataplaneOptions, type ResolvedDataplaneOptions } from './options.js';
+import { readQueueState } from './queue-proc.js';
+import { installRules, removeRules, type Family } from './rules.js';
+import { DataplaneCounters, type DataplaneStats } from './stats.js';
+
+// Engine verdict code (Verdict.ACCEPT in the filter).
+const V_ACCEPT = 1;
+
+export interface DataplaneHooks {
+  /** Called when processing a packet threw (a bug in the engine): the packet got the fail verdict. */
+  onEngineError?: (err: unknown) => void;
+}
+
+export class Dataplane {
+  readonly options: ResolvedDataplaneOptions;
+  readonly #engine: Engine;
+  readonly #counters = new DataplaneCounters();
+  readonly #meta: PacketMeta = { inIf: 0, outIf: 0, mark: 0, now: 0 };
+  readonly #out = new EngineResult();
+  readonly #hooks: DataplaneHooks;
+  #queue: BoundQueue | null = null;
+  #running = false;
+  #families: Family[] = [];
+
+  constructor(engine: Engine, opts: DataplaneOptions, hooks: DataplaneHooks = {}) {
+    this.#engine = engine;
+    this.options = resolveDataplaneOptions(opts);
+    this.#hooks = hooks;
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /**
+   * Bind the queue, then install the rules (in that order, so no packet is queued to nobody when
+   * fail-closed). Replaces leftovers of a crashed run. Throws DataplaneError; on failure nothing
+   * of ours stays installed.
+   */
+  async start(): Promise<void> {
+    if (this.#running) throw new DataplaneError('DP_STATE', 'the data plane is running already: stop() it first');
+    if (process.getuid?.() !== 0) {
+      throw new DataplaneError('DP_NOT_ROOT', 'the data plane installs iptables rules and binds an NFQUEUE: run the node as root (CAP_NET_ADMIN)');
+    }
+    const o = this.options;
+    const q = bindQueue(o.queueNum, o.socketBuffer, this.#idle);
+    this.#queue = q;
+    q.handler = this.#onPacket;
+    this.#families = o.ipv6 ? [4, 6] : [4];
+    try {
+      for (const f of this.#families) installRules(f, o);
+    } catch (e) {
+      this.#detach();
+      this.#removeQuietly(e);
+      throw e;
+    }
+    this.#running = true;
+    await Promise.resolve();
+  }
+
+  /** Remove the rules, then detach from the queue (packets in flight get the idle verdict). */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    let first: unknown = null;
+    for (const f of this.#families) {
+      try {
+        removeRules(f, this.options.chain);
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    this.#detach();
+    await Promise.resolve();
+    if (first) throw first;
+  }
+
+  stats(): DataplaneStats {
+    let kernel: DataplaneStats['kernel'];
+    try {
+      kernel = readQueueState(this.options.queueNum);
+    } catch {
+      // Unreadable /proc (not ENOENT) means no kernel figures this time; the counters still count.
+      kernel = null;
+    }
+    return { running: this.#running, queueNum: this.options.queueNum, failOpen: this.options.failOpen, counters: this.#counters, kernel };
+  }
+
+  #detach(): void {
+    if (this.#queue) this.#queue.handler = this.#idle;
+    this.#queue = null;
+  }
+
+  #removeQuietly(cause: unknown): void {
+    for (const f of this.#families) {
+      try {
+        removeRules(f, this.options.chain);
+      } catch (e) {
+        // Start failed already with `cause`; a failed cleanup is reported beside it, not instead.
+        console.error(`dataplane: cleanup after failed start (${String(cause)}) failed too: ${String(e)}`);
+      }
+    }
+  }
+
+  /** Packets arriving while stopped (in flight when the rules went): the configured fail verdict. */
+  readonly #idle = (info: NfqPacketInfo): void => {
+    this.#queue?.verdict(info.id, this.options.failOpen ? NF_ACCEPT : NF_DROP, null);
+  };
+
+  readonly #onPacket = (info: NfqPacketInfo, payload: Buffer): void => {
+    const c = this.#counters;
+    const q = this.#queue as BoundQueue;
+    const id = info.id;
+    c.reads++;
+    c.received++;
+    c.receivedBytes += payload.length;
+    const meta = this.#meta;
+    meta.inIf = info.indev;
+    meta.outIf = info.outdev;
+    meta.mark = info.nfmark;
+    // One packet per read with this binding, so one clock read per packet.
+    meta.now = this.#engine.now();
+    const out = this.#out;
+    let v: number;
+    try {
+      v = this.#engine.process(payload, 0, payload.length, meta, out);
+    } catch (e) {
+      c.engineErrors++;
+      q.verdict(id, this.options.failOpen ? NF_ACCEPT : NF_DROP, null);
+      this.#hooks.onEngineError?.(e);
+      return;
+    }
+    if (v === V_ACCEPT) {
+      c.accepted++;
+      const bytes = out.modified ? payload : null;
+      if (out.modified) c.modified++;
+      if (out.markChanged) {
+        c.markSet++;
+        q.verdictMark(id, NF_ACCEPT, out.mark, bytes);
+      } else {
+        q.verdict(id, NF_ACCEPT, bytes);
+      }
+      return;
+    }
+    const n = out.emit.length;
+    if (n !== 0) {
+      c.emitted++;
+      c.emitDropped += n - 1;
+      c.dropped++;
+      q.verdict(id, NF_ACCEPT, out.emit[0]);
+      return;
+    }
+    c.dropped++;
+    q.verdict(id, NF_DROP, null);
+  };
+}
