@@ -1,0 +1,9 @@
+/**
+ * Prometheus metrics of a node: a Registry per node, figures read from the engine at scrape time,
+ * served at GET /metrics. Error code: METRICS_LISTEN_FAILED (MetricsListenError).
+ */
+export { NodeMetrics } from './node-metrics.js';
+export type { MetricsSources, NodeMetricsOptions } from './node-metrics.js';
+export { MetricsServer, MetricsListenError } from './server.js';
+export { conntrackCensus } from './conntrack-census.js';
+export type { CensusRow } from './conntrack-census.js';
