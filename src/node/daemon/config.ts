@@ -29,6 +29,8 @@ export const NodeConfigSchema = Type.Object(
         queue: Type.Integer({ minimum: 0, maximum: 65535 }),
         /** --queue-bypass: with the daemon gone, packets pass (true) or are dropped (false, default). */
         failOpen: Type.Optional(Type.Boolean()),
+        /** UDP destination ports never queued (the pair's sync and election traffic). */
+        excludedUdpPorts: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { uniqueItems: true })),
       },
       { additionalProperties: false },
     ),
@@ -97,7 +99,7 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 /** The config with defaults applied and paths resolved: what the node runs with. */
 export interface NodeConfig {
   name: string;
-  dataplane: { interfaces: string[]; queue: number; failOpen: boolean };
+  dataplane: { interfaces: string[]; queue: number; failOpen: boolean; excludedUdpPorts: number[] };
   /** Absolute path of the ruleset file. */
   rulesetPath: string;
   conntrack: ConntrackOptions;
@@ -175,7 +177,10 @@ function resolveConfig(doc: NodeConfigDoc, baseDir: string): NodeConfig {
   }
   return {
     name: doc.node.name,
-    dataplane: { interfaces: [...doc.dataplane.interfaces], queue: doc.dataplane.queue, failOpen: doc.dataplane.failOpen ?? false },
+    dataplane: {
+      interfaces: [...doc.dataplane.interfaces], queue: doc.dataplane.queue, failOpen: doc.dataplane.failOpen ?? false,
+      excludedUdpPorts: [...(doc.dataplane.excludedUdpPorts ?? [])],
+    },
     rulesetPath: isAbsolute(doc.ruleset) ? doc.ruleset : resolve(baseDir, doc.ruleset),
     conntrack: { maxEntries: doc.conntrack?.maxEntries ?? DEFAULT_MAX_ENTRIES, timeouts, tcp },
     controlSocket: doc.control?.socket

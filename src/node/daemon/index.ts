@@ -1,0 +1,15 @@
+/**
+ * The node daemon: config, the FirewallNode that wires engine, data plane, metrics and control
+ * API, and its signal handling. Error codes: CONFIG_INVALID (ConfigError), CONFIG_FILE_UNREADABLE
+ * (ConfigFileError), NODE_STATE (NodeStateError); the parts' own codes pass through
+ * (RULESET_INVALID, DP_*, METRICS_LISTEN_FAILED, CONTROL_SOCKET_FAILED).
+ */
+export { parseConfig, loadConfigFile, NodeConfigSchema, DEFAULT_CONTROL_SOCKET, DEFAULT_MAX_ENTRIES } from './config.js';
+export type { NodeConfig, NodeConfigDoc, LogLevel } from './config.js';
+export { ConfigError, ConfigFileError, NodeStateError } from './errors.js';
+export type { ConfigIssue } from './errors.js';
+export { FirewallNode, nfqueueDataplane, dataplaneDrops } from './node.js';
+export type { FirewallNodeOptions, DataplaneFactory, DataplanePort, ReloadResult } from './node.js';
+export { runUntilSignal } from './signals.js';
+export type { SignalSource } from './signals.js';
+export { sysfsInterfaceName } from './ifaces.js';

@@ -1,0 +1,258 @@
+/**
+ * The firewall node: config in, a running engine out, with its data plane, metrics server,
+ * control API, logs and timers. Everything that can be refused (config, ruleset) is checked in the
+ * constructor, before anything starts; start() brings the parts up in an order that lets an
+ * operator watch (metrics and control first, then the data plane that carries traffic), and
+ * stop() takes the data plane down first so the kernel rules go away before anything else.
+ *
+ * The data plane is injected (a factory): tests pass a fake with the same interface, the daemon
+ * the NFQUEUE one.
+ */
+import { readFileSync } from 'node:fs';
+import { pino, type Logger } from 'pino';
+import { Engine, dropReasonNames } from '../engine/index.js';
+import { compileRuleset, parseRuleset, RulesetError, RulesetFileError, type CompiledRuleset, type LogSink } from '../filter/index.js';
+import { Dataplane, type DataplaneHooks, type DataplaneOptions, type DataplaneStats } from '../dataplane/index.js';
+import { invalidReasonName } from '../packet/index.js';
+import { ControlServer, TraceHub, type ControlTarget, type RulesetInfo } from '../control/index.js';
+import { MetricsServer, NodeMetrics } from '../metrics/index.js';
+import type { NodeConfig } from './config.js';
+import { NodeStateError } from './errors.js';
+import { sysfsInterfaceName } from './ifaces.js';
+
+/** What the node needs of a data plane (src/node/dataplane's Dataplane has it). */
+export interface DataplanePort {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  stats(): DataplaneStats;
+}
+
+export type DataplaneFactory = (engine: Engine, options: DataplaneOptions, hooks: DataplaneHooks) => DataplanePort;
+
+export const nfqueueDataplane: DataplaneFactory = (engine, options, hooks) => new Dataplane(engine, options, hooks);
+
+export interface FirewallNodeOptions {
+  config: NodeConfig;
+  /** Default: the NFQUEUE data plane. */
+  dataplane?: DataplaneFactory;
+  /** Default: pino JSON on stdout at config.logLevel. */
+  logger?: Logger;
+  /** Milliseconds since the epoch (tests pass a fake clock). */
+  clock?: () => number;
+  /** Period of engine.tick() (timeouts, expectations); default 1000 ms. */
+  tickMs?: number;
+  /** ifindex -> interface name for the ruleset; default /sys/class/net. */
+  interfaceName?: (ifindex: number) => string | undefined;
+  /** Process metrics (event-loop lag...) in /metrics; default true. */
+  defaultMetrics?: boolean;
+}
+
+/** Outcome of a reload: applied, or refused with the ruleset's errors (the old one still runs). */
+export type ReloadResult = { ok: true; source: string } | { ok: false; error: RulesetError | RulesetFileError };
+
+type NodeState = 'created' | 'running' | 'stopping' | 'stopped';
+
+export class FirewallNode implements ControlTarget {
+  readonly config: NodeConfig;
+  readonly engine: Engine;
+  readonly traces = new TraceHub();
+  readonly log: Logger;
+  readonly metrics: NodeMetrics;
+  readonly dataplane: DataplanePort;
+  readonly #control: ControlServer;
+  readonly #metricsServer: MetricsServer | null;
+  readonly #interfaceName: (ifindex: number) => string | undefined;
+  readonly #tickMs: number;
+  #ruleset: RulesetInfo;
+  #tick: NodeJS.Timeout | null = null;
+  #state: NodeState = 'created';
+  #startedAt = 0;
+
+  /** Throws RulesetFileError / RulesetError (ruleset), DataplaneError (options): nothing started. */
+  constructor(options: FirewallNodeOptions) {
+    const config = options.config;
+    this.config = config;
+    this.log = options.logger ?? pino({ name: 'twinwall', level: config.logLevel, base: { node: config.name } });
+    this.#interfaceName = options.interfaceName ?? sysfsInterfaceName();
+    this.#tickMs = options.tickMs ?? 1000;
+
+    const text = readRulesetText(config.rulesetPath);
+    const compiled = this.#compile(text, config.rulesetPath);
+    const filterLog = this.log.child({ component: 'filter' });
+    const logSink: LogSink = { log: (record) => filterLog.info({ record }, `LOG ${record.prefix}`.trimEnd()) };
+    this.engine = new Engine({
+      conntrack: config.conntrack,
+      ruleset: compiled,
+      filter: { logSink, traceSink: this.traces, interfaceName: this.#interfaceName },
+      clock: options.clock,
+    });
+    this.#ruleset = { source: config.rulesetPath, text, loadedAt: this.engine.now() };
+
+    const factory = options.dataplane ?? nfqueueDataplane;
+    this.dataplane = factory(
+      this.engine,
+      {
+        queueNum: config.dataplane.queue,
+        dataInterfaces: config.dataplane.interfaces,
+        failOpen: config.dataplane.failOpen,
+        excludedUdpPorts: config.dataplane.excludedUdpPorts,
+      },
+      { onEngineError: (err) => this.log.error({ err }, 'engine threw on a packet (a bug): packet given the fail verdict') },
+    );
+    this.metrics = new NodeMetrics(
+      { engine: this.engine, dataplaneDrops: () => dataplaneDrops(this.dataplane.stats()) },
+      { nodeName: config.name, defaultMetrics: options.defaultMetrics },
+    );
+    this.#metricsServer = config.metrics ? new MetricsServer(this.metrics, config.metrics.host, config.metrics.port) : null;
+    this.#control = new ControlServer(this, config.controlSocket, {
+      onError: (err, method, path) => this.log.error({ err, method, path }, 'control API handler failed'),
+    });
+  }
+
+  #compile(text: string, source: string): CompiledRuleset {
+    return compileRuleset(parseRuleset(text, source), { interfaceName: this.#interfaceName, source });
+  }
+
+  get state(): NodeState {
+    return this.#state;
+  }
+
+  /** Where /metrics listens (the port chosen when the config said 0), or null without metrics. */
+  metricsAddress(): { host: string; port: number } | null {
+    const a = this.#metricsServer?.address();
+    return a ? { host: a.address, port: a.port } : null;
+  }
+
+  async start(): Promise<void> {
+    if (this.#state !== 'created') throw new NodeStateError(`cannot start a node that is ${this.#state}; create a new FirewallNode`);
+    this.#state = 'running';
+    this.#startedAt = this.engine.now();
+    try {
+      await this.#metricsServer?.start();
+      await this.#control.start();
+      await this.dataplane.start();
+    } catch (e) {
+      this.log.error({ err: e }, 'start failed; stopping what was started');
+      await this.stop();
+      throw e;
+    }
+    this.#tick = setInterval(() => this.#runTick(), this.#tickMs);
+    this.#tick.unref();
+    const m = this.metricsAddress();
+    this.log.info(
+      { queue: this.config.dataplane.queue, interfaces: this.config.dataplane.interfaces, control: this.config.controlSocket, metrics: m, ruleset: this.config.rulesetPath },
+      'node started',
+    );
+  }
+
+  #runTick(): void {
+    try {
+      this.engine.tick();
+    } catch (err) {
+      // Expiry must keep running: log the bug and try again next tick.
+      this.log.error({ err }, 'engine.tick() threw');
+    }
+  }
+
+  /** Stops the data plane first (kernel rules removed), then the servers. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    this.#state = 'stopping';
+    if (this.#tick) clearInterval(this.#tick);
+    this.#tick = null;
+    this.engine.filter.setTrace(null);
+    const failures: unknown[] = [];
+    for (const [what, stop] of [
+      ['data plane', () => this.dataplane.stop()],
+      ['control API', () => this.#control.stop()],
+      ['metrics server', () => this.#metricsServer?.stop() ?? Promise.resolve()],
+    ] as const) {
+      try {
+        await stop();
+      } catch (err) {
+        // Keep stopping the rest; report each failure.
+        failures.push(err);
+        this.log.error({ err }, `stopping the ${what} failed`);
+      }
+    }
+    this.#state = 'stopped';
+    this.log.info({ failures: failures.length }, 'node stopped');
+    if (failures.length) throw failures[0];
+  }
+
+  /**
+   * Re-reads the ruleset file (SIGHUP) and swaps it in atomically. A bad one is logged with every
+   * error and the running ruleset stays.
+   */
+  reload(): ReloadResult {
+    const source = this.config.rulesetPath;
+    try {
+      this.applyRuleset(readRulesetText(source), source);
+    } catch (e) {
+      if (e instanceof RulesetError || e instanceof RulesetFileError) {
+        this.log.error({ code: e.code, errors: e instanceof RulesetError ? e.errors : [], file: source }, `ruleset reload refused, the running ruleset stays: ${e.message}`);
+        return { ok: false, error: e };
+      }
+      throw e;
+    }
+    this.log.info({ file: source }, 'ruleset reloaded');
+    return { ok: true, source };
+  }
+
+  // ControlTarget
+
+  applyRuleset(text: string, source: string): void {
+    const compiled = this.#compile(text, source);
+    this.engine.replaceRuleset(compiled);
+    this.#ruleset = { source, text, loadedAt: this.engine.now() };
+    this.log.info({ source }, 'ruleset applied');
+  }
+
+  ruleset(): RulesetInfo {
+    return { ...this.#ruleset };
+  }
+
+  stats(): Record<string, unknown> {
+    const s = this.engine.stats;
+    const t = this.engine.conntrack.table;
+    const drops: Record<string, number> = {};
+    dropReasonNames.forEach((name, code) => {
+      if (code !== 0) drops[name] = s.drops[code];
+    });
+    const invalid: Record<string, number> = {};
+    s.invalid.forEach((n, code) => {
+      if (n !== 0) invalid[invalidReasonName(code)] = n;
+    });
+    return {
+      node: this.config.name,
+      state: this.#state,
+      uptimeSeconds: this.#startedAt ? Math.round((this.engine.now() - this.#startedAt) / 1000) : 0,
+      packets: { accepted: s.acceptedPackets, dropped: s.droppedPackets },
+      bytes: { accepted: s.acceptedBytes, dropped: s.droppedBytes },
+      rejects: s.rejects,
+      drops,
+      invalid,
+      conntrack: { entries: t.count, max: t.maxEntries, fill: t.count / t.maxEntries },
+      ruleset: { source: this.#ruleset.source, loadedAt: new Date(this.#ruleset.loadedAt).toISOString() },
+      dataplane: this.dataplane.stats(),
+    };
+  }
+}
+
+function readRulesetText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new RulesetFileError(path, e);
+  }
+}
+
+/** The data plane's losses as drop reasons for twinwall_drops_total. */
+export function dataplaneDrops(st: DataplaneStats): Record<string, number> {
+  const out: Record<string, number> = { dataplane_engine_error: st.counters.engineErrors, reject_not_sent: st.counters.emitDropped };
+  if (st.kernel) {
+    out.queue_overflow = st.kernel.queueDropped;
+    out.queue_socket_overflow = st.kernel.userDropped;
+  }
+  return out;
+}
