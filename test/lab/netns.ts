@@ -28,9 +28,25 @@ export function run(cmd: string, args: string[], input?: string): string {
 }
 
 export class Lab {
-  readonly suffix = randomBytes(3).toString('hex');
+  readonly suffix: string;
   readonly namespaces: string[] = [];
   readonly #children: ChildProcessWithoutNullStreams[] = [];
+
+  /** suffix: a fixed one for a lab that outlives the process (scripts/lab.sh); random by default. */
+  constructor(suffix?: string) {
+    this.suffix = suffix ?? randomBytes(3).toString('hex');
+  }
+
+  /**
+   * Adopt a namespace made by an earlier run with this suffix (scripts/lab.sh down), so that
+   * cleanup() removes it; false when it does not exist.
+   */
+  adopt(name: string): boolean {
+    const full = `tw${name}-${this.suffix}`;
+    const exists = run('ip', ['netns', 'list']).split('\n').some((l) => l.split(' ')[0] === full);
+    if (exists) this.namespaces.push(full);
+    return exists;
+  }
 
   /** Make a namespace `tw<name>-<suffix>` with loopback up; returns its full name. */
   netns(name: string): string {

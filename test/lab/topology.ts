@@ -1,0 +1,113 @@
+/**
+ * The lab: a client, two firewall nodes, a server, and the three networks between them, each a
+ * bridge in a switch namespace of its own (so nothing is made outside the lab's namespaces):
+ *
+ *   client (inside0 10.50.1.10) --[inside bridge]--  fw1 inside0 10.50.1.2   fw2 inside0 10.50.1.3
+ *   server (outside0 10.50.2.10) -[outside bridge]-  fw1 outside0 10.50.2.2  fw2 outside0 10.50.2.3
+ *                                  [sync bridge]     fw1 sync0 10.50.3.2     fw2 sync0 10.50.3.3
+ *
+ * Interface names are the same in every namespace (names are per namespace), so a node's config
+ * reads like a real one. Forwarding on and rp_filter off in the firewalls (the pair will move
+ * addresses between them). For now the client and server route through fw1; the virtual addresses
+ * come with failover. Used by the lab tests, scripts/lab.sh, bench/dataplane and the lab demo.
+ */
+import { Lab, run } from './netns.js';
+
+export const LAB_ADDR = {
+  client: '10.50.1.10',
+  server: '10.50.2.10',
+  fw1: { inside: '10.50.1.2', outside: '10.50.2.2', sync: '10.50.3.2' },
+  fw2: { inside: '10.50.1.3', outside: '10.50.2.3', sync: '10.50.3.3' },
+  insideNet: '10.50.1.0/24',
+  outsideNet: '10.50.2.0/24',
+} as const;
+
+export const LAB_IF = { inside: 'inside0', outside: 'outside0', sync: 'sync0' } as const;
+
+const NAMES = ['sw', 'client', 'server', 'fw1', 'fw2'] as const;
+type NodeName = (typeof NAMES)[number];
+
+export class LabTopology {
+  readonly lab: Lab;
+  /** Full namespace names. */
+  readonly ns = { sw: '', client: '', server: '', fw1: '', fw2: '' } as Record<NodeName, string>;
+
+  constructor(suffix?: string) {
+    this.lab = new Lab(suffix);
+  }
+
+  /** Build everything; on failure removes what was made and rethrows. */
+  build(): this {
+    try {
+      this.#build();
+    } catch (e) {
+      this.cleanup();
+      throw e;
+    }
+    return this;
+  }
+
+  /** Run a command in one of the lab's namespaces. */
+  exec(node: NodeName, cmd: string, args: string[], input?: string): string {
+    return this.lab.exec(this.ns[node], cmd, args, input);
+  }
+
+  /** Remove the namespaces (the veths and bridges go with them) and kill the agents. */
+  cleanup(): void {
+    this.lab.cleanup();
+  }
+
+  /** Remove a lab left by an earlier run with this suffix (scripts/lab.sh down). */
+  static remove(suffix: string): number {
+    const t = new LabTopology(suffix);
+    let n = 0;
+    for (const name of NAMES) if (t.lab.adopt(name)) n++;
+    t.cleanup();
+    return n;
+  }
+
+  #build(): void {
+    for (const name of NAMES) this.ns[name] = this.lab.netns(name);
+    const sw = this.ns.sw;
+    const bridges = { inside: 'br-inside', outside: 'br-outside', sync: 'br-sync' } as const;
+    for (const br of Object.values(bridges)) {
+      this.lab.exec(sw, 'ip', ['link', 'add', br, 'type', 'bridge']);
+      this.lab.exec(sw, 'ip', ['link', 'set', br, 'up']);
+    }
+    this.#port('client', 'inside', `${LAB_ADDR.client}/24`, bridges.inside);
+    this.#port('server', 'outside', `${LAB_ADDR.server}/24`, bridges.outside);
+    for (const fw of ['fw1', 'fw2'] as const) {
+      this.#port(fw, 'inside', `${LAB_ADDR[fw].inside}/24`, bridges.inside);
+      this.#port(fw, 'outside', `${LAB_ADDR[fw].outside}/24`, bridges.outside);
+      this.#port(fw, 'sync', `${LAB_ADDR[fw].sync}/24`, bridges.sync);
+      const sysctl = (k: string, v: string) => this.exec(fw, 'sysctl', ['-qw', `${k}=${v}`]);
+      sysctl('net.ipv4.ip_forward', '1');
+      sysctl('net.ipv4.conf.all.rp_filter', '0');
+      sysctl('net.ipv4.conf.default.rp_filter', '0');
+      for (const i of Object.values(LAB_IF)) sysctl(`net.ipv4.conf.${i}.rp_filter`, '0');
+      // The lab's traffic is IPv4; no router advertisements or DAD delays from IPv6 autoconf.
+      sysctl('net.ipv6.conf.all.disable_ipv6', '1');
+    }
+    this.exec('client', 'ip', ['route', 'add', 'default', 'via', LAB_ADDR.fw1.inside]);
+    this.exec('server', 'ip', ['route', 'add', LAB_ADDR.insideNet, 'via', LAB_ADDR.fw1.outside]);
+  }
+
+  #links = 0;
+
+  /** A veth from `node` (named LAB_IF[net]) to a port of `bridge` in the switch namespace. */
+  #port(node: NodeName, net: keyof typeof LAB_IF, cidr: string, bridge: string): void {
+    const ns = this.ns[node];
+    const n = this.#links++;
+    // Made in the switch namespace with short unique names, then one end moved and renamed.
+    const inner = `p${n}i`;
+    const outer = `p${n}-${node}`.slice(0, 15);
+    this.lab.exec(this.ns.sw, 'ip', ['link', 'add', outer, 'type', 'veth', 'peer', 'name', inner]);
+    this.lab.exec(this.ns.sw, 'ip', ['link', 'set', inner, 'netns', ns]);
+    this.lab.exec(this.ns.sw, 'ip', ['link', 'set', outer, 'master', bridge, 'up']);
+    this.lab.exec(ns, 'ip', ['link', 'set', inner, 'name', LAB_IF[net]]);
+    this.lab.exec(ns, 'ip', ['addr', 'add', cidr, 'dev', LAB_IF[net]]);
+    this.lab.exec(ns, 'ip', ['link', 'set', LAB_IF[net], 'up']);
+  }
+}
+
+export { run };
