@@ -200,7 +200,10 @@ export function parseConfig(text: string, baseDir: string, source?: string): Nod
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   if (doc.errors.length > 0) {
     throw new ConfigError(
-      doc.errors.map((e) => ({ path: '', message: `YAML syntax: ${e.message}`, line: e.linePos?.[0]?.line, column: e.linePos?.[0]?.col })),
+      doc.errors.map((e) => {
+        const pos = lc.linePos(e.pos[0]);
+        return { path: '', message: `YAML syntax: ${e.message}`, line: pos.line, column: pos.col };
+      }),
       source,
     );
   }
