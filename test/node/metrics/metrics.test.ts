@@ -1,0 +1,109 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { feedTraffic, startTestNode, type TestNode } from '../daemon/fixture.js';
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** A strict reader of the Prometheus text format 0.0.4: throws on any line it does not understand. */
+function parseExposition(text: string): { samples: Sample[]; types: Map<string, string> } {
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  // Values as Go's ParseFloat reads them (Prometheus' parser): NaN in any case (prom-client writes "Nan").
+  const sampleRe = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.eE+-]+|[Nn][Aa][Nn]|[+-]Inf)( [0-9]+)?$/;
+  const labelRe = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/gy;
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('# HELP ')) continue;
+    const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
+    if (type) {
+      expect(types.has(type[1]), `TYPE twice for ${type[1]}`).toBe(false);
+      types.set(type[1], type[2]);
+      continue;
+    }
+    const m = sampleRe.exec(line);
+    if (!m) throw new Error(`not Prometheus text: ${line}`);
+    const labels: Record<string, string> = {};
+    if (m[3]) {
+      labelRe.lastIndex = 0;
+      let consumed = 0;
+      for (let l = labelRe.exec(m[3]); l; l = labelRe.exec(m[3])) {
+        labels[l[1]] = l[2];
+        consumed = labelRe.lastIndex;
+      }
+      if (consumed !== m[3].length) throw new Error(`bad labels: ${line}`);
+    }
+    samples.push({ name: m[1], labels, value: Number(m[4]) });
+  }
+  return { samples, types };
+}
+
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+let t: TestNode | null = null;
+afterEach(async () => {
+  await t?.cleanup();
+  t = null;
+});
+
+describe('/metrics', () => {
+  it('parses as Prometheus text and counts what the engine did', async () => {
+    t = await startTestNode();
+    const fed = feedTraffic(t);
+    const addr = t.node.metricsAddress()!;
+    const res = await fetch(`http://127.0.0.1:${addr.port}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const { samples, types } = parseExposition(await res.text());
+
+    expect(types.get('twinwall_packets_total')).toBe('counter');
+    expect(types.get('twinwall_conntrack_entries')).toBe('gauge');
+    expect(samples.every((s) => s.labels.node === 'fw-test')).toBe(true);
+    expect(value(samples, 'twinwall_packets_total', { verdict: 'accept' })).toBe(fed.accepted);
+    expect(value(samples, 'twinwall_packets_total', { verdict: 'drop' })).toBe(fed.dropped);
+    expect(fed).toMatchObject({ accepted: 4, dropped: 1 });
+    const s = t.node.engine.stats;
+    expect(value(samples, 'twinwall_bytes_total', { verdict: 'accept' })).toBe(s.acceptedBytes);
+    expect(value(samples, 'twinwall_bytes_total', { verdict: 'drop' })).toBe(s.droppedBytes);
+    expect(s.acceptedBytes + s.droppedBytes).toBe(fed.bytes);
+    expect(value(samples, 'twinwall_drops_total', { reason: 'ruleset' })).toBe(1);
+    expect(value(samples, 'twinwall_drops_total', { reason: 'table_full' })).toBe(0);
+    expect(value(samples, 'twinwall_drops_total', { reason: 'queue_overflow' })).toBe(7);
+    expect(value(samples, 'twinwall_drops_total', { reason: 'queue_socket_overflow' })).toBe(2);
+    expect(value(samples, 'twinwall_conntrack_entries', { proto: 'tcp', state: 'ESTABLISHED' })).toBe(1);
+    expect(value(samples, 'twinwall_conntrack_entries', { proto: 'udp', state: 'UNREPLIED' })).toBe(1);
+    expect(value(samples, 'twinwall_conntrack_max')).toBe(1024);
+    expect(value(samples, 'twinwall_conntrack_fill_ratio')).toBeCloseTo(2 / 1024);
+    expect(value(samples, 'twinwall_rule_packets_total', { chain: 'forward', rule: '0', comment: 'replies' })).toBe(2);
+    expect(value(samples, 'twinwall_rule_packets_total', { chain: 'forward', rule: '2', comment: 'web' })).toBe(1);
+    expect(value(samples, 'twinwall_rule_packets_total', { chain: 'forward', rule: 'policy' })).toBe(1);
+    expect(samples.some((x) => x.name === 'nodejs_eventloop_lag_seconds')).toBe(true);
+  });
+
+  it('reads figures at scrape time: a second scrape sees new packets and fewer entries', async () => {
+    t = await startTestNode();
+    feedTraffic(t);
+    const addr = t.node.metricsAddress()!;
+    t.node.engine.conntrack.table.flush();
+    const { samples } = parseExposition(await (await fetch(`http://127.0.0.1:${addr.port}/metrics`)).text());
+    expect(samples.filter((x) => x.name === 'twinwall_conntrack_entries')).toEqual([]);
+    expect(value(samples, 'twinwall_packets_total', { verdict: 'accept' })).toBe(4);
+    expect((await fetch(`http://127.0.0.1:${addr.port}/other`)).status).toBe(404);
+  });
+
+  it('keeps two nodes apart in one process (a registry each)', async () => {
+    t = await startTestNode();
+    const other = await startTestNode();
+    try {
+      feedTraffic(t);
+      const text = await other.node.metrics.metrics();
+      expect(value(parseExposition(text).samples, 'twinwall_packets_total', { verdict: 'accept' })).toBe(0);
+    } finally {
+      await other.cleanup();
+    }
+  });
+});
