@@ -3,7 +3,11 @@
  * conntrack events out. No I/O and no timers inside: the clock is injected and expiry runs from
  * process() (cheap when no timer tick passed) or tick().
  *
- *   parse -> raw chain (NOTRACK, early drops) -> conntrack -> forward chain -> marks -> verdict
+ *   parse -> raw chain (NOTRACK, early drops) -> conntrack -> NAT destination rewrite
+ *         -> forward chain -> marks -> NAT source rewrite -> verdict
+ *
+ * NAT is split around the forward chain as Linux splits it between PREROUTING and POSTROUTING:
+ * forward rules see the inside server of a port forward and the inside client of an SNAT flow.
  *
  * A packet passes each module once, in that order. The objects used per packet (the parsed
  * view, conntrack's result, the filter's result, the engine's result) are allocated once.
@@ -17,6 +21,9 @@ import { CtState } from '../conntrack/state.js';
 import { CtChange } from '../conntrack/events.js';
 import { Filter, FilterResult, RejectKind, Verdict, type CompiledRuleset, type FilterOptions, type PacketMeta } from '../filter/index.js';
 import { EngineStats, DropReason } from './stats.js';
+import { Nat, NatEventSink, type NatLogSink } from '../nat/index.js';
+import type { ConntrackEventSink } from '../conntrack/events.js';
+import { CtStatus } from '../conntrack/table.js';
 
 // Module-local copies of imported constants: on Node 20 each use of an imported binding costs
 // a load through the exporting module even in optimised code; a local const costs nothing.
@@ -27,6 +34,8 @@ const DR_MALFORMED = DropReason.MALFORMED;
 const DR_NONE = DropReason.NONE;
 const DR_RULESET = DropReason.RULESET;
 const DR_TABLE_FULL = DropReason.TABLE_FULL;
+const DR_NAT_EXHAUSTED = DropReason.NAT_EXHAUSTED;
+const NAT_BITS = CtStatus.SRC_NAT | CtStatus.DST_NAT;
 const IR_TABLE_FULL = InvalidReason.TABLE_FULL;
 const IR_TCP_STATE = InvalidReason.TCP_STATE;
 const RK_TCP_RESET = RejectKind.TCP_RESET;
@@ -117,6 +126,8 @@ export interface EngineOptions {
   dropMalformed?: boolean;
   /** Parser options. */
   verifyChecksums?: boolean;
+  /** Where NAT's rare log records go (ports exhausted, at most once a second). */
+  natLog?: NatLogSink;
 }
 
 /** ICMP destination-unreachable codes per RejectKind (RFC 792), as ipt_REJECT sends them. */
@@ -142,6 +153,10 @@ export class Engine {
   readonly stats = new EngineStats();
   readonly clock: () => number;
   readonly dropMalformed: boolean;
+  /** NAT state: port pools and counters (rules come with the ruleset's `nat:` section). */
+  readonly nat: Nat;
+  /** Installed on the table once a ruleset has NAT rules: frees ports when entries go. */
+  #natSink: NatEventSink | null = null;
   #view = new PacketView();
   #ct = new CtResult();
   #fr = new FilterResult();
@@ -158,6 +173,8 @@ export class Engine {
     const origin = Date.now() - performance.now();
     this.clock = opts.clock ?? (() => origin + performance.now());
     this.dropMalformed = opts.dropMalformed ?? true;
+    this.nat = new Nat(opts.natLog);
+    this.#setNat(opts.ruleset);
     if (opts.verifyChecksums) {
       this.#view.verifyIpChecksum = true;
       this.#view.verifyL4Checksum = true;
@@ -167,6 +184,27 @@ export class Engine {
   /** Swap the ruleset atomically (it was validated and compiled completely before). */
   replaceRuleset(ruleset: CompiledRuleset): void {
     this.filter.replace(ruleset);
+    this.#setNat(ruleset);
+  }
+
+  /**
+   * Set the conntrack event sink (sync's). Use this rather than assigning table.sink: with NAT
+   * the table's sink is NAT's, which passes events on to this one.
+   */
+  setEventSink(sink: ConntrackEventSink): void {
+    if (this.#natSink !== null) this.#natSink.next = sink;
+    else this.conntrack.table.sink = sink;
+  }
+
+  #setNat(ruleset: CompiledRuleset): void {
+    this.nat.setRules(ruleset.nat);
+    // Only once NAT is configured does the table's sink go through NAT's (one call less per
+    // packet before); it then stays, as live entries may hold ports after a reload without NAT.
+    if (ruleset.nat !== null && this.#natSink === null) {
+      const t = this.conntrack.table;
+      this.#natSink = new NatEventSink(this.nat, t.sink);
+      t.sink = this.#natSink;
+    }
   }
 
   /** The injected clock's time, for callers building PacketMeta. */
@@ -276,6 +314,19 @@ export class Engine {
     out.slot = ct.slot;
     out.dir = ct.dir;
 
+    // NAT before the filter: a new connection's DNAT, then the destination rewrite of any packet
+    // of a NAT entry. Entries without NAT cost one status test.
+    const slot = ct.slot;
+    let natEntry = false;
+    if (slot >= 0 && ct.state !== CS_INVALID) {
+      const t = this.conntrack.table;
+      if (ct.pending && this.nat.hasRules) this.nat.newDestination(t, slot, pkt, meta.inIf, now);
+      if ((t.statusOf(slot) & NAT_BITS) !== 0) {
+        natEntry = true;
+        if (this.nat.rewriteDestination(pkt, t, slot, ct.dir)) out.modified = true;
+      }
+    }
+
     verdict = this.filter.evalForward(pkt, m, info, fr);
     if (fr.markChanged) {
       out.mark = fr.mark;
@@ -292,6 +343,19 @@ export class Engine {
       const t = this.conntrack.table;
       t.setMark(ct.slot, fr.connmark);
       if (!ct.pending) t.sink.ctUpdate(t, ct.slot, CH_MARK);
+    }
+    // NAT after the filter: a new connection's SNAT (which may find its port range full), then
+    // the source rewrite.
+    if (slot >= 0 && ct.state !== CS_INVALID) {
+      const t = this.conntrack.table;
+      if (ct.pending && this.nat.hasRules) {
+        if (!this.nat.newSource(t, slot, pkt, meta.outIf, now)) {
+          this.conntrack.abort(ct);
+          return this.#finish(out, V_DROP, DR_NAT_EXHAUSTED, length);
+        }
+        natEntry = (t.statusOf(slot) & NAT_BITS) !== 0;
+      }
+      if (natEntry && this.nat.rewriteSource(pkt, t, slot, ct.dir)) out.modified = true;
     }
     this.conntrack.confirm(ct);
     return this.#finish(out, V_ACCEPT, DR_NONE, length);

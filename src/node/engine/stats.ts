@@ -12,8 +12,10 @@ export const DropReason = {
   RULESET: 2,
   /** Conntrack table full and no entry could be evicted. */
   TABLE_FULL: 3,
+  /** A new connection matched an SNAT rule whose outside port range was full. */
+  NAT_EXHAUSTED: 4,
 } as const;
-export const dropReasonNames = ['none', 'malformed', 'ruleset', 'table_full'] as const;
+export const dropReasonNames = ['none', 'malformed', 'ruleset', 'table_full', 'nat_exhausted'] as const;
 
 export class EngineStats {
   acceptedPackets = 0;

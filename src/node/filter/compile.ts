@@ -16,6 +16,7 @@ import { MatchSchema, RulesetSchema, type MatchDoc, type RulesetDoc } from './sc
 import type { CompiledSet } from './sets.js';
 import { shapeErrors } from './shape.js';
 import { Verdict } from './verdict.js';
+import { compileNat, type NatRules } from '../nat/config.js';
 
 /**
  * Connection counts for connlimit, implemented by the conntrack table: the number of tracked
@@ -75,6 +76,8 @@ export class CompiledRuleset {
   /** Path of the first connlimit rule, for the error when no count source is given. */
   readonly connlimitPath: string;
   readonly random: () => number;
+  /** The `nat:` section compiled (src/node/nat), null when the ruleset has none. */
+  nat: NatRules | null = null;
 
   /** Use compileRuleset(); the constructor assumes a lowered, error-free builder. */
   constructor(
@@ -146,8 +149,12 @@ export function compileRuleset(doc: unknown, options: CompileOptions = {}): Comp
   const b = new Builder();
   b.errors.push(...shapeErrors(RulesetSchema, doc));
   const lowered = lowerRuleset(doc, b);
+  const natDoc = typeof doc === 'object' && doc !== null ? (doc as { nat?: unknown }).nat : undefined;
+  const nat = compileNat(natDoc, b.errors, options.interfaceName);
   b.throwIfErrors(options.source);
-  return new CompiledRuleset(b, lowered.chains, lowered.depth, options);
+  const rs = new CompiledRuleset(b, lowered.chains, lowered.depth, options);
+  rs.nat = nat;
+  return rs;
 }
 
 /**

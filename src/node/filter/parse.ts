@@ -10,6 +10,7 @@ import { RulesetError, RulesetFileError, type RulesetIssue } from './errors.js';
 import { lowerRuleset } from './lower.js';
 import { RulesetSchema, type RulesetDoc } from './schema.js';
 import { shapeErrors } from './shape.js';
+import { compileNat } from '../nat/config.js';
 
 function unescape(s: string): string {
   return s.replace(/~1/g, '/').replace(/~0/g, '~');
@@ -49,6 +50,7 @@ export function parseRuleset(text: string, source?: string): RulesetDoc {
   const b = new Builder();
   b.errors.push(...shapeErrors(RulesetSchema, value));
   lowerRuleset(value, b);
+  compileNat(typeof value === 'object' && value !== null ? (value as { nat?: unknown }).nat : undefined, b.errors);
   if (b.errors.length > 0) {
     throw new RulesetError(b.errors.map((e) => ({ ...e, ...locate(doc, lc, e.path) })), source);
   }

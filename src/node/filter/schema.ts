@@ -199,6 +199,8 @@ export const RulesetSchema = Type.Object(
   {
     sets: Type.Optional(Type.Record(Type.String(), SetSchema)),
     chains: Type.Record(Type.String(), ChainSchema),
+    /** NAT rules: shape and values are checked by src/node/nat (compileNat), paths under /nat. */
+    nat: Type.Optional(Type.Unknown()),
   },
   Closed,
 );
