@@ -1,0 +1,93 @@
+/**
+ * Data plane benchmark through the namespace lab (root): iperf3 from client to server through fw1,
+ * 64-byte UDP packets (36-byte payload) and bulk TCP, in three set-ups:
+ *   (a) kernel forwarding, no queue;  (b) NFQUEUE with an accept-all listener (the binding alone);
+ *   (c) twinwall: the engine on NFQUEUE with test/fixtures/rules/bench-100.yaml.
+ * The lab gets the ruleset's networks as extra addresses (client 10.1.0.10, server 10.2.0.10);
+ * TCP on port 443 and UDP on port 53 are what that ruleset accepts. Run: node dist/bench/dataplane.js
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { LabTopology } from '../test/lab/topology.js';
+import type { LineAgent } from '../test/lab/netns.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const agents = fileURLToPath(new URL('../test/lab/agents/', import.meta.url));
+const rules = fileURLToPath(new URL('../../test/fixtures/rules/bench-100.yaml', import.meta.url));
+const C = '10.1.0.10';
+const S = '10.2.0.10';
+
+interface Figures { pps: number; mbps: number }
+type Mode = 'a' | 'b' | 'c';
+
+const topo = new LabTopology();
+
+function iperf(udp: boolean): Figures {
+  const args = ['-c', S, '-B', C, '-t', String(SECONDS), '-J', '-p', udp ? '53' : '443'];
+  if (udp) args.push('-u', '-b', '0', '-l', '36');
+  const j = JSON.parse(topo.exec('client', 'iperf3', args)) as { end: { sum?: { bits_per_second: number; packets: number; seconds: number }; sum_received?: { bits_per_second: number; seconds: number; bytes: number } } };
+  if (udp) {
+    // Received side: what made it through the firewall. Packets from the server's count (lost ones subtracted).
+    const s = j.end.sum as { bits_per_second: number; packets: number; lost_packets?: number; seconds: number };
+    const got = s.packets - (s.lost_packets ?? 0);
+    return { pps: got / s.seconds, mbps: (got * 64 * 8) / s.seconds / 1e6 };
+  }
+  const r = j.end.sum_received as { bits_per_second: number; seconds: number; bytes: number };
+  return { pps: r.bytes / 1448 / r.seconds, mbps: r.bits_per_second / 1e6 };
+}
+
+async function withMode<T>(mode: Mode, fn: () => T): Promise<T> {
+  if (mode === 'a') return fn();
+  if (mode === 'b') {
+    const child = spawn('ip', ['netns', 'exec', topo.ns.fw1, process.execPath, `${agents}accept-all.js`, '43', 'inside0,outside0'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await once(child.stdout, 'data');
+    try {
+      return fn();
+    } finally {
+      child.stdin.end();
+      await once(child, 'exit');
+    }
+  }
+  const node: LineAgent = topo.lab.agent(topo.ns.fw1, process.execPath, [`${agents}dataplane-node.js`, rules]);
+  const r = JSON.parse(await node.ask(`start ${JSON.stringify({ queueNum: 44, dataInterfaces: ['inside0', 'outside0'], ipv6: false })}`, 15_000)) as { ok: boolean; message?: string };
+  if (!r.ok) throw new Error(`bench: node did not start: ${r.message ?? ''}`);
+  try {
+    return fn();
+  } finally {
+    await node.ask('quit');
+  }
+}
+
+async function main(): Promise<void> {
+  topo.build();
+  topo.exec('client', 'ip', ['addr', 'add', `${C}/16`, 'dev', 'inside0']);
+  topo.exec('server', 'ip', ['addr', 'add', `${S}/16`, 'dev', 'outside0']);
+  topo.exec('server', 'ip', ['route', 'add', '10.1.0.0/16', 'via', '10.50.2.2']);
+  topo.exec('fw1', 'ip', ['route', 'add', '10.1.0.0/16', 'via', '10.50.1.10']);
+  topo.exec('fw1', 'ip', ['route', 'add', '10.2.0.0/16', 'via', '10.50.2.10']);
+  const servers = [443, 53].map((p) => spawn('ip', ['netns', 'exec', topo.ns.server, 'iperf3', '-s', '-B', S, '-p', String(p)], { stdio: 'ignore' }));
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const res: Record<string, Record<Mode, Figures>> = { udp64: {} as Record<Mode, Figures>, tcp: {} as Record<Mode, Figures> };
+    for (const mode of ['a', 'b', 'c'] as Mode[]) {
+      res.udp64[mode] = await withMode(mode, () => iperf(true));
+      res.tcp[mode] = await withMode(mode, () => iperf(false));
+    }
+    const names: Record<Mode, string> = { a: '(a) kernel forwarding', b: '(b) NFQUEUE accept-all', c: '(c) twinwall, 100 rules' };
+    for (const [kind, r] of Object.entries(res)) {
+      console.log(`\n${kind === 'udp64' ? '64-byte UDP' : 'bulk TCP'} (${SECONDS} s each):`);
+      for (const m of ['a', 'b', 'c'] as Mode[]) console.log(`  ${names[m].padEnd(26)} ${Math.round(r[m].pps).toLocaleString('en').padStart(12)} pkt/s ${r[m].mbps.toFixed(1).padStart(9)} Mbit/s`);
+      console.log(`  c/a ${(r.c.pps / r.a.pps).toFixed(3)}   c/b ${(r.c.pps / r.b.pps).toFixed(3)}   b/a ${(r.b.pps / r.a.pps).toFixed(3)}`);
+    }
+  } finally {
+    for (const s of servers) s.kill('SIGKILL');
+  }
+}
+
+try {
+  await main();
+} finally {
+  topo.cleanup();
+}
+process.exit(0);
