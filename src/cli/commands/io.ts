@@ -12,11 +12,17 @@ export interface CliIO {
   err(text: string): void;
   /** Ends streaming commands (trace); without it they stop on SIGINT. */
   signal?: AbortSignal;
+  /**
+   * Ends the process once the daemon has stopped. The nfqueue binding cannot close its queue
+   * handle, so after a clean stop the event loop never empties by itself.
+   */
+  exit?: (code: number) => void;
 }
 
 export const stdio: CliIO = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
+  exit: (code) => process.exit(code),
 };
 
 export const EXIT_REFUSED = 1;

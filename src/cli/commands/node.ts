@@ -10,7 +10,7 @@ import { CliExit, EXIT_UNREACHABLE, type CliIO } from './io.js';
 
 const refusals = [ConfigError, ConfigFileError, RulesetError, RulesetFileError, DataplaneError];
 
-export function nodeCommand(_io: CliIO): Command {
+export function nodeCommand(io: CliIO): Command {
   return new Command('node')
     .description('run a firewall node (the daemon)')
     .requiredOption('-c, --config <file>', 'node config (see deploy/examples/node.yaml)')
@@ -27,5 +27,7 @@ export function nodeCommand(_io: CliIO): Command {
         throw e;
       }
       await runUntilSignal(node);
+      // Rules are removed and servers closed; pino writes stdout synchronously, so nothing is lost.
+      io.exit?.(0);
     });
 }
