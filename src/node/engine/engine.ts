@@ -315,10 +315,12 @@ export class Engine {
     out.dir = ct.dir;
 
     // NAT before the filter: a new connection's DNAT, then the destination rewrite of any packet
-    // of a NAT entry. Entries without NAT cost one status test.
+    // of a NAT entry. Entries without NAT cost one status test. Packets INVALID for their entry
+    // (out of window) are rewritten too: should a ruleset accept them, they must not leak the
+    // inside addresses (Linux leaves them un-NATed).
     const slot = ct.slot;
     let natEntry = false;
-    if (slot >= 0 && ct.state !== CS_INVALID) {
+    if (slot >= 0) {
       const t = this.conntrack.table;
       if (ct.pending && this.nat.hasRules) this.nat.newDestination(t, slot, pkt, meta.inIf, now);
       if ((t.statusOf(slot) & NAT_BITS) !== 0) {
@@ -346,7 +348,7 @@ export class Engine {
     }
     // NAT after the filter: a new connection's SNAT (which may find its port range full), then
     // the source rewrite.
-    if (slot >= 0 && ct.state !== CS_INVALID) {
+    if (slot >= 0) {
       const t = this.conntrack.table;
       if (ct.pending && this.nat.hasRules) {
         if (!this.nat.newSource(t, slot, pkt, meta.outIf, now)) {

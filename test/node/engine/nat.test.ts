@@ -257,3 +257,26 @@ describe('engine with NAT', () => {
     for (const s of engine.nat.poolStats()) expect(s.portsInUse).toBe(0);
   });
 });
+
+describe('the example ruleset (deploy/examples/rules.yaml)', () => {
+  it('SNATs the guest network and forwards port 8080 to the inside web server', async () => {
+    const { readFileSync } = await import('node:fs');
+    const text = readFileSync(new URL('../../../deploy/examples/rules.yaml', import.meta.url), 'utf8');
+    const engine = new Engine({
+      conntrack: { maxEntries: 1000 },
+      ruleset: compileRuleset(parseRuleset(text), { interfaceName: (i: number) => names[i] }),
+      clock: () => 1000,
+    });
+    const out = new EngineResult();
+    const guest = buildTcp({ src: '10.1.200.5', dst: '10.2.0.80', sport: 40000, dport: 443, flags: SYN });
+    engine.process(guest, 0, guest.length, { inIf: IN, outIf: OUT, mark: 0, now: 1000 }, out);
+    expect([out.verdict, out.modified, addr(checked(guest).src)]).toEqual([Verdict.ACCEPT, true, '10.2.0.1']);
+    const lan = buildTcp({ src: '10.1.0.10', dst: '10.2.0.80', sport: 40000, dport: 443, flags: SYN });
+    engine.process(lan, 0, lan.length, { inIf: IN, outIf: OUT, mark: 0, now: 1000 }, out);
+    expect([out.verdict, out.modified]).toEqual([Verdict.ACCEPT, false]);
+    const fwd = buildTcp({ src: '198.51.100.7', dst: '10.2.0.1', sport: 5000, dport: 8080, flags: SYN });
+    engine.process(fwd, 0, fwd.length, { inIf: OUT, outIf: IN, mark: 0, now: 1000 }, out);
+    const v = checked(fwd);
+    expect([out.verdict, addr(v.dst), v.dport]).toEqual([Verdict.ACCEPT, '10.1.0.80', 80]);
+  });
+});
