@@ -8,6 +8,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Engine } from '../engine/index.js';
 import { dropReasonNames } from '../engine/index.js';
 import { invalidReasonName } from '../packet/index.js';
+import { protoName } from '../conntrack/index.js';
 import { conntrackCensus } from './conntrack-census.js';
 
 /** What the metrics read besides the engine; each is called at scrape time. */
@@ -102,6 +103,33 @@ export class NodeMetrics {
       collect() {
         const t = engine.conntrack.table;
         this.set(t.count / t.maxEntries);
+      },
+    });
+    const poolLabels = ['address', 'proto'];
+    const perPool = (c: Counter<string> | Gauge<string>, field: 'portsInUse' | 'allocations' | 'exhausted'): void => {
+      c.reset();
+      for (const p of engine.nat.poolStats()) {
+        const labels = { address: p.address, proto: protoName(p.proto) };
+        if (c instanceof Gauge) c.set(labels, p[field]);
+        else setCounter(c, labels, p[field]);
+      }
+    };
+    new Gauge({
+      name: 'twinwall_nat_ports_in_use', help: 'Outside ports (ICMP ids) held by NAT mappings, per SNAT pool.', labelNames: poolLabels, registers: [reg],
+      collect() {
+        perPool(this, 'portsInUse');
+      },
+    });
+    new Counter({
+      name: 'twinwall_nat_allocations_total', help: 'NAT mappings allocated, per SNAT pool.', labelNames: poolLabels, registers: [reg],
+      collect() {
+        perPool(this, 'allocations');
+      },
+    });
+    new Counter({
+      name: 'twinwall_nat_exhausted_total', help: 'New connections refused because the SNAT pool had no free port.', labelNames: poolLabels, registers: [reg],
+      collect() {
+        perPool(this, 'exhausted');
       },
     });
     const ruleLabels = ['chain', 'rule', 'comment'];

@@ -107,3 +107,16 @@ describe('/metrics', () => {
     }
   });
 });
+
+describe('/metrics with NAT', () => {
+  it('reports ports in use and allocations per SNAT pool', async () => {
+    t = await startTestNode();
+    const { RULES } = await import('../daemon/fixture.js');
+    t.node.applyRuleset(`${RULES}\nnat:\n  snat:\n    - { out: outside0, src: 10.1.0.0/16, to: 10.2.0.1, ports: 1024-65535 }\n`, 'nat.yaml');
+    feedTraffic(t);
+    const { samples } = parseExposition(await t.node.metrics.metrics());
+    expect(value(samples, 'twinwall_nat_ports_in_use', { address: '10.2.0.1', proto: 'tcp' })).toBe(1);
+    expect(value(samples, 'twinwall_nat_ports_in_use', { address: '10.2.0.1', proto: 'udp' })).toBe(1);
+    expect(value(samples, 'twinwall_nat_allocations_total', { address: '10.2.0.1', proto: 'tcp' })).toBeGreaterThanOrEqual(1);
+  });
+});
