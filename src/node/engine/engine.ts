@@ -335,6 +335,12 @@ export class Engine {
       out.markChanged = true;
     }
     if (verdict !== V_ACCEPT) {
+      // A REJECT answers the packet as it arrived: undo the destination rewrite first, or a reset
+      // for a forwarded port would come from the inside server's address.
+      if (verdict === V_REJECT && natEntry && out.modified) {
+        this.nat.restoreDestination(pkt, this.conntrack.table, slot, ct.dir);
+        out.modified = false;
+      }
       this.conntrack.abort(ct);
       if (ct.state === CS_INVALID && ct.reason === IR_TABLE_FULL) {
         return this.#finish(out, V_DROP, DR_TABLE_FULL, length);

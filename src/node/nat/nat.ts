@@ -259,6 +259,23 @@ export class Nat {
     return true;
   }
 
+  /**
+   * Undo rewriteDestination on a packet the filter refused with a REJECT, so the answer is built
+   * from the packet as it arrived (its destination is tuple(dir)'s). ICMP errors are left alone:
+   * nothing answers them.
+   */
+  restoreDestination(pkt: PacketView, t: ConntrackTable, slot: number, dir: number): void {
+    if (pkt.isIcmpError) return;
+    const w = t.tuples;
+    const o = t.tupleOffset(slot, dir);
+    const words = this.#words;
+    words[0] = w[o + 4];
+    setDestinationAddress(pkt, words);
+    const proto = pkt.proto;
+    if (proto === P_TCP || proto === P_UDP) setDestinationPort(pkt, w[o + TW_PORTS] & 0xffff);
+    else if (pkt.icmpHasId) setIcmpEchoId(pkt, w[o + TW_PORTS] >>> 16);
+  }
+
   /** After the filter: the source rewrite. Returns true when bytes changed. */
   rewriteSource(pkt: PacketView, t: ConntrackTable, slot: number, dir: number): boolean {
     const st = t.statusOf(slot);

@@ -36,11 +36,14 @@ chains:
       # Forward rules see the inside server of a port forward, as in iptables' FORWARD chain.
       - match: { in: outside0, dst: ${WEB}, proto: tcp, dport: 80, ctstate: NEW }
         target: ACCEPT
+      - match: { in: outside0, proto: tcp, dport: 22 }
+        target: { reject: tcp-reset }
 nat:
   snat:
     - { out: outside0, src: 10.0.0.0/8, to: ${V}, ports: ${ports} }
   dnat:
     - { in: outside0, dst: ${V}, proto: tcp, dport: 8080, to: "${WEB}:80" }
+    - { in: outside0, dst: ${V}, proto: tcp, dport: 2222, to: "${WEB}:22" }
 `;
 
 function setup(ports?: string) {
@@ -174,6 +177,56 @@ describe('engine with NAT', () => {
     expect(internetChecksum(b, inner.l3Offset, inner.l4Offset)).toBe(0);
     const udpCk = (b[inner.l4Offset + 6] << 8) | b[inner.l4Offset + 7];
     expect(computeL4ChecksumRaw(b, inner.l3Offset, 4, 17, inner.l4Offset, inner.ipEnd)).toBe(udpCk);
+  });
+
+  it('answers a REJECTed port forward from the outside address, as the packet arrived', () => {
+    const { engine, send } = setup();
+    const syn = buildTcp({ src: X, dst: V, sport: 5000, dport: 2222, flags: SYN, seq: 7 });
+    const r = send(syn, OUT);
+    expect([r.verdict, r.dropReason, r.emit.length]).toEqual([Verdict.DROP, DropReason.RULESET, 1]);
+    const rst = checked(r.emit[0]);
+    expect([addr(rst.src), rst.sport, addr(rst.dst), rst.dport, rst.tcpAck]).toEqual([V, 2222, X, 5000, 8]);
+    expect(engine.conntrack.table.count).toBe(0);
+  });
+
+  it('keeps rewriting live NAT entries after a reload without NAT, and maps no new ones', () => {
+    const { engine, send } = setup();
+    const q = buildUdp({ src: C, dst: S, sport: 5353, dport: 53 });
+    send(q, IN);
+    engine.replaceRuleset(
+      compileRuleset(parseRuleset('chains:\n  forward:\n    policy: accept\n'), { interfaceName: (i: number) => names[i] }),
+    );
+    const a = buildUdp({ src: S, dst: V, sport: 53, dport: 5353 });
+    expect(send(a, OUT).modified).toBe(true);
+    expect(addr(checked(a).dst)).toBe(C);
+    const fresh = buildUdp({ src: D, dst: S, sport: 1, dport: 53 });
+    expect(send(fresh, IN).modified).toBe(false);
+    // Ports still come back when the old entries go.
+    engine.conntrack.table.flush();
+    expect(engine.nat.pool(V_WORD, 17).inUse).toBe(0);
+  });
+
+  it('takes the outside port of a replicated entry, so a new inside endpoint never gets it', () => {
+    const { engine, send } = setup();
+    // The peer's entry: 10.0.0.9:6000 -> S:53 mapped to V:6000, inserted as sync would.
+    const t = engine.conntrack.table;
+    const proto = 17;
+    const slot = t.allocate(1, new Uint32Array(10), 0);
+    const o = t.tupleOffset(slot, 0);
+    t.tuples.set([0x0a000009, 0, 0, 0, 0xcb007107, 0, 0, 0, (6000 << 16) | 53, (4 << 8) | proto], o);
+    t.tuples.set([0xcb007107, 0, 0, 0, V_WORD, 0, 0, 0, (53 << 16) | 6000, (4 << 8) | proto], o + 10);
+    t.addStatus(slot, CtStatus.REPLICATED | CtStatus.SRC_NAT);
+    t.confirm(slot, 1_000_000 + 60_000);
+    expect(engine.nat.pool(V_WORD, proto).isFree(6000)).toBe(false);
+    const mine = buildUdp({ src: C, dst: S, sport: 6000, dport: 53 });
+    send(mine, IN);
+    expect(checked(mine).sport).toBe(6001);
+    // Its reply reaches the peer's inside host through the replicated entry.
+    const reply = buildUdp({ src: S, dst: V, sport: 53, dport: 6000 });
+    send(reply, OUT);
+    expect(addr(checked(reply).dst)).toBe('10.0.0.9');
+    t.flush();
+    expect(engine.nat.pool(V_WORD, proto).inUse).toBe(0);
   });
 
   it('leaves flows without NAT untouched', () => {
