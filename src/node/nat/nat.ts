@@ -25,6 +25,7 @@ import {
 import { CtStatus, type ConntrackTable } from '../conntrack/table.js';
 import { TUPLE_WORDS } from '../conntrack/tuple.js';
 import { PortPool } from './ports.js';
+import { canRewrite4, rewrite4 } from './rewrite4.js';
 import type { DnatRule, NatRules, SnatRule } from './config.js';
 
 const P_ICMP = Proto.ICMP;
@@ -250,6 +251,10 @@ export class Nat {
       return true;
     }
     if (!applies) return false;
+    if (canRewrite4(pkt)) {
+      rewrite4(pkt, 1, w[o], w[o + TW_PORTS] >>> 16);
+      return true;
+    }
     const words = this.#words;
     words[0] = w[o];
     setDestinationAddress(pkt, words);
@@ -282,6 +287,10 @@ export class Nat {
     if ((st & (dir === 0 ? ST_SRC_NAT : ST_DST_NAT)) === 0) return false;
     const w = t.tuples;
     const o = t.tupleOffset(slot, 1 - dir);
+    if (canRewrite4(pkt)) {
+      rewrite4(pkt, 0, w[o + 4], w[o + TW_PORTS] & 0xffff);
+      return true;
+    }
     const words = this.#words;
     words[0] = w[o + 4];
     setSourceAddress(pkt, words);
