@@ -305,7 +305,12 @@ export class Nat {
   release(t: ConntrackTable, slot: number): void {
     if ((t.statusOf(slot) & ST_SRC_NAT) === 0) return;
     const p = this.#entryPort(t, slot);
-    if (p >= 0) this.#poolOf(t, slot)?.release(p);
+    if (p < 0) return;
+    const pool = this.#poolOf(t, slot);
+    // Only a port this entry's inside endpoint holds: an entry never counted here (replicated
+    // before NAT was configured) must not free a port another endpoint took since.
+    const oo = t.tupleOffset(slot, 0);
+    if (pool !== undefined && pool.ownerOf(p) === PortPool.key(t.tuples[oo], t.tuples[oo + TW_PORTS] >>> 16)) pool.release(p);
   }
 
   /**
