@@ -30,7 +30,7 @@ const sink: ConntrackEventSink = {
   ctUpdate: () => void events.update++,
   ctDestroy: (_t, _s, reason) => void events.destroy.set(destroyReasonNames[reason], (events.destroy.get(destroyReasonNames[reason]) ?? 0) + 1),
 };
-engine.conntrack.table.sink = sink;
+engine.setEventSink(sink);
 
 const out = new EngineResult();
 const seen = new Map<string, number>();

@@ -179,7 +179,7 @@ describe('engine', () => {
     const { engine, send, advance } = makeEngine();
     const ev = { n: 0, u: 0, d: 0 };
     const sink: ConntrackEventSink = { ctNew: () => void ev.n++, ctUpdate: () => void ev.u++, ctDestroy: () => void ev.d++ };
-    engine.conntrack.table.sink = sink;
+    engine.setEventSink(sink);
     send(buildUdp({ src: C, dst: S, sport: 7000, dport: 53 }), IN);
     send(buildUdp({ src: S, dst: C, sport: 53, dport: 7000 }), OUT);
     send(buildUdp({ src: C, dst: S, sport: 7001, dport: 7777 }), IN); // rejected: no entry, no event
