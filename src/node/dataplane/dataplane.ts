@@ -21,6 +21,7 @@ import { DataplaneError } from './errors.js';
 import { resolveDataplaneOptions, type DataplaneOptions, type ResolvedDataplaneOptions } from './options.js';
 import { readQueueState } from './queue-proc.js';
 import { installRules, removeRules, type Family } from './rules.js';
+import { RouteTable } from './routes.js';
 import { DataplaneCounters, type DataplaneStats } from './stats.js';
 
 // Engine verdict code (Verdict.ACCEPT in the filter).
@@ -29,11 +30,14 @@ const V_ACCEPT = 1;
 export interface DataplaneHooks {
   /** Called when processing a packet threw (a bug in the engine): the packet got the fail verdict. */
   onEngineError?: (err: unknown) => void;
+  /** A periodic refresh of the routing table failed (the previous routes stay in use). */
+  onRouteError?: (err: unknown) => void;
 }
 
 export class Dataplane {
   readonly options: ResolvedDataplaneOptions;
   readonly #engine: Engine;
+  readonly #routes = new RouteTable();
   readonly #counters = new DataplaneCounters();
   readonly #meta: PacketMeta = { inIf: 0, outIf: 0, mark: 0, now: 0 };
   readonly #out = new EngineResult();
@@ -63,6 +67,13 @@ export class Dataplane {
       throw new DataplaneError('DP_NOT_ROOT', 'the data plane installs iptables rules and binds an NFQUEUE: run the node as root (CAP_NET_ADMIN)');
     }
     const o = this.options;
+    // The output interface the kernel will route to (NFQUEUE in PREROUTING reports none).
+    try {
+      await this.#routes.start(5000, (e) => this.#hooks.onRouteError?.(e));
+    } catch (e) {
+      throw new DataplaneError('DP_ROUTES', `cannot read the routing table with ip -j route (${String(e)}): is iproute2 installed?`);
+    }
+    this.#engine.setRouteLookup(this.#routes);
     const q = bindQueue(o.queueNum, o.socketBuffer, this.#idle);
     this.#queue = q;
     q.handler = this.#onPacket;
@@ -91,6 +102,7 @@ export class Dataplane {
       }
     }
     this.#detach();
+    this.#routes.stop();
     await Promise.resolve();
     if (first) throw first;
   }

@@ -7,8 +7,9 @@
  *   DP_QUEUE_OPEN      the kernel refused the queue (taken by another process, no nfnetlink_queue)
  *   DP_RULES           iptables-restore refused the rule batch (the output is in the message)
  *   DP_STATE           start/stop called in the wrong state
+ *   DP_ROUTES          the routing table could not be read at start (ip -j route)
  */
-export type DataplaneErrorCode = 'DP_BAD_OPTIONS' | 'DP_NOT_ROOT' | 'DP_BINDING' | 'DP_QUEUE_OPEN' | 'DP_RULES' | 'DP_STATE';
+export type DataplaneErrorCode = 'DP_BAD_OPTIONS' | 'DP_NOT_ROOT' | 'DP_BINDING' | 'DP_QUEUE_OPEN' | 'DP_RULES' | 'DP_STATE' | 'DP_ROUTES';
 
 export class DataplaneError extends Error {
   readonly code: DataplaneErrorCode;

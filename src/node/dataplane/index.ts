@@ -12,3 +12,5 @@ export { DataplaneCounters } from './stats.js';
 export type { DataplaneStats } from './stats.js';
 export { parseNfqueueProc, readQueueState, NFQUEUE_PROC } from './queue-proc.js';
 export type { QueueState } from './queue-proc.js';
+export { RouteTable, routesFromIp } from './routes.js';
+export type { RouteEntry } from './routes.js';

@@ -111,6 +111,14 @@ export class EngineResult {
   dir = 0;
 }
 
+/**
+ * Output-interface lookup for packets whose metadata has none (queued before routing, in raw
+ * PREROUTING): the data plane's route table. Called after DNAT, before the forward chain.
+ */
+export interface RouteLookup {
+  outIf(family: number, dst: Uint32Array): number;
+}
+
 export interface EngineOptions {
   conntrack: ConntrackOptions;
   ruleset: CompiledRuleset;
@@ -162,6 +170,7 @@ export class Engine {
   #fr = new FilterResult();
   #ctInfo = { state: 0, connmark: 0 };
   #meta = { inIf: 0, outIf: 0, mark: 0, now: 0 };
+  #routes: RouteLookup | null = null;
   #batchMeta = { inIf: 0, outIf: 0, mark: 0, now: 0 };
   #batchViews: PacketView[] = [];
   #batchTuples = new Uint32Array(64 * TUPLE_WORDS);
@@ -205,6 +214,11 @@ export class Engine {
       this.#natSink = new NatEventSink(this.nat, t.sink);
       t.sink = this.#natSink;
     }
+  }
+
+  /** Where the output interface comes from when the metadata has none (see RouteLookup). */
+  setRouteLookup(routes: RouteLookup | null): void {
+    this.#routes = routes;
   }
 
   /** The injected clock's time, for callers building PacketMeta. */
@@ -329,6 +343,10 @@ export class Engine {
       }
     }
 
+    // Routing happens here in the kernel (after PREROUTING's DNAT): find the output interface the
+    // kernel will pick, so `out:` rules and SNAT rules by interface can match.
+    if (m.outIf === 0 && this.#routes !== null) m.outIf = this.#routes.outIf(pkt.family, pkt.dst);
+
     verdict = this.filter.evalForward(pkt, m, info, fr);
     if (fr.markChanged) {
       out.mark = fr.mark;
@@ -357,7 +375,7 @@ export class Engine {
     if (slot >= 0) {
       const t = this.conntrack.table;
       if (ct.pending && this.nat.hasRules) {
-        if (!this.nat.newSource(t, slot, pkt, meta.outIf, now)) {
+        if (!this.nat.newSource(t, slot, pkt, m.outIf, now)) {
           this.conntrack.abort(ct);
           return this.#finish(out, V_DROP, DR_NAT_EXHAUSTED, length);
         }

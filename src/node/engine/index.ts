@@ -3,5 +3,5 @@
  * rewritten bytes, packets to emit and conntrack events out; no I/O inside.
  */
 export { Engine, EngineResult, DropReason } from './engine.js';
-export type { EngineOptions, PacketMeta } from './engine.js';
+export type { EngineOptions, PacketMeta, RouteLookup } from './engine.js';
 export { EngineStats, dropReasonNames } from './stats.js';

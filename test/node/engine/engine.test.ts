@@ -255,3 +255,31 @@ describe('engine batches', () => {
     expect(a.engine.conntrack.table.verify()).toEqual([]);
   });
 });
+
+describe('engine output interface', () => {
+  it('asks the route lookup for the output interface when the metadata has none, so out: rules match', () => {
+    const rules = 'chains: { forward: { policy: drop, rules: [ { match: { out: outside0 }, target: ACCEPT } ] } }';
+    const engine = new Engine({
+      conntrack: { maxEntries: 100 },
+      ruleset: compileRuleset(parseRuleset(rules), { interfaceName: (i: number) => names[i] }),
+    });
+    const out = new EngineResult();
+    const pkt = buildUdp({ src: C, dst: S, sport: 1000, dport: 53 });
+    const meta = { inIf: IN, outIf: 0, mark: 0, now: 1000 };
+    expect(engine.process(pkt, 0, pkt.length, meta, out)).toBe(Verdict.DROP);
+    const asked: string[] = [];
+    engine.setRouteLookup({
+      outIf: (family, dst) => {
+        asked.push(`${family}:${dst[0].toString(16)}`);
+        return OUT;
+      },
+    });
+    expect(engine.process(pkt, 0, pkt.length, meta, out)).toBe(Verdict.ACCEPT);
+    expect(asked).toEqual(['4:a020009']);
+    // Metadata that has the output interface is trusted as it is.
+    asked.length = 0;
+    const p2 = buildUdp({ src: C, dst: S, sport: 1001, dport: 53 });
+    expect(engine.process(p2, 0, p2.length, { ...meta, outIf: IN }, out)).toBe(Verdict.DROP);
+    expect(asked).toEqual([]);
+  });
+});

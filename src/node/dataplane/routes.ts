@@ -1,0 +1,124 @@
+/**
+ * The node's own route lookup, for the output interface. Packets are queued from raw PREROUTING,
+ * before the kernel routes them, so NFQUEUE reports outdev 0 and rules matching `out:` (and SNAT
+ * rules chosen by output interface) would never match. The kernel's main routing table is read with
+ * `ip -j route` (and `ip -j link` for the interface indexes) at start and refreshed off the packet
+ * path; per packet the engine asks for the longest matching prefix of the (DNAT-translated)
+ * destination, as the kernel's routing decision after PREROUTING would.
+ *
+ * Routes are few on a firewall (a default route and the connected networks), so a list ordered by
+ * prefix length, scanned with integer masks, is enough and allocates nothing.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { parseCidr } from '../packet/address.js';
+import type { RouteLookup } from '../engine/engine.js';
+
+const run = promisify(execFile);
+
+export interface RouteEntry {
+  family: 4 | 6;
+  /** Network words (masked) and mask words, IPv4 in word 0. */
+  net: Uint32Array;
+  mask: Uint32Array;
+  prefix: number;
+  ifindex: number;
+}
+
+interface IpRoute {
+  dst: string;
+  dev?: string;
+  type?: string;
+}
+
+interface IpLink {
+  ifindex: number;
+  ifname: string;
+}
+
+function maskWords(family: 4 | 6, prefix: number): Uint32Array {
+  const m = new Uint32Array(4);
+  for (let i = 0; i < (family === 4 ? 1 : 4); i++) {
+    const b = prefix - i * 32;
+    m[i] = b >= 32 ? 0xffffffff : b <= 0 ? 0 : (0xffffffff << (32 - b)) >>> 0;
+  }
+  return m;
+}
+
+/** Routes from `ip -j route` output and interface indexes from `ip -j link` output (exported for tests). */
+export function routesFromIp(family: 4 | 6, routesJson: string, linksJson: string): RouteEntry[] {
+  const links = JSON.parse(linksJson) as IpLink[];
+  const index = new Map(links.map((l) => [l.ifname, l.ifindex]));
+  const out: RouteEntry[] = [];
+  for (const r of JSON.parse(routesJson) as IpRoute[]) {
+    // Only unicast routes through an interface decide an output interface.
+    if (r.dev === undefined || (r.type !== undefined && r.type !== 'unicast')) continue;
+    const ifindex = index.get(r.dev);
+    if (ifindex === undefined) continue;
+    const cidr = parseCidr(r.dst === 'default' ? (family === 4 ? '0.0.0.0/0' : '::/0') : r.dst);
+    const mask = maskWords(family, cidr.prefix);
+    const net = new Uint32Array(4);
+    for (let i = 0; i < 4; i++) net[i] = (cidr.words[i] & mask[i]) >>> 0;
+    out.push({ family, net, mask, prefix: cidr.prefix, ifindex });
+  }
+  return out;
+}
+
+export class RouteTable implements RouteLookup {
+  #routes: RouteEntry[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  /** Why the last refresh failed, or null. */
+  lastError: string | null = null;
+
+  /** Replace the routes (longest prefix first). */
+  set(routes: RouteEntry[]): void {
+    this.#routes = [...routes].sort((a, b) => b.prefix - a.prefix);
+  }
+
+  get size(): number {
+    return this.#routes.length;
+  }
+
+  /** Read the kernel's main table of this network namespace. */
+  async refresh(): Promise<void> {
+    const links = (await run('ip', ['-j', 'link', 'show'])).stdout;
+    const v4 = (await run('ip', ['-j', '-4', 'route', 'show', 'table', 'main'])).stdout;
+    const v6 = (await run('ip', ['-j', '-6', 'route', 'show', 'table', 'main'])).stdout;
+    this.set([...routesFromIp(4, v4, links), ...routesFromIp(6, v6 || '[]', links)]);
+  }
+
+  /** Refresh now and then every `ms` (timer unref'd); a failed refresh keeps the old routes. */
+  async start(ms = 5000, onError?: (e: unknown) => void): Promise<void> {
+    await this.refresh();
+    this.#timer = setInterval(() => {
+      this.refresh().then(
+        () => (this.lastError = null),
+        (e: unknown) => {
+          this.lastError = String(e);
+          onError?.(e);
+        },
+      );
+    }, ms);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** Output interface for a destination: the longest matching prefix's ifindex, 0 when none. */
+  outIf(family: number, dst: Uint32Array): number {
+    const rs = this.#routes;
+    for (let i = 0; i < rs.length; i++) {
+      const r = rs[i];
+      if (r.family !== family) continue;
+      const m = r.mask;
+      const n = r.net;
+      if (((dst[0] & m[0]) >>> 0) !== n[0]) continue;
+      if (family === 6 && (((dst[1] & m[1]) >>> 0) !== n[1] || ((dst[2] & m[2]) >>> 0) !== n[2] || ((dst[3] & m[3]) >>> 0) !== n[3])) continue;
+      return r.ifindex;
+    }
+    return 0;
+  }
+}
