@@ -1,8 +1,11 @@
 /**
  * The main job for now: build the namespace lab, run one twinwall node (the engine on NFQUEUE in
- * fw1, ruleset test/lab/lab-rules.yaml) with real traffic through it, print what it saw, tear down.
- * Traffic from the client: ping, HTTP transfers (curl against python3's http.server), UDP queries,
- * a connection to a REJECTed port; from the server: unsolicited connection and ping attempts.
+ * fw1, ruleset test/lab/lab-demo-rules.yaml: the lab rules plus SNAT of the inside network to fw1's
+ * outside address and a port forward to the client) with real traffic through it, print what it
+ * saw, tear down. Traffic from the client: ping, HTTP transfers (curl against python3's
+ * http.server), UDP queries, a connection to a REJECTed port; from the server: the port forward,
+ * unsolicited connection and ping attempts. The conntrack table shows each NAT mapping in the
+ * entry's reply tuple, as conntrack -L does.
  * Needs root (namespaces, iptables, NFQUEUE). Run compiled: node dist/src/cli/lab-demo.js
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -14,7 +17,8 @@ import { labAvailable } from '../../test/lab/netns.js';
 import { LAB_ADDR, LabTopology } from '../../test/lab/topology.js';
 
 const agentPath = fileURLToPath(new URL('../../test/lab/agents/dataplane-node.js', import.meta.url));
-const rulesPath = fileURLToPath(new URL('../../../test/lab/lab-rules.yaml', import.meta.url));
+const httpServe = fileURLToPath(new URL('../../../test/lab/agents/http-serve.py', import.meta.url));
+const rulesPath = fileURLToPath(new URL('../../../test/lab/lab-demo-rules.yaml', import.meta.url));
 
 interface NodeStats {
   ok: boolean;
@@ -62,10 +66,14 @@ async function waitListening(ns: 'client' | 'server', port: number): Promise<voi
 async function main(): Promise<void> {
   console.log(`twinwall lab demo: building the lab (namespaces client, fw1, fw2, server, sw; suffix ${topo.lab.suffix})`);
   topo.build();
+  // SNAT rewrites the source to fw1's own address before the kernel routes the packet: without
+  // accept_local on inside0 the kernel drops it as a martian (the data plane does not set it yet).
+  topo.exec('fw1', 'sysctl', ['-qw', 'net.ipv4.conf.inside0.accept_local=1']);
   writeFileSync(join(dir, 'blob'), Buffer.alloc(4 << 20, 0x61));
-  bg(topo.ns.server, ['python3', '-m', 'http.server', '8080', '--bind', LAB_ADDR.server, '--directory', dir]);
-  bg(topo.ns.server, ['python3', '-m', 'http.server', '8081', '--bind', LAB_ADDR.server, '--directory', dir]);
-  bg(topo.ns.client, ['python3', '-m', 'http.server', '8080', '--bind', LAB_ADDR.client, '--directory', dir]);
+  bg(topo.ns.server, ['python3', httpServe, LAB_ADDR.server, '8080', dir]);
+  bg(topo.ns.server, ['python3', httpServe, LAB_ADDR.server, '8081', dir]);
+  bg(topo.ns.client, ['python3', httpServe, LAB_ADDR.client, '8080', dir]);
+  bg(topo.ns.client, ['python3', httpServe, LAB_ADDR.client, '8090', dir]);
   bg(topo.ns.server, ['python3', '-c', `import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(("${LAB_ADDR.server}",5353))\nwhile True:\n d,a=s.recvfrom(2048); s.sendto(b"echo:"+d,a)`]);
   const node = topo.lab.agent(topo.ns.fw1, process.execPath, [agentPath, rulesPath]);
   const start = JSON.parse(await node.ask(`start ${JSON.stringify({ queueNum: 40, dataInterfaces: ['inside0', 'outside0'], excludedUdpPorts: [3780], ipv6: false })}`, 15_000)) as NodeStats;
@@ -74,6 +82,7 @@ async function main(): Promise<void> {
   await waitListening('server', 8080);
   await waitListening('server', 8081);
   await waitListening('client', 8080);
+  await waitListening('client', 8090);
 
   attempt('client ping server (3)', 'client', 'ping', ['-c', '3', '-i', '0.2', '-W', '1', LAB_ADDR.server], (o) => o.split('\n').find((l) => l.includes('received')) ?? o);
   for (let i = 0; i < 3; i++) {
@@ -83,6 +92,7 @@ async function main(): Promise<void> {
     attempt(`client UDP query #${i + 1}`, 'client', 'python3', ['-c', `import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(2)\ns.sendto(b"q${i}",("${LAB_ADDR.server}",5353))\nprint(s.recvfrom(99)[0].decode())`], (o) => `answer ${o.trim()}`);
   }
   attempt('client TCP to REJECTed port 8081', 'client', 'curl', ['-sS', '--max-time', '3', '-o', '/dev/null', `http://${LAB_ADDR.server}:8081/`], () => 'connected (unexpected)');
+  attempt(`server HTTP to forward ${LAB_ADDR.fw1.outside}:8888`, 'server', 'curl', ['-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code} %{size_download} bytes', `http://${LAB_ADDR.fw1.outside}:8888/blob`], (o) => `${o} (from the client's web server on 8090)`);
   attempt('server unsolicited TCP to client', 'server', 'curl', ['-sS', '--max-time', '2', '-o', '/dev/null', `http://${LAB_ADDR.client}:8080/`], () => 'connected (unexpected)');
   attempt('server unsolicited ping to client', 'server', 'ping', ['-c', '2', '-i', '0.2', '-W', '1', LAB_ADDR.client], () => 'answered (unexpected)');
 
@@ -91,7 +101,7 @@ async function main(): Promise<void> {
 
   console.log('traffic:');
   for (const [what, r] of results) console.log(`  ${what.padEnd(36)} ${r}`);
-  console.log(`\nconntrack table (${s.table.length} entries, as conntrack -L):`);
+  console.log(`\nconntrack table (${s.table.length} entries, as conntrack -L; NAT shows in the reply tuple: SNAT flows are answered to ${LAB_ADDR.fw1.outside}, the port forward from ${LAB_ADDR.client}:8090):`);
   for (const l of s.table) console.log(`  ${l}`);
   const c = s.dataplane.counters;
   console.log('\ndata plane:');
