@@ -20,6 +20,8 @@ import { TcpFlag } from '../../src/node/packet/fields.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const rules = fileURLToPath(new URL('./lab-rules.yaml', import.meta.url));
+// http.server without its reverse DNS lookup, which can hold the listen for seconds (see the agent).
+const httpServe = fileURLToPath(new URL('./agents/http-serve.py', import.meta.url));
 const { SYN, FIN } = TcpFlag;
 const QUEUE = 41;
 const avail = labAvailable();
@@ -79,9 +81,9 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
     topo.build();
     dir = mkdtempSync(join(tmpdir(), 'twlab-'));
     writeFileSync(join(dir, 'blob'), Buffer.alloc(1 << 20, 0x61));
-    serve(topo.ns.server, ['python3', '-m', 'http.server', '8080', '--bind', LAB_ADDR.server, '--directory', dir]);
-    serve(topo.ns.server, ['python3', '-m', 'http.server', '8081', '--bind', LAB_ADDR.server, '--directory', dir]);
-    serve(topo.ns.client, ['python3', '-m', 'http.server', '8080', '--bind', LAB_ADDR.client, '--directory', dir]);
+    serve(topo.ns.server, ['python3', httpServe, LAB_ADDR.server, '8080', dir]);
+    serve(topo.ns.server, ['python3', httpServe, LAB_ADDR.server, '8081', dir]);
+    serve(topo.ns.client, ['python3', httpServe, LAB_ADDR.client, '8080', dir]);
     serve(topo.ns.server, ['python3', '-c', [
       'import socket', 's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)', `s.bind(("${LAB_ADDR.server}",5353))`,
       'while True:', ' d,a=s.recvfrom(2048); s.sendto(b"echo:"+d,a)',
