@@ -66,9 +66,6 @@ async function waitListening(ns: 'client' | 'server', port: number): Promise<voi
 async function main(): Promise<void> {
   console.log(`twinwall lab demo: building the lab (namespaces client, fw1, fw2, server, sw; suffix ${topo.lab.suffix})`);
   topo.build();
-  // SNAT rewrites the source to fw1's own address before the kernel routes the packet: without
-  // accept_local on inside0 the kernel drops it as a martian (the data plane does not set it yet).
-  topo.exec('fw1', 'sysctl', ['-qw', 'net.ipv4.conf.inside0.accept_local=1']);
   writeFileSync(join(dir, 'blob'), Buffer.alloc(4 << 20, 0x61));
   bg(topo.ns.server, ['python3', httpServe, LAB_ADDR.server, '8080', dir]);
   bg(topo.ns.server, ['python3', httpServe, LAB_ADDR.server, '8081', dir]);

@@ -101,8 +101,6 @@ describe.skipIf(!avail.ok)('twinwall node daemon in the lab', () => {
       void e;
     }
     topo.build();
-    // SNAT to fw1's own address needs accept_local on inside0 (see nat.test.ts; not set by the node).
-    topo.exec('fw1', 'sysctl', ['-qw', 'net.ipv4.conf.inside0.accept_local=1']);
     servers.push(spawn('ip', ['netns', 'exec', topo.ns.server, 'python3', peerEcho, LAB_ADDR.server, String(ECHO)], { stdio: 'ignore' }));
     const config = join(dir, 'node.yaml');
     writeFileSync(config, [

@@ -85,10 +85,6 @@ describe.skipIf(!avail.ok)('NAT on NFQUEUE in the lab', () => {
       void e;
     }
     topo.build();
-    // SNAT rewrites the source to fw1's own outside address while the packet is still in raw
-    // PREROUTING; the kernel then routes it as arriving on inside0 with a local source, a martian
-    // (fib_validate_source) unless accept_local is on. The data plane does not set it (reported).
-    topo.exec('fw1', 'sysctl', ['-qw', 'net.ipv4.conf.inside0.accept_local=1']);
     serve(topo.ns.server, ['python3', peerEcho, LAB_ADDR.server, String(ECHO)]);
     serve(topo.ns.client, ['python3', peerEcho, LAB_ADDR.client, String(ECHO)]);
     node = topo.lab.agent(topo.ns.fw1, 'node', [join(root, 'dist/test/lab/agents/dataplane-node.js'), rules]);

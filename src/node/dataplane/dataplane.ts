@@ -22,6 +22,7 @@ import { resolveDataplaneOptions, type DataplaneOptions, type ResolvedDataplaneO
 import { readQueueState } from './queue-proc.js';
 import { installRules, removeRules, type Family } from './rules.js';
 import { RouteTable } from './routes.js';
+import { InterfaceSettings } from './sysctl.js';
 import { DataplaneCounters, type DataplaneStats } from './stats.js';
 
 // Engine verdict code (Verdict.ACCEPT in the filter).
@@ -38,6 +39,7 @@ export class Dataplane {
   readonly options: ResolvedDataplaneOptions;
   readonly #engine: Engine;
   readonly #routes = new RouteTable();
+  readonly #settings = new InterfaceSettings();
   readonly #counters = new DataplaneCounters();
   readonly #meta: PacketMeta = { inIf: 0, outIf: 0, mark: 0, now: 0 };
   readonly #out = new EngineResult();
@@ -74,6 +76,12 @@ export class Dataplane {
       throw new DataplaneError('DP_ROUTES', `cannot read the routing table with ip -j route (${String(e)}): is iproute2 installed?`);
     }
     this.#engine.setRouteLookup(this.#routes);
+    // Packets SNATed to this node's own address come back from the queue with a local source.
+    try {
+      this.#settings.apply(o.dataInterfaces, 'accept_local', '1');
+    } catch (e) {
+      throw new DataplaneError('DP_SYSCTL', `cannot set accept_local on the data interfaces (${String(e)}): do they exist?`);
+    }
     const q = bindQueue(o.queueNum, o.socketBuffer, this.#idle);
     this.#queue = q;
     q.handler = this.#onPacket;
@@ -103,6 +111,7 @@ export class Dataplane {
     }
     this.#detach();
     this.#routes.stop();
+    for (const err of this.#settings.restore()) first ??= new DataplaneError('DP_SYSCTL', `could not restore ${err}`);
     await Promise.resolve();
     if (first) throw first;
   }

@@ -8,8 +8,9 @@
  *   DP_RULES           iptables-restore refused the rule batch (the output is in the message)
  *   DP_STATE           start/stop called in the wrong state
  *   DP_ROUTES          the routing table could not be read at start (ip -j route)
+ *   DP_SYSCTL          accept_local could not be set on (or restored to) a data interface
  */
-export type DataplaneErrorCode = 'DP_BAD_OPTIONS' | 'DP_NOT_ROOT' | 'DP_BINDING' | 'DP_QUEUE_OPEN' | 'DP_RULES' | 'DP_STATE' | 'DP_ROUTES';
+export type DataplaneErrorCode = 'DP_BAD_OPTIONS' | 'DP_NOT_ROOT' | 'DP_BINDING' | 'DP_QUEUE_OPEN' | 'DP_RULES' | 'DP_STATE' | 'DP_ROUTES' | 'DP_SYSCTL';
 
 export class DataplaneError extends Error {
   readonly code: DataplaneErrorCode;
