@@ -11,9 +11,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { ConntrackOptions } from '../conntrack/index.js';
 import { ConfigError, ConfigFileError, type ConfigIssue } from './errors.js';
+import { locate } from '../yaml/locate.js';
 
 const Seconds = (description: string) => Type.Integer({ minimum: 1, maximum: 2_000_000, description });
 const IfName = Type.String({ pattern: '^[A-Za-z0-9_.:@-]{1,15}$', description: 'interface name (IFNAMSIZ - 1 characters)' });
@@ -111,23 +112,6 @@ export interface NodeConfig {
 export const DEFAULT_MAX_ENTRIES = 262_144;
 export const DEFAULT_CONTROL_SOCKET = '/run/twinwall/control.sock';
 
-function unescape(s: string): string {
-  return s.replace(/~1/g, '/').replace(/~0/g, '~');
-}
-
-/** Line/column of the deepest existing node on `path`. */
-function locate(doc: Document, lc: LineCounter, path: string): { line: number; column: number } | undefined {
-  const parts = path === '' ? [] : path.slice(1).split('/').map(unescape);
-  for (let n = parts.length; n >= 0; n--) {
-    const keys = parts.slice(0, n).map((p) => (/^[0-9]+$/.test(p) ? Number(p) : p));
-    const node = n === 0 ? doc.contents : doc.getIn(keys, true);
-    if (isNode(node) && node.range) {
-      const pos = lc.linePos(node.range[0]);
-      return { line: pos.line, column: pos.col };
-    }
-  }
-  return undefined;
-}
 
 /** Every schema error, one per path (typebox may report a union failure several times). */
 function schemaIssues(value: unknown): ConfigIssue[] {

@@ -4,31 +4,15 @@
  * once in one RulesetError.
  */
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { Builder } from './builder.js';
 import { RulesetError, RulesetFileError, type RulesetIssue } from './errors.js';
 import { lowerRuleset } from './lower.js';
 import { RulesetSchema, type RulesetDoc } from './schema.js';
 import { shapeErrors } from './shape.js';
 import { compileNat } from '../nat/config.js';
+import { locate } from '../yaml/locate.js';
 
-function unescape(s: string): string {
-  return s.replace(/~1/g, '/').replace(/~0/g, '~');
-}
-
-/** Line/column of the deepest existing node on `path` (the parent, for a missing property). */
-function locate(doc: Document, lc: LineCounter, path: string): { line: number; column: number } | undefined {
-  const parts = path === '' ? [] : path.slice(1).split('/').map(unescape);
-  for (let n = parts.length; n >= 0; n--) {
-    const keys = parts.slice(0, n).map((p) => (/^[0-9]+$/.test(p) ? Number(p) : p));
-    const node = n === 0 ? doc.contents : doc.getIn(keys, true);
-    if (isNode(node) && node.range) {
-      const pos = lc.linePos(node.range[0]);
-      return { line: pos.line, column: pos.col };
-    }
-  }
-  return undefined;
-}
 
 /**
  * Parses and validates ruleset YAML. Returns the document (ready for compileRuleset) or throws
