@@ -55,13 +55,6 @@ function attempt(what: string, ns: 'client' | 'server', cmd: string, args: strin
   results.push([what, line]);
 }
 
-async function waitListening(ns: 'client' | 'server', port: number): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    if (topo.exec(ns, 'ss', ['-Hltn', `sport = :${port}`]).trim()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`lab demo: nothing listens on port ${port} in ${ns} after 5 s (is python3 installed?)`);
-}
 
 async function main(): Promise<void> {
   console.log(`twinwall lab demo: building the lab (namespaces client, fw1, fw2, server, sw; suffix ${topo.lab.suffix})`);
@@ -76,10 +69,10 @@ async function main(): Promise<void> {
   const start = JSON.parse(await node.ask(`start ${JSON.stringify({ queueNum: 40, dataInterfaces: ['inside0', 'outside0'], excludedUdpPorts: [3780], ipv6: false })}`, 15_000)) as NodeStats;
   if (!start.ok) throw new Error(`lab demo: the node did not start: ${start.message ?? ''}`);
   console.log(`node running in ${topo.ns.fw1}: engine on NFQUEUE 40, data interfaces inside0 and outside0, ruleset ${rulesPath}\n`);
-  await waitListening('server', 8080);
-  await waitListening('server', 8081);
-  await waitListening('client', 8080);
-  await waitListening('client', 8090);
+  await topo.waitListening('server', 8080);
+  await topo.waitListening('server', 8081);
+  await topo.waitListening('client', 8080);
+  await topo.waitListening('client', 8090);
 
   attempt('client ping server (3)', 'client', 'ping', ['-c', '3', '-i', '0.2', '-W', '1', LAB_ADDR.server], (o) => o.split('\n').find((l) => l.includes('received')) ?? o);
   for (let i = 0; i < 3; i++) {

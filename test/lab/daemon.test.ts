@@ -7,13 +7,14 @@
  * SIGTERM must stop it with exit 0 and leave no iptables rule behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labAvailable, labRequired } from './netns.js';
 import { LAB_ADDR, LabTopology } from './topology.js';
+import { compileProject } from './compile.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(root, 'dist/src/cli/main.js');
@@ -65,18 +66,10 @@ describe.skipIf(!avail.ok)('twinwall node daemon in the lab', () => {
   /** What the traffic made, learnt from the client side. */
   const made = { tcpPort: 0, tcpSeen: '', udpPort: 0, udpSeen: '' };
 
-  function sh(ns: 'client' | 'server' | 'fw1', cmd: string, args: string[]): { code: number; out: string; err: string } {
-    try {
-      return { code: 0, out: topo.exec(ns, cmd, args), err: '' };
-    } catch (e) {
-      const err = e as { status?: number; stdout?: string; stderr?: string };
-      return { code: err.status ?? -1, out: err.stdout ?? '', err: err.stderr ?? '' };
-    }
-  }
 
   /** The CLI, run inside fw1 like an operator on the node. */
   function twinwall(...args: string[]): { code: number; out: string; err: string } {
-    return sh('fw1', 'node', [cli, ...args, '--socket', socket]);
+    return topo.try('fw1', 'node', [cli, ...args, '--socket', socket]);
   }
 
   function ctList(...filter: string[]): CtEntry[] {
@@ -94,12 +87,7 @@ describe.skipIf(!avail.ok)('twinwall node daemon in the lab', () => {
   }
 
   beforeAll(async () => {
-    try {
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'pipe' });
-    } catch (e) {
-      // tsc exits non-zero on type errors elsewhere but has emitted; the daemon's errors show at start.
-      void e;
-    }
+    compileProject(root);
     topo.build();
     servers.push(spawn('ip', ['netns', 'exec', topo.ns.server, 'python3', peerEcho, LAB_ADDR.server, String(ECHO)], { stdio: 'ignore' }));
     const config = join(dir, 'node.yaml');
@@ -119,8 +107,8 @@ describe.skipIf(!avail.ok)('twinwall node daemon in the lab', () => {
     const child = daemon;
     exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     await until('the daemon answering on its socket', () => existsSync(socket) && twinwall('ct', 'count').code === 0);
-    await until('the data plane rules', () => sh('fw1', 'iptables', ['-t', 'raw', '-S']).out.includes(`--queue-num ${QUEUE}`));
-    await until('the echo server', () => sh('server', 'ss', ['-Hltn', `sport = :${ECHO}`]).out.trim() !== '', 5000);
+    await until('the data plane rules', () => topo.try('fw1', 'iptables', ['-t', 'raw', '-S']).out.includes(`--queue-num ${QUEUE}`));
+    await until('the echo server', () => topo.try('server', 'ss', ['-Hltn', `sport = :${ECHO}`]).out.trim() !== '', 5000);
   }, 60_000);
 
   afterAll(async () => {
@@ -137,13 +125,13 @@ describe.skipIf(!avail.ok)('twinwall node daemon in the lab', () => {
   });
 
   it('carries TCP, UDP and ping from the client to the server (SNAT to the outside address)', () => {
-    const tcp = sh('client', 'python3', ['-c', [
+    const tcp = topo.try('client', 'python3', ['-c', [
       'import socket', `s=socket.create_connection(("${LAB_ADDR.server}",${ECHO}),timeout=3)`,
       'print(s.getsockname()[1], s.makefile().readline().split()[1])',
     ].join('\n')]);
     expect(tcp.code, tcp.err).toBe(0);
     [made.tcpPort, made.tcpSeen] = ((p: string[]) => [Number(p[0]), p[1] ?? ''] as const)(tcp.out.trim().split(' '));
-    const udp = sh('client', 'python3', ['-c', [
+    const udp = topo.try('client', 'python3', ['-c', [
       'import socket', 's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)', 's.settimeout(2)',
       `s.sendto(b"hi",("${LAB_ADDR.server}",${ECHO}))`, 'print(s.getsockname()[1], s.recvfrom(2048)[0].decode().split()[1])',
     ].join('\n')]);
@@ -151,7 +139,7 @@ describe.skipIf(!avail.ok)('twinwall node daemon in the lab', () => {
     [made.udpPort, made.udpSeen] = ((p: string[]) => [Number(p[0]), p[1] ?? ''] as const)(udp.out.trim().split(' '));
     expect(made.tcpSeen.split(':')[0]).toBe(LAB_ADDR.fw1.outside);
     expect(made.udpSeen.split(':')[0]).toBe(LAB_ADDR.fw1.outside);
-    expect(sh('client', 'ping', ['-c', '2', '-i', '0.2', '-W', '1', LAB_ADDR.server]).code).toBe(0);
+    expect(topo.try('client', 'ping', ['-c', '2', '-i', '0.2', '-W', '1', LAB_ADDR.server]).code).toBe(0);
   });
 
   it('ct list shows the flows the traffic made, with their NAT mapping and states', () => {
@@ -211,7 +199,7 @@ describe.skipIf(!avail.ok)('twinwall node daemon in the lab', () => {
   });
 
   it('serves /metrics as Prometheus text with packet counters above zero', () => {
-    const r = sh('fw1', 'curl', ['-sS', '--max-time', '5', '-D', '-', `http://${METRICS}/metrics`]);
+    const r = topo.try('fw1', 'curl', ['-sS', '--max-time', '5', '-D', '-', `http://${METRICS}/metrics`]);
     expect(r.code, r.err).toBe(0);
     const [head = '', body = ''] = r.out.split('\r\n\r\n');
     expect(head).toMatch(/^HTTP\/1\.1 200/);
@@ -228,11 +216,11 @@ describe.skipIf(!avail.ok)('twinwall node daemon in the lab', () => {
   });
 
   it('stops on SIGTERM with exit 0 and removes its iptables rules and socket', async () => {
-    expect(sh('fw1', 'iptables', ['-t', 'raw', '-S']).out).toContain('TWINWALL');
+    expect(topo.try('fw1', 'iptables', ['-t', 'raw', '-S']).out).toContain('TWINWALL');
     daemon?.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('no exit in 10 s'), 10_000))]);
     expect(code, log).toBe(0);
-    expect(sh('fw1', 'iptables', ['-t', 'raw', '-S']).out).not.toContain('TWINWALL');
+    expect(topo.try('fw1', 'iptables', ['-t', 'raw', '-S']).out).not.toContain('TWINWALL');
     expect(existsSync(socket)).toBe(false);
     // pino: one JSON object per line.
     const lines = log.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });

@@ -8,7 +8,7 @@
  * socket belongs to the namespace of the process that opens it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { labAvailable, labRequired, type LineAgent } from './netns.js';
 import { LAB_ADDR, LabTopology } from './topology.js';
 import { buildTcp, buildUdp } from '../../src/node/packet/build.js';
 import { TcpFlag } from '../../src/node/packet/fields.js';
+import { compileProject } from './compile.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const rules = fileURLToPath(new URL('./lab-rules.yaml', import.meta.url));
@@ -46,14 +47,6 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
     servers.push(c);
   }
 
-  function sh(ns: 'client' | 'server', cmd: string, args: string[]): { code: number; out: string } {
-    try {
-      return { code: 0, out: topo.exec(ns, cmd, args) };
-    } catch (e) {
-      const err = e as { status?: number; stdout?: string };
-      return { code: err.status ?? -1, out: err.stdout ?? '' };
-    }
-  }
 
   async function stats(): Promise<NodeStats> {
     const a = JSON.parse(await node.ask('stats')) as NodeStats & { ok: boolean };
@@ -61,23 +54,9 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
     return a;
   }
 
-  /** Wait until a TCP port listens in a namespace (servers start asynchronously). */
-  async function listening(ns: 'client' | 'server', port: number): Promise<void> {
-    for (let i = 0; i < 50; i++) {
-      if (sh(ns, 'ss', ['-Hltn', `sport = :${port}`]).out.trim()) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`nothing listens on ${port} in ${ns} after 5 s`);
-  }
 
   beforeAll(async () => {
-    // The agent runs compiled: emit (type errors elsewhere in the tree do not stop tsc's emit).
-    try {
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'pipe' });
-    } catch (e) {
-      // tsc exits non-zero on type errors but has emitted; the agent's own errors show when it starts.
-      void e;
-    }
+    compileProject(root);
     topo.build();
     dir = mkdtempSync(join(tmpdir(), 'twlab-'));
     writeFileSync(join(dir, 'blob'), Buffer.alloc(1 << 20, 0x61));
@@ -91,9 +70,9 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
     node = topo.lab.agent(topo.ns.fw1, 'node', [join(root, 'dist/test/lab/agents/dataplane-node.js'), rules]);
     const started = JSON.parse(await node.ask(`start ${JSON.stringify({ queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], excludedUdpPorts: [3780], ipv6: false })}`, 15_000)) as { ok: boolean; message?: string };
     expect(started, started.message).toMatchObject({ ok: true });
-    await listening('server', 8080);
-    await listening('server', 8081);
-    await listening('client', 8080);
+    await topo.waitListening('server', 8080);
+    await topo.waitListening('server', 8081);
+    await topo.waitListening('client', 8080);
   }, 60_000);
 
   afterAll(async () => {
@@ -118,10 +97,10 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
   });
 
   it('passes ping, an HTTP transfer of 1 MiB and UDP from client to server', async () => {
-    expect(sh('client', 'ping', ['-c', '3', '-i', '0.2', '-W', '1', LAB_ADDR.server]).code).toBe(0);
-    const http = sh('client', 'curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://${LAB_ADDR.server}:8080/blob`]);
+    expect(topo.try('client', 'ping', ['-c', '3', '-i', '0.2', '-W', '1', LAB_ADDR.server]).code).toBe(0);
+    const http = topo.try('client', 'curl', ['-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{http_code} %{size_download}', `http://${LAB_ADDR.server}:8080/blob`]);
     expect(http.out).toBe(`200 ${1 << 20}`);
-    const udp = sh('client', 'python3', ['-c', [
+    const udp = topo.try('client', 'python3', ['-c', [
       'import socket', 's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)', 's.settimeout(2)',
       `s.sendto(b"hello",("${LAB_ADDR.server}",5353))`, 'print(s.recvfrom(2048)[0].decode())',
     ].join('\n')]);
@@ -136,15 +115,15 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
 
   it('drops unsolicited inbound connections and pings from the server side', async () => {
     const before = (await stats()).engine.drops.ruleset ?? 0;
-    const tcp = sh('server', 'curl', ['-sS', '--max-time', '2', '-o', '/dev/null', `http://${LAB_ADDR.client}:8080/`]);
+    const tcp = topo.try('server', 'curl', ['-sS', '--max-time', '2', '-o', '/dev/null', `http://${LAB_ADDR.client}:8080/`]);
     expect(tcp.code).toBe(28); // timed out: the SYN was dropped, no reset came back
-    expect(sh('server', 'ping', ['-c', '2', '-i', '0.2', '-W', '1', LAB_ADDR.client]).code).not.toBe(0);
+    expect(topo.try('server', 'ping', ['-c', '2', '-i', '0.2', '-W', '1', LAB_ADDR.client]).code).not.toBe(0);
     expect((await stats()).engine.drops.ruleset).toBeGreaterThan(before);
   });
 
   it('answers REJECT with a TCP reset from the server address, although the server listens', async () => {
     const t0 = Date.now();
-    const r = sh('client', 'curl', ['-sS', '--max-time', '5', '-o', '/dev/null', `http://${LAB_ADDR.server}:8081/`]);
+    const r = topo.try('client', 'curl', ['-sS', '--max-time', '5', '-o', '/dev/null', `http://${LAB_ADDR.server}:8081/`]);
     expect(r.code).toBe(7); // connection refused: a reset, not a timeout
     expect(Date.now() - t0).toBeLessThan(2000);
     const s = await stats();
@@ -172,8 +151,8 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
     expect(s.engine.drops.malformed).toBeGreaterThanOrEqual(4);
     expect(s.engineErrors).toEqual([]);
     // Still forwarding.
-    expect(sh('client', 'ping', ['-c', '1', '-W', '1', LAB_ADDR.server]).code).toBe(0);
-    const http = sh('client', 'curl', ['-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${LAB_ADDR.server}:8080/`]);
+    expect(topo.try('client', 'ping', ['-c', '1', '-W', '1', LAB_ADDR.server]).code).toBe(0);
+    const http = topo.try('client', 'curl', ['-sS', '--max-time', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${LAB_ADDR.server}:8080/`]);
     expect(http.out).toBe('200');
   });
 
@@ -196,6 +175,6 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
     expect(raw.split('\n').filter((l) => l === '-A PREROUTING -i inside0 -j TWINWALL')).toHaveLength(1);
     expect(raw).not.toContain('-A TWINWALL -j ACCEPT');
     expect(raw).toContain(`--queue-num ${QUEUE} --queue-bypass`);
-    expect(sh('client', 'ping', ['-c', '1', '-W', '1', LAB_ADDR.server]).code).toBe(0);
+    expect(topo.try('client', 'ping', ['-c', '1', '-W', '1', LAB_ADDR.server]).code).toBe(0);
   });
 });

@@ -9,11 +9,12 @@
  * addresses; the conntrack table must hold the mapping in each entry's reply tuple.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { labAvailable, labRequired, type LineAgent } from './netns.js';
 import { LAB_ADDR, LabTopology } from './topology.js';
+import { compileProject } from './compile.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const rules = fileURLToPath(new URL('./lab-nat-rules.yaml', import.meta.url));
@@ -49,18 +50,10 @@ describe.skipIf(!avail.ok)('NAT on NFQUEUE in the lab', () => {
     servers.push(spawn('ip', ['netns', 'exec', ns, ...args], { stdio: 'ignore' }));
   }
 
-  function sh(ns: 'client' | 'server', cmd: string, args: string[]): { code: number; out: string } {
-    try {
-      return { code: 0, out: topo.exec(ns, cmd, args) };
-    } catch (e) {
-      const err = e as { status?: number; stdout?: string };
-      return { code: err.status ?? -1, out: err.stdout ?? '' };
-    }
-  }
 
   /** python3 -c in a namespace; every script bounds itself with a socket timeout. */
   function py(ns: 'client' | 'server', lines: string[]): string {
-    return sh(ns, 'python3', ['-c', lines.join('\n')]).out.trim();
+    return topo.try(ns, 'python3', ['-c', lines.join('\n')]).out.trim();
   }
 
   async function stats(): Promise<NodeStats> {
@@ -69,29 +62,17 @@ describe.skipIf(!avail.ok)('NAT on NFQUEUE in the lab', () => {
     return a;
   }
 
-  async function listening(ns: 'client' | 'server', port: number): Promise<void> {
-    for (let i = 0; i < 50; i++) {
-      if (sh(ns, 'ss', ['-Hltn', `sport = :${port}`]).out.trim()) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`nothing listens on ${port} in ${ns} after 5 s`);
-  }
 
   beforeAll(async () => {
-    try {
-      execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'pipe' });
-    } catch (e) {
-      // tsc exits non-zero on type errors elsewhere but has emitted; the agent's errors show at start.
-      void e;
-    }
+    compileProject(root);
     topo.build();
     serve(topo.ns.server, ['python3', peerEcho, LAB_ADDR.server, String(ECHO)]);
     serve(topo.ns.client, ['python3', peerEcho, LAB_ADDR.client, String(ECHO)]);
     node = topo.lab.agent(topo.ns.fw1, 'node', [join(root, 'dist/test/lab/agents/dataplane-node.js'), rules]);
     const started = JSON.parse(await node.ask(`start ${JSON.stringify({ queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], ipv6: false })}`, 15_000)) as { ok: boolean; message?: string };
     expect(started, started.message).toMatchObject({ ok: true });
-    await listening('server', ECHO);
-    await listening('client', ECHO);
+    await topo.waitListening('server', ECHO);
+    await topo.waitListening('client', ECHO);
   }, 60_000);
 
   afterAll(async () => {
@@ -136,7 +117,7 @@ describe.skipIf(!avail.ok)('NAT on NFQUEUE in the lab', () => {
   });
 
   it('SNAT: ping is answered, its entry mapped to the outside address', async () => {
-    const ping = sh('client', 'ping', ['-c', '3', '-i', '0.2', '-W', '1', LAB_ADDR.server]);
+    const ping = topo.try('client', 'ping', ['-c', '3', '-i', '0.2', '-W', '1', LAB_ADDR.server]);
     expect(ping.code, ping.out).toBe(0);
     expect(ping.out).toContain('3 received');
     const line = (await stats()).table.find((l) => l.startsWith('icmp') && l.includes(`dst=${LAB_ADDR.server}`));

@@ -52,6 +52,25 @@ export class LabTopology {
     return this.lab.exec(this.ns[node], cmd, args, input);
   }
 
+  /** Run a command in a namespace; a non-zero exit is a result (code, output), not an exception. */
+  try(node: NodeName, cmd: string, args: string[]): { code: number; out: string; err: string } {
+    try {
+      return { code: 0, out: this.exec(node, cmd, args), err: '' };
+    } catch (e) {
+      const err = e as { status?: number; stdout?: string; stderr?: string };
+      return { code: err.status ?? -1, out: err.stdout ?? '', err: err.stderr ?? '' };
+    }
+  }
+
+  /** Wait until a TCP port listens in a namespace (servers start asynchronously). */
+  async waitListening(node: NodeName, port: number, ms = 5000): Promise<void> {
+    for (let waited = 0; waited < ms; waited += 100) {
+      if (this.exec(node, 'ss', ['-Hltn', `sport = :${port}`]).trim()) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`nothing listens on port ${port} in ${node} after ${ms} ms (is python3 installed?)`);
+  }
+
   /** Remove the namespaces (the veths and bridges go with them) and kill the agents. */
   cleanup(): void {
     this.lab.cleanup();
