@@ -7,6 +7,7 @@
  *   early drop, connlimit counts, invariants (verify).
  * - tcp*.ts: the TCP tracker after Linux's nf_conntrack_proto_tcp (state table, window tracking,
  *   64-byte per-entry store, tolerant-until-resynced mode for takeover).
+ * - entry-record.ts: one entry as 48 words (save/restore, sync), checked before import.
  * - expect.ts: expectations (RELATED connections announced by helpers).
  * - timers.ts: the coarse timer wheel behind entry timeouts.
  * - events.ts: the event sink (new / update with what changed / destroy with why): sync's input.
@@ -18,8 +19,11 @@
  */
 export { Conntrack, CtResult, defaultTimeouts } from './conntrack.js';
 export type { ConntrackOptions, ConntrackTimeouts } from './conntrack.js';
-export { ConntrackTable, CtStatus, REC_WORDS } from './table.js';
-export type { ConntrackTableOptions } from './table.js';
+export { ConntrackTable, CtStatus, ImportResult, REC_WORDS } from './table.js';
+export type { ConntrackTableOptions, EntryResources } from './table.js';
+export {
+  ENTRY_RECORD_WORDS, ENTRY_RECORD_BYTES, EntryRecordError, checkEntryRecord, recordFromBytes, recordToBytes,
+} from './entry-record.js';
 export { CtState, TcpState, Dir, ctStateNames, tcpStateNames } from './state.js';
 export type { CtStateCode, TcpStateCode, DirCode } from './state.js';
 export { CtChange, DestroyReason, destroyReasonNames, nullEventSink } from './events.js';

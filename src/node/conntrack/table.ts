@@ -18,6 +18,10 @@ import { TimerWheel, type TimerExpiry } from './timers.js';
 import { TcpStateStore, TCP_STRIDE_WORDS } from './tcp-store.js';
 import { nullEventSink, DestroyReason, type ConntrackEventSink } from './events.js';
 import { SourceCounts } from './source-count.js';
+import {
+  ENTRY_RECORD_WORDS, ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_ORIG, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS,
+  RECORD_STATUS_BITS, assertEntryRecord, readCounter, writeCounter,
+} from './entry-record.js';
 
 /** Entry status bits (the subset of Linux's IPS_* that matter here). */
 export const CtStatus = {
@@ -37,6 +41,26 @@ export const CtStatus = {
   EXPECTED: 64,
   /** Slot holds an entry (pending or confirmed). */
   USED: 128,
+} as const;
+
+/**
+ * What an entry holds outside the table (NAT's outside port): adopted when an entry arrives whole
+ * (restore, sync), released after its destroy event. Called by the table itself, so no wrapper
+ * sink sits between the table and the event sink.
+ */
+export interface EntryResources {
+  adopt(table: ConntrackTable, slot: number): void;
+  release(table: ConntrackTable, slot: number): void;
+}
+
+/** What importEntry did. */
+export const ImportResult = {
+  /** A new entry was linked. */
+  CREATED: 0,
+  /** The entry with the same original tuple was overwritten. */
+  UPDATED: 1,
+  /** The table is full and nothing could be evicted: nothing changed. */
+  TABLE_FULL: 2,
 } as const;
 
 export interface ConntrackTableOptions {
@@ -68,6 +92,9 @@ const F_PACKETS = 12;
 const F_BYTES = 14;
 const REC_F64 = REC_WORDS / 2;
 
+/** Every CtChange bit: an imported entry may have changed in any way. */
+const ALL_CHANGES = 127;
+
 /** Nodes scanned for an early-drop victim, like Linux's NF_CT_EVICTION_RANGE. */
 const EVICTION_RANGE = 64;
 
@@ -91,6 +118,12 @@ export class ConntrackTable implements TimerExpiry {
   readonly wheel: TimerWheel;
   readonly sources = new SourceCounts();
   sink: ConntrackEventSink;
+  /** Set by NAT once it is configured; see EntryResources. */
+  resources: EntryResources | null = null;
+  /** Entries destroyed because an imported entry claimed one of their tuples. */
+  importClashes = 0;
+  /** The slot importEntry last created or updated (-1 after TABLE_FULL). */
+  importedSlot = -1;
 
   #next: Int32Array;
   #buckets: Int32Array;
@@ -265,6 +298,7 @@ export class ConntrackTable implements TimerExpiry {
   destroy(slot: number, reason: number): void {
     if ((this.statusOf(slot) & CtStatus.CONFIRMED) === 0) return;
     this.sink.ctDestroy(this, slot, reason);
+    if (this.resources !== null) this.resources.release(this, slot);
     this.#unlinkNode(slot * 2);
     this.#unlinkNode(slot * 2 + 1);
     this.wheel.remove(slot);
@@ -287,6 +321,91 @@ export class ConntrackTable implements TimerExpiry {
   rehashReply(slot: number): void {
     this.#unlinkNode(slot * 2 + 1);
     this.#linkNode(slot * 2 + 1);
+  }
+
+  /** Write a confirmed entry as a record (entry-record.ts) at out[off..off+ENTRY_RECORD_WORDS). */
+  exportEntry(slot: number, now: number, out: Uint32Array, off: number): void {
+    const r = slot * REC_WORDS;
+    const t = this.tuples;
+    for (let i = 0; i < 2 * TUPLE_WORDS; i++) out[off + ER_ORIG + i] = t[r + i];
+    out[off + ER_STATUS] = t[r + R_STATUS] & RECORD_STATUS_BITS;
+    out[off + ER_MARK] = t[r + R_MARK];
+    out[off + ER_LABEL] = this.label[slot];
+    out[off + ER_TIMEOUT_MS] = Math.max(0, Math.min(0xffffffff, Math.round(this.deadlineOf(slot) - now)));
+    out[off + ER_AGE_S] = Math.max(0, Math.min(0xffffffff, Math.floor((now - this.start[slot]) / 1000)));
+    const f = slot * REC_F64;
+    writeCounter(out, off + ER_COUNTERS, this.#f64[f + F_PACKETS]);
+    writeCounter(out, off + ER_COUNTERS + 2, this.#f64[f + F_PACKETS + 1]);
+    writeCounter(out, off + ER_COUNTERS + 4, this.#f64[f + F_BYTES]);
+    writeCounter(out, off + ER_COUNTERS + 6, this.#f64[f + F_BYTES + 1]);
+    if ((t[r + TW_PROTO] & 0xff) === 6) this.tcp.exportEntry(slot, out, off + ER_TCP);
+    else out.fill(0, off + ER_TCP, off + ENTRY_RECORD_WORDS);
+  }
+
+  /**
+   * Put a whole entry from a record into the table (ct restore, state sync). An entry with the
+   * same original tuple is overwritten in place; entries holding either of the record's tuples
+   * otherwise are destroyed first (the record wins: it is the newer truth). `extraStatus` adds
+   * bits such as REPLICATED. Throws EntryRecordError, before any change, when the record cannot be
+   * an entry. Returns an ImportResult and leaves the slot in `importedSlot`.
+   */
+  importEntry(w: Uint32Array, off: number, now: number, extraStatus = 0): number {
+    assertEntryRecord(w, off);
+    const oNode = this.lookup(w, off + ER_ORIG);
+    let slot = oNode >= 0 && (oNode & 1) === 0 ? oNode >> 1 : -1;
+    if (oNode >= 0 && slot < 0) this.#clash(oNode >> 1);
+    const rNode = this.lookup(w, off + ER_REPLY);
+    if (rNode >= 0 && rNode >> 1 !== slot) this.#clash(rNode >> 1);
+    const t = this.tuples;
+    let created = false;
+    if (slot >= 0) {
+      // In place: the reply tuple (NAT mapping) may have changed; relink it if so.
+      const r = slot * REC_WORDS;
+      let same = true;
+      for (let i = 0; i < TUPLE_WORDS; i++) if (t[r + R_REPLY + i] !== w[off + ER_REPLY + i]) same = false;
+      if (!same) {
+        if (this.resources !== null) this.resources.release(this, slot);
+        this.#unlinkNode(slot * 2 + 1);
+        for (let i = 0; i < TUPLE_WORDS; i++) t[r + R_REPLY + i] = w[off + ER_REPLY + i];
+        this.#linkNode(slot * 2 + 1);
+        if (this.resources !== null) this.resources.adopt(this, slot);
+      }
+    } else {
+      slot = this.allocate(now, w, off + ER_ORIG);
+      if (slot < 0) {
+        this.importedSlot = -1;
+        return ImportResult.TABLE_FULL;
+      }
+      const r = slot * REC_WORDS;
+      for (let i = 0; i < 2 * TUPLE_WORDS; i++) t[r + i] = w[off + ER_ORIG + i];
+      created = true;
+    }
+    const r = slot * REC_WORDS;
+    t[r + R_STATUS] = (t[r + R_STATUS] & (CtStatus.USED | CtStatus.CONFIRMED)) | w[off + ER_STATUS] | extraStatus;
+    t[r + R_MARK] = w[off + ER_MARK];
+    this.label[slot] = w[off + ER_LABEL];
+    this.start[slot] = now - w[off + ER_AGE_S] * 1000;
+    const f = slot * REC_F64;
+    this.#f64[f + F_PACKETS] = readCounter(w, off + ER_COUNTERS);
+    this.#f64[f + F_PACKETS + 1] = readCounter(w, off + ER_COUNTERS + 2);
+    this.#f64[f + F_BYTES] = readCounter(w, off + ER_COUNTERS + 4);
+    this.#f64[f + F_BYTES + 1] = readCounter(w, off + ER_COUNTERS + 6);
+    if ((w[off + ER_ORIG + TW_PROTO] & 0xff) === 6) this.tcp.importEntry(slot, w, off + ER_TCP);
+    const deadline = now + w[off + ER_TIMEOUT_MS];
+    this.importedSlot = slot;
+    if (created) {
+      this.confirm(slot, deadline);
+      if (this.resources !== null) this.resources.adopt(this, slot);
+      return ImportResult.CREATED;
+    }
+    this.wheel.update(slot, deadline);
+    this.sink.ctUpdate(this, slot, ALL_CHANGES);
+    return ImportResult.UPDATED;
+  }
+
+  #clash(slot: number): void {
+    this.importClashes++;
+    this.destroy(slot, DestroyReason.REPLICATED);
   }
 
   /** Visit every confirmed entry. The callback may destroy the entry it is given. */

@@ -21,7 +21,7 @@ import { CtState } from '../conntrack/state.js';
 import { CtChange } from '../conntrack/events.js';
 import { Filter, FilterResult, RejectKind, Verdict, type CompiledRuleset, type FilterOptions, type PacketMeta } from '../filter/index.js';
 import { EngineStats, DropReason } from './stats.js';
-import { Nat, NatEventSink, type NatLogSink } from '../nat/index.js';
+import { Nat, type NatLogSink } from '../nat/index.js';
 import type { ConntrackEventSink } from '../conntrack/events.js';
 import { CtStatus } from '../conntrack/table.js';
 
@@ -164,7 +164,6 @@ export class Engine {
   /** NAT state: port pools and counters (rules come with the ruleset's `nat:` section). */
   readonly nat: Nat;
   /** Installed on the table once a ruleset has NAT rules: frees ports when entries go. */
-  #natSink: NatEventSink | null = null;
   #view = new PacketView();
   #ct = new CtResult();
   #fr = new FilterResult();
@@ -183,6 +182,8 @@ export class Engine {
     this.clock = opts.clock ?? (() => origin + performance.now());
     this.dropMalformed = opts.dropMalformed ?? true;
     this.nat = new Nat(opts.natLog);
+    // NAT holds the outside ports of entries: freed on destroy, adopted when entries arrive whole.
+    this.conntrack.table.resources = this.nat;
     this.#setNat(opts.ruleset);
     if (opts.verifyChecksums) {
       this.#view.verifyIpChecksum = true;
@@ -196,24 +197,14 @@ export class Engine {
     this.#setNat(ruleset);
   }
 
-  /**
-   * Set the conntrack event sink (sync's). Use this rather than assigning table.sink: with NAT
-   * the table's sink is NAT's, which passes events on to this one.
-   */
+  /** Set the conntrack event sink (sync's). NAT frees ports through the table's resources hook. */
   setEventSink(sink: ConntrackEventSink): void {
-    if (this.#natSink !== null) this.#natSink.next = sink;
-    else this.conntrack.table.sink = sink;
+    this.conntrack.table.sink = sink;
   }
 
   #setNat(ruleset: CompiledRuleset): void {
     this.nat.setRules(ruleset.nat);
-    // Only once NAT is configured does the table's sink go through NAT's (one call less per
-    // packet before); it then stays, as live entries may hold ports after a reload without NAT.
-    if (ruleset.nat !== null && this.#natSink === null) {
-      const t = this.conntrack.table;
-      this.#natSink = new NatEventSink(this.nat, t.sink);
-      t.sink = this.#natSink;
-    }
+
   }
 
   /** Where the output interface comes from when the metadata has none (see RouteLookup). */

@@ -7,7 +7,8 @@
  *   mapping, connection counts per port).
  * - nat.ts: Nat, mappings of new connections into the conntrack entry's reply tuple, rewrites of
  *   later packets (and of ICMP errors' quotes) from the tuples, counters.
- * - sink.ts: NatEventSink, gives ports back when entries are destroyed.
+ * - nat.ts is the table's EntryResources: ports come back when entries are destroyed and are
+ *   adopted when entries arrive whole (restore, sync).
  *
  * Errors: a bad section is reported in the ruleset's RulesetError (code RULESET_INVALID) with
  * paths like `/nat/snat/0/to`. The per-packet path never throws: an exhausted port range drops
@@ -19,4 +20,3 @@ export type { NatDoc, SnatRuleDoc, DnatRuleDoc } from './schema.js';
 export { Nat, NAT_STATUS } from './nat.js';
 export type { NatLogRecord, NatLogSink, NatPoolStats } from './nat.js';
 export { PortPool } from './ports.js';
-export { NatEventSink } from './sink.js';

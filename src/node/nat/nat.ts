@@ -22,7 +22,7 @@ import {
   setSourceAddress,
   setSourcePort,
 } from '../packet/rewrite.js';
-import { CtStatus, type ConntrackTable } from '../conntrack/table.js';
+import { CtStatus, type ConntrackTable, type EntryResources } from '../conntrack/table.js';
 import { TUPLE_WORDS } from '../conntrack/tuple.js';
 import { PortPool } from './ports.js';
 import { canRewrite4, rewrite4 } from './rewrite4.js';
@@ -33,7 +33,6 @@ const P_TCP = Proto.TCP;
 const P_UDP = Proto.UDP;
 const ST_SRC_NAT = CtStatus.SRC_NAT;
 const ST_DST_NAT = CtStatus.DST_NAT;
-const ST_REPLICATED = CtStatus.REPLICATED;
 /** Both NAT status bits: an entry without them is never rewritten. */
 export const NAT_STATUS = CtStatus.SRC_NAT | CtStatus.DST_NAT;
 
@@ -66,7 +65,7 @@ export interface NatPoolStats {
   exhausted: number;
 }
 
-export class Nat {
+export class Nat implements EntryResources {
   #rules: NatRules | null = null;
   /** Pools by outside address * 256 + protocol. */
   readonly #pools = new Map<number, PortPool>();
@@ -314,8 +313,8 @@ export class Nat {
   }
 
   /**
-   * A replicated entry arrived (sync): count its outside port as used here too, so a takeover
-   * never hands it to another inside endpoint.
+   * An entry arrived whole (sync, restore): count its outside port as used here too, so a
+   * takeover never hands it to another inside endpoint.
    */
   adopt(t: ConntrackTable, slot: number): void {
     if ((t.statusOf(slot) & ST_SRC_NAT) === 0) return;
@@ -332,11 +331,6 @@ export class Nat {
       if (pool.ownerOf(port) !== key) this.adoptConflicts++;
       pool.ref(port);
     }
-  }
-
-  /** Whether a confirmed entry with these status bits came from the peer (for the sink). */
-  static isReplicated(status: number): boolean {
-    return (status & ST_REPLICATED) !== 0;
   }
 
   /** Figures per pool, for metrics (allocates: scrape-rate). */

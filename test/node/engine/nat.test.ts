@@ -7,7 +7,7 @@ import { computeL4ChecksumRaw, internetChecksum } from '../../../src/node/packet
 import { PacketView } from '../../../src/node/packet/view.js';
 import { formatAddress } from '../../../src/node/packet/address.js';
 import { TcpFlag } from '../../../src/node/packet/fields.js';
-import { CtState, CtStatus } from '../../../src/node/conntrack/index.js';
+import { CtState, CtStatus, ENTRY_RECORD_WORDS } from '../../../src/node/conntrack/index.js';
 import type { NatLogRecord } from '../../../src/node/nat/index.js';
 
 const { SYN, ACK } = TcpFlag;
@@ -211,12 +211,12 @@ describe('engine with NAT', () => {
     // The peer's entry: 10.0.0.9:6000 -> S:53 mapped to V:6000, inserted as sync would.
     const t = engine.conntrack.table;
     const proto = 17;
-    const slot = t.allocate(1, new Uint32Array(10), 0);
-    const o = t.tupleOffset(slot, 0);
-    t.tuples.set([0x0a000009, 0, 0, 0, 0xcb007107, 0, 0, 0, (6000 << 16) | 53, (4 << 8) | proto], o);
-    t.tuples.set([0xcb007107, 0, 0, 0, V_WORD, 0, 0, 0, (53 << 16) | 6000, (4 << 8) | proto], o + 10);
-    t.addStatus(slot, CtStatus.REPLICATED | CtStatus.SRC_NAT);
-    t.confirm(slot, 1_000_000 + 60_000);
+    const rec = new Uint32Array(ENTRY_RECORD_WORDS);
+    rec.set([0x0a000009, 0, 0, 0, 0xcb007107, 0, 0, 0, (6000 << 16) | 53, (4 << 8) | proto], 0);
+    rec.set([0xcb007107, 0, 0, 0, V_WORD, 0, 0, 0, (53 << 16) | 6000, (4 << 8) | proto], 10);
+    rec[20] = CtStatus.SRC_NAT;
+    rec[23] = 60_000;
+    t.importEntry(rec, 0, 1_000_000, CtStatus.REPLICATED);
     expect(engine.nat.pool(V_WORD, proto).isFree(6000)).toBe(false);
     const mine = buildUdp({ src: C, dst: S, sport: 6000, dport: 53 });
     send(mine, IN);
