@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import type { CtEntry } from '../../node/control/index.js';
+import type { CtEntry, RestoreReport } from '../../node/control/index.js';
 import { CliExit, EXIT_REFUSED, clientFor, type CliIO } from './io.js';
 import { formatEntries, json } from './format.js';
 
@@ -84,9 +84,22 @@ export function ctCommand(io: CliIO): Command {
       } catch (e) {
         throw new CliExit(EXIT_REFUSED, `cannot read the saved table ${file}: ${(e as Error).message}`);
       }
-      const r = await clientFor(cmd.optsWithGlobals()).call<{ restored: number }>('POST', '/ct/restore', dump);
-      io.err(`twinwall: ${r.restored} entries restored.\n`);
+      const r = await clientFor(cmd.optsWithGlobals()).call<RestoreReport>('POST', '/ct/restore', recordsOnly(dump));
+      io.err(`twinwall: ${r.restored} entries restored (${r.created} new, ${r.replaced} replaced)` +
+        `${r.tableFull > 0 ? `; ${r.tableFull} did not fit: the table is full` : ''}.\n`);
+      if (r.tableFull > 0) throw new CliExit(EXIT_REFUSED, 'restore incomplete: raise conntrack.maxEntries or flush first');
     });
 
   return ct;
+}
+
+/** Only what restore reads (format and each record): a third of the saved file's size. */
+function recordsOnly(dump: unknown): unknown {
+  if (typeof dump !== 'object' || dump === null) return dump;
+  const d = dump as { format?: unknown; entries?: unknown };
+  if (!Array.isArray(d.entries)) return dump;
+  return {
+    format: d.format,
+    entries: d.entries.map((e: unknown) => (typeof e === 'object' && e !== null && 'record' in e ? { record: (e as { record: unknown }).record } : e)),
+  };
 }

@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RulesetError } from '../filter/index.js';
 import { ApiError } from './errors.js';
 import { ctFilter, deleteEntry, getEntry, listEntries } from './ct-query.js';
-import { CtListQuery, EmptyQuery, EntryId, RulesApplyBody, TraceBody, validate } from './schemas.js';
+import { RESTORE_MAX_BODY, restoreTable, saveTable } from './ct-save.js';
+import { CtListQuery, CtRestoreBody, EmptyQuery, EntryId, RulesApplyBody, TraceBody, validate } from './schemas.js';
 import type { ControlTarget } from './target.js';
 
 export interface Request {
@@ -29,9 +30,9 @@ interface Route {
   /** Segments; ':x' matches one segment. */
   pattern: string[];
   handler: Handler;
+  /** Largest body this route reads (default: the server's). */
+  maxBody?: number;
 }
-
-const SAVE_FORMAT = 'twinwall-ct-save/1';
 
 function rulesetRefused(e: RulesetError): ApiError {
   return new ApiError(422, e.code, 'ruleset refused; the running ruleset is unchanged', e.errors.map((i) => ({
@@ -61,18 +62,12 @@ const routes: Route[] = [
     method: 'GET', pattern: ['ct', 'save'],
     handler: (t, req) => {
       validate(EmptyQuery, req.query, 'query');
-      const now = t.engine.now();
-      return { format: SAVE_FORMAT, savedAt: now, entries: listEntries(t.engine.conntrack.table, now) };
+      return saveTable(t.engine.conntrack.table, t.engine.now());
     },
   },
   {
-    method: 'POST', pattern: ['ct', 'restore'],
-    handler: () => {
-      // Restoring needs an insert API on the conntrack table (tuples, status, TCP record, timer)
-      // that the engine does not have yet; refusing beats a half-restored table.
-      throw new ApiError(501, 'CT_RESTORE_UNSUPPORTED',
-        'restoring a saved table is not supported yet: the conntrack table has no insert API. The saved file stays valid for a later version.');
-    },
+    method: 'POST', pattern: ['ct', 'restore'], maxBody: RESTORE_MAX_BODY,
+    handler: async (t, req) => restoreTable(t.engine.conntrack.table, t.engine.now(), validate(CtRestoreBody, await req.body(), 'body')),
   },
   {
     method: 'GET', pattern: ['ct', ':id'],
@@ -156,7 +151,7 @@ const routes: Route[] = [
 ];
 
 /** The handler for method + path, with the ':x' segments; ApiError 404/405 when none. */
-export function route(method: string, path: string): { handler: Handler; params: string[] } {
+export function route(method: string, path: string): { handler: Handler; params: string[]; maxBody?: number } {
   const segs = path.split('/').filter((s) => s !== '');
   let pathMatched = false;
   for (const r of routes) {
@@ -165,7 +160,7 @@ export function route(method: string, path: string): { handler: Handler; params:
     // Literal segments win over ':id' (/ct/count is not entry "count"): routes list literals first.
     if (!r.pattern.every((p, i) => (p.startsWith(':') ? (params.push(segs[i]), true) : p === segs[i]))) continue;
     pathMatched = true;
-    if (r.method === method) return { handler: r.handler, params };
+    if (r.method === method) return { handler: r.handler, params, maxBody: r.maxBody };
   }
   if (pathMatched) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
   throw new ApiError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}. Endpoints: /ct, /ct/:id, /ct/count, /ct/save, /ct/restore, /rules, /stats, /trace, /trace/stream`);

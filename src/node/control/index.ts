@@ -3,19 +3,22 @@
  *   { error: { code, message, errors: [{ path, message }] } }
  *
  *   GET /ct?proto=&src=&dst=&sport=&dport=&port=   list (conntrack -L), src/dst take a CIDR
- *   GET /ct/:id  DELETE /ct/:id  GET /ct/count  DELETE /ct (flush)  GET /ct/save
- *   POST /ct/restore   501 CT_RESTORE_UNSUPPORTED until the table has an insert API
+ *   GET /ct/:id  DELETE /ct/:id  GET /ct/count  DELETE /ct (flush)
+ *   GET /ct/save  POST /ct/restore {format, entries: [{record}]} (ct-save.ts: every record is
+ *   checked before the table changes; entries with the same tuples are overwritten)
  *   GET /rules  POST /rules {text, source?}  GET /stats
  *   POST /trace {selector}  GET /trace  GET /trace/stream (ndjson)  DELETE /trace
  *
  * Codes: REQUEST_INVALID, BODY_NOT_JSON, BODY_TOO_LARGE, NOT_FOUND, METHOD_NOT_ALLOWED,
- * CT_ENTRY_NOT_FOUND, CT_RESTORE_UNSUPPORTED, RULESET_INVALID, TRACE_SELECTOR_INVALID, INTERNAL;
+ * CT_ENTRY_NOT_FOUND, CT_RESTORE_FORMAT, CT_RESTORE_INVALID, RULESET_INVALID, TRACE_SELECTOR_INVALID, INTERNAL;
  * client side DAEMON_UNREACHABLE; server start CONTROL_SOCKET_FAILED.
  */
 export { ControlServer, ControlSocketError } from './server.js';
 export type { ControlServerOptions } from './server.js';
 export { ControlClient } from './client.js';
 export { TraceHub } from './trace-hub.js';
+export { SAVE_FORMAT, saveTable, restoreTable } from './ct-save.js';
+export type { RestoreReport, SavedTable, SavedEntry } from './ct-save.js';
 export type { ControlTarget, RulesetInfo } from './target.js';
 export { ApiError, ApiResponseError, DaemonUnreachableError } from './errors.js';
 export type { ApiIssue, ApiErrorBody } from './errors.js';

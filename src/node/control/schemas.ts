@@ -37,6 +37,21 @@ export const RulesApplyBody = Type.Object(
 );
 export type RulesApplyBodyDoc = Static<typeof RulesApplyBody>;
 
+/**
+ * A saved table (`ct save`) sent back. Only `record` of each entry is read: the readable fields
+ * beside it are for people and jq, and may be left out.
+ */
+export const CtRestoreBody = Type.Object(
+  {
+    format: Type.String({ description: 'twinwall-ct-save/2' }),
+    entries: Type.Array(
+      Type.Object({ record: Type.String({ description: 'the entry as base64 (a 192-byte record)' }) }, { additionalProperties: true }),
+    ),
+  },
+  { additionalProperties: true },
+);
+export type CtRestoreBodyDoc = Static<typeof CtRestoreBody>;
+
 export const TraceBody = Type.Object(
   { selector: Type.Record(Type.String(), Type.Unknown(), { description: 'a rule match object, e.g. {"proto":"tcp","dport":80}' }) },
   { additionalProperties: false },

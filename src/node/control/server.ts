@@ -11,7 +11,7 @@ import { ApiError } from './errors.js';
 import { STREAMED, route } from './handlers.js';
 import type { ControlTarget } from './target.js';
 
-/** Largest request body accepted (a ruleset of many thousand rules fits). */
+/** Largest request body accepted by default (a ruleset of many thousand rules fits). */
 const MAX_BODY = 16 * 1024 * 1024;
 
 export class ControlSocketError extends Error {
@@ -27,14 +27,14 @@ export interface ControlServerOptions {
   onError?: (e: unknown, method: string, path: string) => void;
 }
 
-function readBody(req: IncomingMessage): Promise<unknown> {
+function readBody(req: IncomingMessage, max: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
-        reject(new ApiError(413, 'BODY_TOO_LARGE', `request body above ${MAX_BODY} bytes`));
+      if (size > max) {
+        reject(new ApiError(413, 'BODY_TOO_LARGE', `request body above ${max} bytes`));
         req.destroy();
         return;
       }
@@ -79,10 +79,10 @@ export class ControlServer {
     const url = new URL(req.url ?? '/', 'http://twinwall');
     const method = req.method ?? 'GET';
     try {
-      const { handler, params } = route(method, url.pathname);
+      const { handler, params, maxBody } = route(method, url.pathname);
       const query: Record<string, string> = {};
       for (const [k, v] of url.searchParams) query[k] = v;
-      const result = await handler(this.target, { method, path: url.pathname, params, query, body: () => readBody(req), raw: req, res });
+      const result = await handler(this.target, { method, path: url.pathname, params, query, body: () => readBody(req, maxBody ?? MAX_BODY), raw: req, res });
       if (result !== STREAMED) send(res, 200, result);
     } catch (e) {
       if (e instanceof ApiError) return send(res, e.status, e.toBody());

@@ -1,11 +1,12 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../../src/cli/main.js';
 import type { CliIO } from '../../../src/cli/commands/io.js';
-import { BAD_RULES, RULES_NO_DNS, feedTraffic, startTestNode, type TestNode } from '../daemon/fixture.js';
+import { BAD_RULES, IN, OUT, RULES_NO_DNS, feedTraffic, startTestNode, type TestNode } from '../daemon/fixture.js';
 import { buildTcp, TcpFlag } from '../../../src/node/packet/index.js';
 import { EngineResult } from '../../../src/node/engine/index.js';
+import { CtState } from '../../../src/node/conntrack/index.js';
 
 interface Run {
   code: number;
@@ -65,17 +66,58 @@ describe('twinwall CLI against a node', () => {
     expect(missing.code).toBe(1);
     expect(missing.err).toContain('CT_ENTRY_NOT_FOUND');
 
-    const save = JSON.parse((await cli([...s, 'ct', 'save'])).out) as { format: string; entries: unknown[] };
-    expect(save.format).toBe('twinwall-ct-save/1');
-    expect(save.entries).toHaveLength(1);
-    const file = join(t.dir, 'ct.json');
-    writeFileSync(file, JSON.stringify(save));
-    const restore = await cli([...s, 'ct', 'restore', file]);
-    expect(restore.code).toBe(1);
-    expect(restore.err).toContain('CT_RESTORE_UNSUPPORTED');
-
     expect((await cli([...s, 'ct', 'flush'])).err).toContain('emptied (1 entries)');
     expect((await cli([...s, 'ct', 'count'])).out).toBe('0\n');
+  });
+
+  it('ct save then restore after a flush brings the same entries back, and the TCP flow goes on', async () => {
+    t = await startTestNode();
+    feedTraffic(t);
+    const s = ['--socket', t.socket];
+    const before = (await cli([...s, 'ct', 'list'])).out;
+    const file = join(t.dir, 'ct.json');
+    expect((await cli([...s, 'ct', 'save', '-f', file])).err).toContain('2 entries saved');
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { format: string; entries: { record: string; line: string }[] };
+    expect(saved.format).toBe('twinwall-ct-save/2');
+    expect(saved.entries.map((e) => e.record.length)).toEqual([256, 256]);
+    await cli([...s, 'ct', 'flush']);
+    const restore = await cli([...s, 'ct', 'restore', file]);
+    expect([restore.code, restore.err]).toEqual([0, 'twinwall: 2 entries restored (2 new, 0 replaced).\n']);
+    // Same lines but for the ids (new entries) and timeouts (a second may have passed).
+    const strip = (text: string) => text.trim().split('\n').map((l) => l.replace(/ id=\d+/, '').replace(/^(\w+ +\d+ +)\d+/, '$1')).sort();
+    expect(strip((await cli([...s, 'ct', 'list'])).out)).toEqual(strip(before));
+    // The restored TCP entry carries the flow on: the server's next segment is ESTABLISHED.
+    const out = new EngineResult();
+    const pkt = buildTcp({ src: '10.2.0.9', dst: '10.1.0.5', sport: 80, dport: 40000, flags: TcpFlag.ACK, seq: 5001, ack: 1001 });
+    t.node.engine.process(pkt, 0, pkt.length, { inIf: OUT, outIf: IN, mark: 0, now: t.clock.now + 1 }, out);
+    expect(out.ctState).toBe(CtState.ESTABLISHED);
+    // Restoring again replaces the entries in place.
+    expect((await cli([...s, 'ct', 'restore', file])).err).toContain('2 entries restored (0 new, 2 replaced)');
+    expect((await cli([...s, 'ct', 'count'])).out).toBe('2\n');
+  });
+
+  it('ct restore refuses a damaged or old file whole, with the path of each bad entry', async () => {
+    t = await startTestNode();
+    feedTraffic(t);
+    const s = ['--socket', t.socket];
+    const file = join(t.dir, 'ct.json');
+    await cli([...s, 'ct', 'save', '-f', file]);
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as { format: string; entries: { record: string }[] };
+    await cli([...s, 'ct', 'flush']);
+    const bytes = Buffer.from(saved.entries[1].record, 'base64');
+    bytes[9 * 4 + 1] = 9; // address family 9
+    saved.entries[1].record = bytes.toString('base64');
+    writeFileSync(file, JSON.stringify(saved));
+    const bad = await cli([...s, 'ct', 'restore', file]);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('CT_RESTORE_INVALID');
+    expect(bad.err).toContain('/body/entries/1/record');
+    expect(bad.err).toContain('family 9');
+    expect((await cli([...s, 'ct', 'count'])).out).toBe('0\n');
+    writeFileSync(file, JSON.stringify({ ...saved, format: 'twinwall-ct-save/1' }));
+    const old = await cli([...s, 'ct', 'restore', file]);
+    expect(old.err).toContain('CT_RESTORE_FORMAT');
+    expect(old.err).toContain('no window data');
   });
 
   it('refuses a bad filter with the path of each bad value', async () => {
