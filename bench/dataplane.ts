@@ -2,21 +2,30 @@
  * Data plane benchmark through the namespace lab (root): iperf3 from client to server through fw1,
  * 64-byte UDP packets (36-byte payload) and bulk TCP, in three set-ups:
  *   (a) kernel forwarding, no queue;  (b) NFQUEUE with an accept-all listener (the binding alone);
- *   (c) twinwall: the engine on NFQUEUE with test/fixtures/rules/bench-100.yaml.
+ *   (c) twinwall: the engine on NFQUEUE with test/fixtures/rules/bench-100.yaml and SNAT of the
+ *       client network to fw1's outside address (every packet rewritten both ways).
  * The lab gets the ruleset's networks as extra addresses (client 10.1.0.10, server 10.2.0.10);
  * TCP on port 443 and UDP on port 53 are what that ruleset accepts. Run: node dist/bench/dataplane.js
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LabTopology } from '../test/lab/topology.js';
 import type { LineAgent } from '../test/lab/netns.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const agents = fileURLToPath(new URL('../test/lab/agents/', import.meta.url));
-const rules = fileURLToPath(new URL('../../test/fixtures/rules/bench-100.yaml', import.meta.url));
+const rules100 = fileURLToPath(new URL('../../test/fixtures/rules/bench-100.yaml', import.meta.url));
 const C = '10.1.0.10';
 const S = '10.2.0.10';
+/** fw1's outside address: what the server sees as the client in case (c). */
+const FW1_OUTSIDE = '10.50.2.2';
+const tmp = mkdtempSync(join(tmpdir(), 'twinwall-bench-'));
+const rules = join(tmp, 'bench-100-snat.yaml');
+writeFileSync(rules, `${readFileSync(rules100, 'utf8')}\nnat:\n  snat:\n    - { out: outside0, src: 10.1.0.0/16, to: ${FW1_OUTSIDE} }\n`);
 
 interface Figures { pps: number; mbps: number }
 type Mode = 'a' | 'b' | 'c';
@@ -53,7 +62,12 @@ async function withMode<T>(mode: Mode, fn: () => T): Promise<T> {
   const r = JSON.parse(await node.ask(`start ${JSON.stringify({ queueNum: 44, dataInterfaces: ['inside0', 'outside0'], ipv6: false })}`, 15_000)) as { ok: boolean; message?: string };
   if (!r.ok) throw new Error(`bench: node did not start: ${r.message ?? ''}`);
   try {
-    return fn();
+    const figures = fn();
+    // The figures count only if the flows really went through SNAT.
+    const st = JSON.parse(await node.ask('stats')) as { table: string[] };
+    const natted = st.table.filter((l) => l.includes(`dst=${FW1_OUTSIDE} `) && l.includes(`src=${C} `));
+    if (natted.length === 0) throw new Error(`bench: no SNATed entry in fw1's table after the run:\n${st.table.join('\n')}`);
+    return figures;
   } finally {
     await node.ask('quit');
   }
@@ -74,10 +88,10 @@ async function main(): Promise<void> {
       res.udp64[mode] = await withMode(mode, () => iperf(true));
       res.tcp[mode] = await withMode(mode, () => iperf(false));
     }
-    const names: Record<Mode, string> = { a: '(a) kernel forwarding', b: '(b) NFQUEUE accept-all', c: '(c) twinwall, 100 rules' };
+    const names: Record<Mode, string> = { a: '(a) kernel forwarding', b: '(b) NFQUEUE accept-all', c: '(c) twinwall, 100 rules+SNAT' };
     for (const [kind, r] of Object.entries(res)) {
       console.log(`\n${kind === 'udp64' ? '64-byte UDP' : 'bulk TCP'} (${SECONDS} s each):`);
-      for (const m of ['a', 'b', 'c'] as Mode[]) console.log(`  ${names[m].padEnd(26)} ${Math.round(r[m].pps).toLocaleString('en').padStart(12)} pkt/s ${r[m].mbps.toFixed(1).padStart(9)} Mbit/s`);
+      for (const m of ['a', 'b', 'c'] as Mode[]) console.log(`  ${names[m].padEnd(30)} ${Math.round(r[m].pps).toLocaleString('en').padStart(12)} pkt/s ${r[m].mbps.toFixed(1).padStart(9)} Mbit/s`);
       console.log(`  c/a ${(r.c.pps / r.a.pps).toFixed(3)}   c/b ${(r.c.pps / r.b.pps).toFixed(3)}   b/a ${(r.b.pps / r.a.pps).toFixed(3)}`);
     }
   } finally {
@@ -89,5 +103,6 @@ try {
   await main();
 } finally {
   topo.cleanup();
+  rmSync(tmp, { recursive: true, force: true });
 }
 process.exit(0);
