@@ -6,6 +6,9 @@
  *   server (outside0 10.50.2.10) -[outside bridge]-  fw1 outside0 10.50.2.2  fw2 outside0 10.50.2.3
  *                                  [sync bridge]     fw1 sync0 10.50.3.2     fw2 sync0 10.50.3.3
  *
+ * With { ipv6: true } the inside and outside networks also carry fd00:50:1::/64 and fd00:50:2::/64
+ * (LAB_ADDR6, same host numbers).
+ *
  * Interface names are the same in every namespace (names are per namespace), so a node's config
  * reads like a real one. Forwarding on and rp_filter off in the firewalls (the pair will move
  * addresses between them). For now the client and server route through fw1; the virtual addresses
@@ -22,6 +25,21 @@ export const LAB_ADDR = {
   outsideNet: '10.50.2.0/24',
 } as const;
 
+/** IPv6 addresses, when the lab is built with { ipv6: true } (otherwise IPv6 is off in the firewalls). */
+export const LAB_ADDR6 = {
+  client: 'fd00:50:1::10',
+  server: 'fd00:50:2::10',
+  fw1: { inside: 'fd00:50:1::2', outside: 'fd00:50:2::2' },
+  fw2: { inside: 'fd00:50:1::3', outside: 'fd00:50:2::3' },
+  insideNet: 'fd00:50:1::/64',
+  outsideNet: 'fd00:50:2::/64',
+} as const;
+
+export interface LabOptions {
+  /** Also give every inside/outside port an IPv6 address (no DAD) and route IPv6 through fw1. */
+  ipv6?: boolean;
+}
+
 export const LAB_IF = { inside: 'inside0', outside: 'outside0', sync: 'sync0' } as const;
 
 const NAMES = ['sw', 'client', 'server', 'fw1', 'fw2'] as const;
@@ -32,8 +50,11 @@ export class LabTopology {
   /** Full namespace names. */
   readonly ns = { sw: '', client: '', server: '', fw1: '', fw2: '' } as Record<NodeName, string>;
 
-  constructor(suffix?: string) {
+  readonly ipv6: boolean;
+
+  constructor(suffix?: string, options: LabOptions = {}) {
     this.lab = new Lab(suffix);
+    this.ipv6 = options.ipv6 ?? false;
   }
 
   /** Build everything; on failure removes what was made and rethrows. */
@@ -104,11 +125,27 @@ export class LabTopology {
       sysctl('net.ipv4.conf.all.rp_filter', '0');
       sysctl('net.ipv4.conf.default.rp_filter', '0');
       for (const i of Object.values(LAB_IF)) sysctl(`net.ipv4.conf.${i}.rp_filter`, '0');
-      // The lab's traffic is IPv4; no router advertisements or DAD delays from IPv6 autoconf.
-      sysctl('net.ipv6.conf.all.disable_ipv6', '1');
+      if (this.ipv6) {
+        sysctl('net.ipv6.conf.all.forwarding', '1');
+        for (const net of ['inside', 'outside'] as const) this.#addr6(fw, net, LAB_ADDR6[fw][net]);
+      } else {
+        // The lab's traffic is IPv4; no router advertisements or DAD delays from IPv6 autoconf.
+        sysctl('net.ipv6.conf.all.disable_ipv6', '1');
+      }
     }
     this.exec('client', 'ip', ['route', 'add', 'default', 'via', LAB_ADDR.fw1.inside]);
     this.exec('server', 'ip', ['route', 'add', LAB_ADDR.insideNet, 'via', LAB_ADDR.fw1.outside]);
+    if (this.ipv6) {
+      this.#addr6('client', 'inside', LAB_ADDR6.client);
+      this.#addr6('server', 'outside', LAB_ADDR6.server);
+      this.exec('client', 'ip', ['-6', 'route', 'add', 'default', 'via', LAB_ADDR6.fw1.inside]);
+      this.exec('server', 'ip', ['-6', 'route', 'add', LAB_ADDR6.insideNet, 'via', LAB_ADDR6.fw1.outside]);
+    }
+  }
+
+  /** An IPv6 address without duplicate address detection (usable at once). */
+  #addr6(node: NodeName, net: 'inside' | 'outside', addr: string): void {
+    this.exec(node, 'ip', ['-6', 'addr', 'add', `${addr}/64`, 'dev', LAB_IF[net], 'nodad']);
   }
 
   #links = 0;

@@ -4,6 +4,8 @@
  *
  *   -I PREROUTING -i IF -j TWINWALL                    (one per data interface, at the top)
  *   TWINWALL: -p udp -m multiport --dports P,.. -j RETURN   sync/election: never queued, kernel-tracked
+ *             (IPv6) -p ipv6-icmp --icmpv6-type T -j RETURN neighbour discovery and MLD: link-local
+ *                                                           control the node's own stack answers
  *             -j CT --notrack                               the engine tracks; the kernel must not
  *             -j NFQUEUE --queue-num N [--queue-bypass]
  *
@@ -26,12 +28,20 @@ const tools: Record<Family, { show: string; restore: string }> = {
 /** multiport takes at most 15 ports per rule. */
 const MULTIPORT_MAX = 15;
 
-/** The chain's rules (iptables-restore syntax, without the -A CHAIN prefix). */
-export function chainRules(o: ResolvedDataplaneOptions): string[] {
+/**
+ * ICMPv6 types never queued: MLD query/report/done (130-132), router and neighbour discovery
+ * (133-137), MLDv2 report (143). They are the IPv6 counterpart of ARP: the node's own stack must
+ * answer them at once, and a forward ruleset with a drop policy must not break the link.
+ */
+export const LINK_CONTROL_ICMPV6_TYPES = [130, 131, 132, 133, 134, 135, 136, 137, 143] as const;
+
+/** The chain's rules for one family (iptables-restore syntax, without the -A CHAIN prefix). */
+export function chainRules(o: ResolvedDataplaneOptions, family: Family = 4): string[] {
   const rules: string[] = [];
   for (let i = 0; i < o.excludedUdpPorts.length; i += MULTIPORT_MAX) {
     rules.push(`-p udp -m multiport --dports ${o.excludedUdpPorts.slice(i, i + MULTIPORT_MAX).join(',')} -j RETURN`);
   }
+  if (family === 6) for (const t of LINK_CONTROL_ICMPV6_TYPES) rules.push(`-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j RETURN`);
   rules.push('-j CT --notrack');
   rules.push(`-j NFQUEUE --queue-num ${o.queueNum}${o.failOpen ? ' --queue-bypass' : ''}`);
   return rules;
@@ -50,11 +60,11 @@ export function findJumps(listing: string, chain: string): string[] {
 }
 
 /** The batch that (re)installs everything: delete leftover jumps, declare (flush) the chain, fill it, jump. */
-export function installBatch(o: ResolvedDataplaneOptions, leftoverJumps: string[]): string {
+export function installBatch(o: ResolvedDataplaneOptions, leftoverJumps: string[], family: Family = 4): string {
   const lines = ['*raw', `:${o.chain} - [0:0]`];
   for (const j of leftoverJumps) lines.push(`-D ${j}`);
   lines.push(`-F ${o.chain}`);
-  for (const r of chainRules(o)) lines.push(`-A ${o.chain} ${r}`);
+  for (const r of chainRules(o, family)) lines.push(`-A ${o.chain} ${r}`);
   // Inserted in reverse so they end up at the top in the order given.
   for (const ifName of [...o.dataInterfaces].reverse()) lines.push(`-I PREROUTING 1 -i ${ifName} -j ${o.chain}`);
   lines.push('COMMIT', '');
@@ -98,7 +108,7 @@ function rulesError(family: Family, what: string, e: unknown): DataplaneError {
 
 /** Install (or replace leftovers of) the node's rules for one family. */
 export function installRules(family: Family, o: ResolvedDataplaneOptions): void {
-  restore(family, installBatch(o, findJumps(listRaw(family), o.chain)));
+  restore(family, installBatch(o, findJumps(listRaw(family), o.chain), family));
 }
 
 /** Remove the node's rules for one family; nothing to do when they are gone already. */

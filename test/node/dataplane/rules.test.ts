@@ -34,6 +34,14 @@ describe('dataplane kernel rules', () => {
     expect(many.filter((r) => r.includes('multiport'))).toHaveLength(2);
   });
 
+  it('never queues IPv6 neighbour discovery and MLD (the link would break under a drop policy)', () => {
+    const v6 = chainRules(o, 6);
+    expect(v6).toContain('-p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN');
+    expect(v6).toContain('-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j RETURN');
+    expect(v6.indexOf('-p ipv6-icmp -m icmp6 --icmpv6-type 143 -j RETURN')).toBeLessThan(v6.indexOf('-j CT --notrack'));
+    expect(chainRules(o, 4).some((r) => r.includes('icmp6'))).toBe(false);
+  });
+
   it('finds leftover jumps to the chain and only those', () => {
     const listing = ['-P PREROUTING ACCEPT', '-N TWINWALL', '-N TWINWALL2', '-A PREROUTING -i eth9 -j TWINWALL', '-A PREROUTING -i eth1 -j TWINWALL2', '-A PREROUTING -p udp -j CT --notrack'].join('\n');
     expect(findJumps(listing, 'TWINWALL')).toEqual(['PREROUTING -i eth9 -j TWINWALL']);
