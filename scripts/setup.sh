@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # Debian packages the project uses: iproute2, iptables and python3 for the lab tests (namespaces,
 # kernel conntrack as the reference, raw-socket agents); libnetfilter-queue-dev for the nfqueue
 # binding (built by npm ci, allowed in package.json allowScripts); iputils-ping, iperf3 and curl for the
-# data plane lab (test/lab, bench/dataplane, the lab demo); sync and drills add theirs.
-DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev iputils-ping iperf3 curl)
+# data plane lab (test/lab, bench/dataplane, the lab demo); conntrackd and conntrack for the rival
+# side of the state-sync benchmark (bench/sync/conntrackd.ts); sync and drills add theirs.
+DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev iputils-ping iperf3 curl conntrackd conntrack)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then

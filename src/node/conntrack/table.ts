@@ -161,6 +161,11 @@ export class ConntrackTable implements TimerExpiry {
     this.sink = opts.sink ?? nullEventSink;
   }
 
+  /** One past the highest slot ever used: every entry's slot is below it (for scans). */
+  get highWater(): number {
+    return this.#highWater;
+  }
+
   /** Confirmed entries. */
   get count(): number {
     return this.#count;
@@ -346,10 +351,11 @@ export class ConntrackTable implements TimerExpiry {
    * Put a whole entry from a record into the table (ct restore, state sync). An entry with the
    * same original tuple is overwritten in place; entries holding either of the record's tuples
    * otherwise are destroyed first (the record wins: it is the newer truth). `extraStatus` adds
-   * bits such as REPLICATED. Throws EntryRecordError, before any change, when the record cannot be
-   * an entry. Returns an ImportResult and leaves the slot in `importedSlot`.
+   * bits such as REPLICATED; `keepCounters` leaves an existing entry's counters as they are (a sync
+   * update that carries none). Throws EntryRecordError, before any change, when the record cannot
+   * be an entry. Returns an ImportResult and leaves the slot in `importedSlot`.
    */
-  importEntry(w: Uint32Array, off: number, now: number, extraStatus = 0): number {
+  importEntry(w: Uint32Array, off: number, now: number, extraStatus = 0, keepCounters = false): number {
     assertEntryRecord(w, off);
     const oNode = this.lookup(w, off + ER_ORIG);
     let slot = oNode >= 0 && (oNode & 1) === 0 ? oNode >> 1 : -1;
@@ -386,10 +392,12 @@ export class ConntrackTable implements TimerExpiry {
     this.label[slot] = w[off + ER_LABEL];
     this.start[slot] = now - w[off + ER_AGE_S] * 1000;
     const f = slot * REC_F64;
-    this.#f64[f + F_PACKETS] = readCounter(w, off + ER_COUNTERS);
-    this.#f64[f + F_PACKETS + 1] = readCounter(w, off + ER_COUNTERS + 2);
-    this.#f64[f + F_BYTES] = readCounter(w, off + ER_COUNTERS + 4);
-    this.#f64[f + F_BYTES + 1] = readCounter(w, off + ER_COUNTERS + 6);
+    if (created || !keepCounters) {
+      this.#f64[f + F_PACKETS] = readCounter(w, off + ER_COUNTERS);
+      this.#f64[f + F_PACKETS + 1] = readCounter(w, off + ER_COUNTERS + 2);
+      this.#f64[f + F_BYTES] = readCounter(w, off + ER_COUNTERS + 4);
+      this.#f64[f + F_BYTES + 1] = readCounter(w, off + ER_COUNTERS + 6);
+    }
     if ((w[off + ER_ORIG + TW_PROTO] & 0xff) === 6) this.tcp.importEntry(slot, w, off + ER_TCP);
     const deadline = now + w[off + ER_TIMEOUT_MS];
     this.importedSlot = slot;

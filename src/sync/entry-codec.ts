@@ -1,0 +1,190 @@
+/**
+ * Entries of UPDATE messages (layout in wire.ts) to and from the conntrack table's 48-word entry
+ * records (src/node/conntrack/entry-record.ts). The sender encodes straight from the table into
+ * the datagram being packed; the receiver decodes into a record that table.importEntry checks
+ * and applies. IPv4 tuples travel as 4-byte addresses, so a TCP entry is about 100 bytes.
+ */
+import { ENTRY_RECORD_WORDS } from '../node/conntrack/index.js';
+import { ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS } from '../node/conntrack/entry-record.js';
+import { ENTRY_HEAD_BYTES, EntryOp, KNOWN_SECTIONS, Section, TCP_SECTION_WORDS } from './wire.js';
+
+// Record word offsets (entry-record.ts), as module-local copies for the hot path.
+const R_REPLY = ER_REPLY;
+const R_STATUS = ER_STATUS;
+const R_MARK = ER_MARK;
+const R_LABEL = ER_LABEL;
+const R_TIMEOUT = ER_TIMEOUT_MS;
+const R_AGE = ER_AGE_S;
+const R_COUNTERS = ER_COUNTERS;
+const R_TCP = ER_TCP;
+const OP_DESTROY = EntryOp.DESTROY;
+const S_MARK = Section.MARK;
+const S_LABEL = Section.LABEL;
+const S_COUNTERS = Section.COUNTERS;
+const S_TCP = Section.TCP;
+const S_AGE = Section.AGE;
+
+/** Bytes of an encoded tuple: two addresses and the ports word. */
+function tupleBytes(family: number): number {
+  return family === 4 ? 12 : 36;
+}
+
+/** Bytes of an entry with this op and sections. */
+export function entryBytes(family: number, op: number, sections: number): number {
+  let n = ENTRY_HEAD_BYTES + tupleBytes(family);
+  if (op === OP_DESTROY) return n;
+  n += tupleBytes(family) + 6;
+  if (sections & S_MARK) n += 4;
+  if (sections & S_LABEL) n += 4;
+  if (sections & S_COUNTERS) n += 32;
+  if (sections & S_TCP) n += TCP_SECTION_WORDS * 4;
+  if (sections & S_AGE) n += 4;
+  return n;
+}
+
+function writeTuple(buf: Buffer, o: number, w: Uint32Array, t: number, family: number): number {
+  if (family === 4) {
+    buf.writeUInt32BE(w[t], o);
+    buf.writeUInt32BE(w[t + 4], o + 4);
+    buf.writeUInt32BE(w[t + 8], o + 8);
+    return o + 12;
+  }
+  for (let i = 0; i < 8; i++) buf.writeUInt32BE(w[t + i], o + i * 4);
+  buf.writeUInt32BE(w[t + 8], o + 32);
+  return o + 36;
+}
+
+function readTuple(buf: Buffer, o: number, w: Uint32Array, t: number, family: number, proto: number): number {
+  if (family === 4) {
+    w[t] = buf.readUInt32BE(o);
+    w[t + 1] = 0;
+    w[t + 2] = 0;
+    w[t + 3] = 0;
+    w[t + 4] = buf.readUInt32BE(o + 4);
+    w[t + 5] = 0;
+    w[t + 6] = 0;
+    w[t + 7] = 0;
+    w[t + 8] = buf.readUInt32BE(o + 8);
+    w[t + 9] = (family << 8) | proto;
+    return o + 12;
+  }
+  for (let i = 0; i < 8; i++) w[t + i] = buf.readUInt32BE(o + i * 4);
+  w[t + 8] = buf.readUInt32BE(o + 32);
+  w[t + 9] = (family << 8) | proto;
+  return o + 36;
+}
+
+/**
+ * Encode a record (table.exportEntry's words at rec[0..48)) as an entry at buf[off..]; the caller
+ * made sure entryBytes() fit. Sections MARK and LABEL are sent only when non-zero, TCP only for
+ * TCP. Returns the offset after the entry.
+ */
+export function encodeRecord(rec: Uint32Array, op: number, wanted: number, buf: Buffer, off: number): number {
+  const fp = rec[9];
+  const family = fp >>> 8;
+  const proto = fp & 0xff;
+  let sections = wanted & (S_COUNTERS | S_AGE);
+  if (op !== OP_DESTROY) {
+    if (rec[R_MARK] !== 0) sections |= S_MARK;
+    if (rec[R_LABEL] !== 0) sections |= S_LABEL;
+    if (proto === 6) sections |= S_TCP;
+  } else sections = 0;
+  const len = entryBytes(family, op, sections);
+  buf[off] = op;
+  buf[off + 1] = sections;
+  buf.writeUInt16BE(len, off + 2);
+  buf[off + 4] = family;
+  buf[off + 5] = proto;
+  let o = writeTuple(buf, off + ENTRY_HEAD_BYTES, rec, 0, family);
+  if (op === OP_DESTROY) return o;
+  o = writeTuple(buf, o, rec, R_REPLY, family);
+  buf.writeUInt16BE(rec[R_STATUS] & 0xffff, o);
+  buf.writeUInt32BE(rec[R_TIMEOUT], o + 2);
+  o += 6;
+  if (sections & S_MARK) {
+    buf.writeUInt32BE(rec[R_MARK], o);
+    o += 4;
+  }
+  if (sections & S_LABEL) {
+    buf.writeUInt32BE(rec[R_LABEL], o);
+    o += 4;
+  }
+  if (sections & S_COUNTERS) {
+    for (let i = 0; i < 8; i++) buf.writeUInt32BE(rec[R_COUNTERS + i], o + i * 4);
+    o += 32;
+  }
+  if (sections & S_TCP) {
+    for (let i = 0; i < TCP_SECTION_WORDS; i++) buf.writeUInt32BE(rec[R_TCP + i], o + i * 4);
+    o += TCP_SECTION_WORDS * 4;
+  }
+  if (sections & S_AGE) {
+    buf.writeUInt32BE(rec[R_AGE], o);
+    o += 4;
+  }
+  return o;
+}
+
+/** Bytes the record would take as an entry (to check room before encoding). */
+export function recordEntryBytes(rec: Uint32Array, op: number, wanted: number): number {
+  const fp = rec[9];
+  if (op === OP_DESTROY) return entryBytes(fp >>> 8, op, 0);
+  let sections = wanted & (S_COUNTERS | S_AGE);
+  if (rec[R_MARK] !== 0) sections |= S_MARK;
+  if (rec[R_LABEL] !== 0) sections |= S_LABEL;
+  if ((fp & 0xff) === 6) sections |= S_TCP;
+  return entryBytes(fp >>> 8, op, sections);
+}
+
+/** What decodeEntry read besides the record. */
+export interface DecodedEntry {
+  op: number;
+  sections: number;
+  /** Bytes the entry took. */
+  length: number;
+}
+
+/**
+ * Decode the entry at buf[off..end) into rec (48 words: absent sections zero). Returns null, or
+ * why the bytes are not an entry. Unknown section bits beyond ours are skipped by the length.
+ */
+export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Array, out: DecodedEntry): string | null {
+  if (end - off < ENTRY_HEAD_BYTES) return 'entry truncated';
+  const op = buf[off];
+  const sections = buf[off + 1];
+  const len = buf.readUInt16BE(off + 2);
+  const family = buf[off + 4];
+  const proto = buf[off + 5];
+  if (op < EntryOp.CREATE || op > EntryOp.DESTROY) return `unknown entry op ${op}`;
+  if (family !== 4 && family !== 6) return `address family ${family}`;
+  if (len > end - off) return 'entry longer than the message';
+  const need = entryBytes(family, op, sections & KNOWN_SECTIONS);
+  if (len < need || (op === OP_DESTROY && sections !== 0)) return `entry length ${len} does not fit its sections (${need} bytes)`;
+  out.op = op;
+  out.sections = sections;
+  out.length = len;
+  rec.fill(0, 0, ENTRY_RECORD_WORDS);
+  let o = readTuple(buf, off + ENTRY_HEAD_BYTES, rec, 0, family, proto);
+  if (op === OP_DESTROY) return null;
+  o = readTuple(buf, o, rec, R_REPLY, family, proto);
+  rec[R_STATUS] = buf.readUInt16BE(o);
+  rec[R_TIMEOUT] = buf.readUInt32BE(o + 2);
+  o += 6;
+  if (sections & S_MARK) {
+    rec[R_MARK] = buf.readUInt32BE(o);
+    o += 4;
+  }
+  if (sections & S_LABEL) {
+    rec[R_LABEL] = buf.readUInt32BE(o);
+    o += 4;
+  }
+  if (sections & S_COUNTERS) {
+    for (let i = 0; i < 8; i++) rec[R_COUNTERS + i] = buf.readUInt32BE(o + i * 4);
+    o += 32;
+  }
+  if (sections & S_TCP) {
+    for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[R_TCP + i] = buf.readUInt32BE(o + i * 4);
+    o += TCP_SECTION_WORDS * 4;
+  } else if (proto === 6) return 'TCP entry without its TCP section';
+  if (sections & S_AGE) rec[R_AGE] = buf.readUInt32BE(o);
+  return null;
+}

@@ -1,0 +1,426 @@
+/**
+ * The sending half of sync: the conntrack event sink of the node, an aggregator that coalesces
+ * changes per flow, a packer that fills MTU-sized UPDATE messages straight from the table, the
+ * resend window for NACKs, ALIVE when idle (so loss of the last messages is seen), and the bulk
+ * resync dump.
+ *
+ * What is sent when:
+ *  - new entries and changes of state, NAT mapping, mark or label: within `flushMs` (one entry per
+ *    flow however many packets changed it meanwhile);
+ *  - changes of window data, counters and timeout only ("lazy"): every `refreshMs`, so the
+ *    standby's timeouts follow live flows without a message per packet. After takeover the TCP
+ *    tracker is tolerant until it has seen both directions (issue 6), so window data a refresh
+ *    old is safe;
+ *  - destroys: at once into the message being packed; a flow created and destroyed within the
+ *    flush window is never sent at all;
+ *  - entries received from the peer (REPLICATED) are never sent back.
+ */
+import { ENTRY_RECORD_WORDS, CtChange, CtStatus, type ConntrackEventSink, type ConntrackTable } from '../node/conntrack/index.js';
+import { encodeRecord, recordEntryBytes } from './entry-codec.js';
+import type { Framer } from './framer.js';
+import { ResendWindow } from './resend-window.js';
+import { seqDiff } from './seq.js';
+import type { SyncStats } from './stats.js';
+import { EntryOp, HEADER_BYTES, MAC_BYTES, MsgFlag, MsgType, Section } from './wire.js';
+
+export interface SenderOptions {
+  /** Payload room of a datagram: sync MTU - IP/UDP - header - MAC. */
+  payloadBytes: number;
+  flushMs: number;
+  refreshMs: number;
+  windowSize: number;
+  /** ALIVE this long after the last data message when nothing else was sent. */
+  aliveIdleMs: number;
+  /** ALIVE at least this often (heartbeat). */
+  aliveIntervalMs: number;
+  /** Entries dumped per turn of the event loop during a resync. */
+  resyncBatch: number;
+  /** Entries not replicated (exemptions); checked once per entry at creation. */
+  exempt?: (table: ConntrackTable, slot: number) => boolean;
+  clock: () => number;
+}
+
+// Per-slot flags.
+const F_NOW = 1;
+const F_LAZY = 2;
+const F_SENT = 4;
+const F_EXEMPT = 8;
+
+const EAGER = CtChange.STATE | CtChange.NAT | CtChange.MARK | CtChange.LABEL;
+const ST_REPLICATED = CtStatus.REPLICATED;
+const OP_CREATE = EntryOp.CREATE;
+const OP_UPDATE = EntryOp.UPDATE;
+const OP_DESTROY = EntryOp.DESTROY;
+const T_UPDATE = MsgType.UPDATE;
+const LAZY_SECTIONS = Section.COUNTERS;
+const DUMP_SECTIONS = Section.COUNTERS | Section.AGE;
+/** A message is not resent twice within this many ms (duplicate NACKs). */
+const RESEND_GUARD_MS = 2;
+
+export class SyncSender implements ConntrackEventSink {
+  readonly window: ResendWindow;
+  /** Next data sequence number. Starts at 1 each epoch, so a receiver can tell a fresh start. */
+  nextSeq = 1;
+  /** Highest seq the peer reported applied in order (REPORT); -1 before any. */
+  peerApplied = -1;
+  lastDataSentAt = -Infinity;
+
+  #flags: Uint8Array;
+  #nowList: Int32Array;
+  #nowCount = 0;
+  #lazyList: Int32Array;
+  #lazyCount = 0;
+  readonly #rec = new Uint32Array(ENTRY_RECORD_WORDS);
+
+  // The message being packed: its ring buffer, write offset, entry count, flags, oldest change.
+  #msg: Buffer | null = null;
+  #off = 0;
+  #count = 0;
+  #msgFlags = 0;
+  #msgChangedAt = 0;
+  /** Oldest unsent change (for the lag figure). */
+  #pendingSince = -1;
+
+  #flushTimer: NodeJS.Timeout | null = null;
+  #refreshTimer: NodeJS.Timeout | null = null;
+  #aliveTimer: NodeJS.Timeout | null = null;
+  #idleTimer: NodeJS.Timeout | null = null;
+
+  // Bulk resync dump.
+  #dumpCursor = -1;
+  #dumpId = 0;
+  #dumpCount = 0;
+  #dumpAgain = false;
+  #dumpScheduled = false;
+  #closed = false;
+
+  constructor(
+    readonly table: ConntrackTable,
+    readonly framer: Framer,
+    readonly stats: SyncStats,
+    readonly o: SenderOptions,
+  ) {
+    this.window = new ResendWindow(o.windowSize, HEADER_BYTES + o.payloadBytes + MAC_BYTES);
+    const cap = table.capacity;
+    this.#flags = new Uint8Array(cap);
+    this.#nowList = new Int32Array(1024);
+    this.#lazyList = new Int32Array(1024);
+    this.#refreshTimer = setInterval(() => this.#refresh(), o.refreshMs);
+    this.#aliveTimer = setInterval(() => this.#aliveTick(), o.aliveIntervalMs);
+    this.#refreshTimer.unref();
+    this.#aliveTimer.unref();
+  }
+
+  /** Whether a dump is running. */
+  get resyncing(): boolean {
+    return this.#dumpCursor >= 0;
+  }
+
+  // ---- the event sink --------------------------------------------------------------------
+
+  ctNew(table: ConntrackTable, slot: number): void {
+    if ((table.statusOf(slot) & ST_REPLICATED) !== 0) return;
+    if (slot >= this.#flags.length) this.#growFlags(table.capacity);
+    if (this.o.exempt !== undefined && this.o.exempt(table, slot)) {
+      this.#flags[slot] = F_EXEMPT;
+      return;
+    }
+    this.#flags[slot] = F_NOW;
+    this.#pushNow(slot);
+  }
+
+  ctUpdate(table: ConntrackTable, slot: number, changes: number): void {
+    if ((table.statusOf(slot) & ST_REPLICATED) !== 0) return;
+    if (slot >= this.#flags.length) this.#growFlags(table.capacity);
+    const f = this.#flags[slot];
+    if ((f & F_EXEMPT) !== 0) return;
+    if ((changes & EAGER) !== 0) {
+      if ((f & F_NOW) === 0) {
+        this.#flags[slot] = f | F_NOW;
+        this.#pushNow(slot);
+      }
+    } else if ((f & (F_LAZY | F_NOW)) === 0) {
+      this.#flags[slot] = f | F_LAZY;
+      if (this.#lazyCount === this.#lazyList.length) this.#lazyList = grow(this.#lazyList);
+      this.#lazyList[this.#lazyCount++] = slot;
+    }
+  }
+
+  ctDestroy(table: ConntrackTable, slot: number, _reason: number): void {
+    if (slot >= this.#flags.length) return;
+    const f = this.#flags[slot];
+    this.#flags[slot] = 0;
+    // Never sent (created and gone within the flush window), exempt, or the peer's own entry.
+    if ((f & F_SENT) === 0 || (table.statusOf(slot) & ST_REPLICATED) !== 0) return;
+    table.exportEntry(slot, this.o.clock(), this.#rec, 0);
+    this.#put(OP_DESTROY, 0, 0);
+    this.stats.entriesSent.destroy++;
+    this.#armFlush();
+  }
+
+  // ---- packing ---------------------------------------------------------------------------
+
+  #pushNow(slot: number): void {
+    if (this.#nowCount === this.#nowList.length) this.#nowList = grow(this.#nowList);
+    this.#nowList[this.#nowCount++] = slot;
+    if (this.#pendingSince < 0) this.#pendingSince = this.o.clock();
+    this.#armFlush();
+  }
+
+  #armFlush(): void {
+    if (this.#flushTimer === null && !this.#closed) this.#flushTimer = setTimeout(() => this.flush(), this.o.flushMs);
+  }
+
+  /** Put the entry in #rec into the message being packed, sealing it first when full. */
+  #put(op: number, sections: number, msgFlags: number): void {
+    const need = recordEntryBytes(this.#rec, op, sections);
+    if (this.#msg !== null && (this.#off + need > HEADER_BYTES + this.o.payloadBytes || this.#msgFlags !== msgFlags || this.#count === 0xffff)) {
+      this.#seal();
+    }
+    if (this.#msg === null) {
+      this.#msg = this.window.slotFor(this.nextSeq);
+      this.#off = HEADER_BYTES + 2;
+      this.#count = 0;
+      this.#msgFlags = msgFlags;
+      this.#msgChangedAt = this.#pendingSince >= 0 ? this.#pendingSince : this.o.clock();
+    }
+    this.#off = encodeRecord(this.#rec, op, sections, this.#msg, this.#off);
+    this.#count++;
+  }
+
+  /** Seal the message being packed and send it. */
+  #seal(): void {
+    const m = this.#msg;
+    if (m === null) return;
+    m.writeUInt16BE(this.#count, HEADER_BYTES);
+    const seq = this.nextSeq;
+    const len = this.framer.seal(m, T_UPDATE, this.#msgFlags, seq, this.#off - HEADER_BYTES);
+    const now = this.o.clock();
+    this.window.commit(seq, len, now, this.#msgChangedAt);
+    this.nextSeq = (seq + 1) >>> 0;
+    this.#msg = null;
+    this.framer.send(m.subarray(0, len), T_UPDATE);
+    this.lastDataSentAt = now;
+    this.#armIdle();
+  }
+
+  /** Send everything pending now (the flush timer calls this). */
+  flush(): void {
+    if (this.#flushTimer !== null) {
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = null;
+    }
+    const t = this.table;
+    const now = this.o.clock();
+    const flags = this.#flags;
+    const list = this.#nowList;
+    for (let i = 0; i < this.#nowCount; i++) {
+      const slot = list[i];
+      const f = flags[slot];
+      if ((f & F_NOW) === 0) continue;
+      flags[slot] = (f & ~(F_NOW | F_LAZY)) | F_SENT;
+      t.exportEntry(slot, now, this.#rec, 0);
+      const op = (f & F_SENT) !== 0 ? OP_UPDATE : OP_CREATE;
+      this.#put(op, op === OP_CREATE ? 0 : LAZY_SECTIONS, 0);
+      if (op === OP_CREATE) this.stats.entriesSent.create++;
+      else this.stats.entriesSent.update++;
+    }
+    this.#nowCount = 0;
+    this.#pendingSince = -1;
+    this.#seal();
+  }
+
+  /** Lazy changes (window, counters, timeout), every refreshMs. */
+  #refresh(): void {
+    if (this.#lazyCount === 0) return;
+    const t = this.table;
+    const now = this.o.clock();
+    const flags = this.#flags;
+    const list = this.#lazyList;
+    for (let i = 0; i < this.#lazyCount; i++) {
+      const slot = list[i];
+      const f = flags[slot];
+      if ((f & F_LAZY) === 0 || (f & F_NOW) !== 0) continue;
+      flags[slot] = (f & ~F_LAZY) | F_SENT;
+      t.exportEntry(slot, now, this.#rec, 0);
+      this.#put((f & F_SENT) !== 0 ? OP_UPDATE : OP_CREATE, LAZY_SECTIONS, 0);
+      this.stats.entriesSent.update++;
+    }
+    this.#lazyCount = 0;
+    this.#seal();
+  }
+
+  // ---- ALIVE -----------------------------------------------------------------------------
+
+  /**
+   * After data, ALIVE once the link went idle for aliveIdleMs, then again with doubling delays
+   * (up to aliveIntervalMs) until a REPORT says the peer applied everything: a lost tail, a lost
+   * ALIVE or a lost NACK is repaired within a few milliseconds, not an advert interval.
+   */
+  #armIdle(delay = this.o.aliveIdleMs): void {
+    if (this.#idleTimer !== null || this.#closed) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = null;
+      const quiet = this.o.clock() - this.lastDataSentAt;
+      if (quiet < this.o.aliveIdleMs - 0.5) {
+        this.#armIdle();
+        return;
+      }
+      if (this.peerApplied >= 0 && seqDiff(this.peerApplied, this.nextSeq) === 1) return;
+      this.sendAlive();
+      this.#armIdle(Math.min(delay * 2, this.o.aliveIntervalMs));
+    }, delay);
+  }
+
+  #aliveTick(): void {
+    this.sendAlive();
+  }
+
+  /** ALIVE: the next seq and the oldest resendable one. */
+  sendAlive(): void {
+    const b = this.framer.controlBuffer;
+    b.writeUInt32BE(this.nextSeq, HEADER_BYTES);
+    b.writeUInt32BE(this.window.count > 0 ? this.window.low : this.nextSeq, HEADER_BYTES + 4);
+    this.framer.sendControl(MsgType.ALIVE, 8);
+  }
+
+  // ---- from the peer's receiver ------------------------------------------------------------
+
+  /** A NACK for [first, last]: resend what the window holds; ALIVE tells the peer what is gone. */
+  onNack(first: number, last: number): void {
+    this.stats.nacksReceived++;
+    const span = seqDiff(first, last);
+    if (span < 0 || span > this.window.size) {
+      this.sendAlive();
+      return;
+    }
+    let gone = false;
+    const now = this.o.clock();
+    for (let i = 0; i <= span; i++) {
+      const s = (first + i) >>> 0;
+      if (seqDiff(s, this.nextSeq) <= 0) break; // not sent yet
+      if (!this.window.has(s)) {
+        gone = true;
+        this.stats.nackedGone++;
+        continue;
+      }
+      const w = this.window.index(s);
+      // Asked again before a resend could have arrived: that resend is on its way.
+      if (now - this.window.sentAt[w] < RESEND_GUARD_MS) continue;
+      this.framer.send(this.window.get(s), MsgType.UPDATE);
+      this.window.sentAt[w] = now;
+      this.stats.retransmitted++;
+    }
+    if (gone) this.sendAlive();
+  }
+
+  /** A REPORT: how far the peer applied, and lag samples (seq, microseconds held since apply). */
+  onReport(applied: number, samples: ReadonlyArray<readonly [number, number]>, onLag: (ms: number) => void): void {
+    if (this.peerApplied < 0 || seqDiff(this.peerApplied, applied) > 0) this.peerApplied = applied;
+    const now = this.o.clock();
+    for (const [seq, holdUs] of samples) {
+      if (!this.window.has(seq)) continue;
+      const i = this.window.index(seq);
+      // Applied at about: now - hold - the way back (half the round trip of its last send).
+      const rtt = Math.max(0, now - this.window.sentAt[i] - holdUs / 1000);
+      const appliedAt = now - holdUs / 1000 - rtt / 2;
+      onLag(Math.max(0, appliedAt - this.window.changedAt[i]));
+    }
+    if (this.#dumpCursor >= 0 && !this.#dumpScheduled) this.#scheduleDump();
+  }
+
+  // ---- bulk resync -------------------------------------------------------------------------
+
+  /**
+   * The peer asked for everything: dump the table. A request repeated with the same id (its
+   * retry while our dump runs or just ended) is ignored; a new id restarts a dump under way.
+   */
+  startResync(id: number): void {
+    if (id === this.#dumpId && this.#dumpId !== 0) return;
+    this.stats.resyncsServed++;
+    this.#dumpId = id;
+    if (this.#dumpCursor >= 0) {
+      this.#dumpAgain = true;
+      return;
+    }
+    this.#dumpCursor = 0;
+    this.#dumpCount = 0;
+    this.flush();
+    this.#scheduleDump();
+  }
+
+  #scheduleDump(): void {
+    if (this.#closed) return;
+    this.#dumpScheduled = true;
+    setImmediate(() => {
+      this.#dumpScheduled = false;
+      this.#dumpStep();
+    });
+  }
+
+  #dumpStep(): void {
+    if (this.#dumpCursor < 0 || this.#closed) return;
+    if (this.#dumpAgain) {
+      this.#dumpAgain = false;
+      this.#dumpCursor = 0;
+      this.#dumpCount = 0;
+    }
+    // Flow control: never run more than half the resend window ahead of what the peer applied,
+    // or its NACKs would find nothing to resend. A REPORT resumes the dump.
+    if (this.peerApplied >= 0 && seqDiff(this.peerApplied, this.nextSeq) > this.window.size / 2) return;
+    const t = this.table;
+    const now = this.o.clock();
+    const end = t.highWater;
+    let n = 0;
+    let s = this.#dumpCursor;
+    const flags = this.#flags;
+    for (; s < end && n < this.o.resyncBatch; s++) {
+      const st = t.statusOf(s);
+      if ((st & CtStatus.CONFIRMED) === 0 || (st & ST_REPLICATED) !== 0) continue;
+      if (s < flags.length && (flags[s] & F_EXEMPT) !== 0) continue;
+      t.exportEntry(s, now, this.#rec, 0);
+      this.#put(OP_CREATE, DUMP_SECTIONS, MsgFlag.RESYNC);
+      if (s < flags.length) flags[s] |= F_SENT;
+      n++;
+    }
+    this.#dumpCount += n;
+    this.#dumpCursor = s;
+    this.#seal();
+    if (s < end) {
+      this.#scheduleDump();
+      return;
+    }
+    // Done: RESYNC_END, sequenced after every entry of the dump.
+    const seq = this.nextSeq;
+    const m = this.window.slotFor(seq);
+    m.writeUInt32BE(this.#dumpId, HEADER_BYTES);
+    m.writeUInt32BE(this.#dumpCount, HEADER_BYTES + 4);
+    const len = this.framer.seal(m, MsgType.RESYNC_END, 0, seq, 8);
+    this.window.commit(seq, len, now, now);
+    this.nextSeq = (seq + 1) >>> 0;
+    this.framer.send(m.subarray(0, len), MsgType.RESYNC_END);
+    this.lastDataSentAt = now;
+    this.#armIdle();
+    this.#dumpCursor = -1;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const t of [this.#flushTimer, this.#idleTimer]) if (t !== null) clearTimeout(t);
+    for (const t of [this.#refreshTimer, this.#aliveTimer]) if (t !== null) clearInterval(t);
+    this.#flushTimer = this.#idleTimer = this.#refreshTimer = this.#aliveTimer = null;
+    this.#dumpCursor = -1;
+  }
+
+  #growFlags(cap: number): void {
+    const f = new Uint8Array(Math.max(cap, this.#flags.length * 2));
+    f.set(this.#flags);
+    this.#flags = f;
+  }
+}
+
+function grow(a: Int32Array): Int32Array {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
+}

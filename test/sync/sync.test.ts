@@ -1,0 +1,229 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { CtStatus } from '../../src/node/conntrack/index.js';
+import { LoopTransport, MsgType } from '../../src/sync/index.js';
+import { converge, engine, load, pair, ready, side, sleep, type Side } from './pair.js';
+
+const open: Side[] = [];
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.sync.close();
+});
+function track<T extends { a: Side; b: Side }>(p: T): T {
+  open.push(p.a, p.b);
+  return p;
+}
+
+/** Loss patterns by datagram: a fate per send (0 deliver, 1 drop, 2 duplicate, 3 reorder). */
+function random(p: number, seed = 1): () => number {
+  let x = seed;
+  return () => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    return x / 0x7fffffff < p ? 1 : 0;
+  };
+}
+
+describe('state sync between two engines (in-process link)', () => {
+  it('replicates new connections with their NAT mapping and TCP state; the standby holds them as REPLICATED', async () => {
+    const { a, b } = track(pair());
+    load(a.engine, 200);
+    const { diff, ms } = await converge(a, b);
+    expect([diff.missing.length, diff.extra.length, diff.differing.length]).toEqual([0, 0, 0]);
+    expect(ms).toBeLessThan(100);
+    const tb = b.engine.conntrack.table;
+    expect(tb.count).toBe(200);
+    let replicated = 0;
+    tb.forEach((s) => void (replicated += (tb.statusOf(s) & CtStatus.REPLICATED) !== 0 ? 1 : 0));
+    expect(replicated).toBe(200);
+    // The standby counts the SNAT ports as taken.
+    expect(b.engine.nat.poolStats().reduce((n, p) => n + p.portsInUse, 0)).toBe(a.engine.nat.poolStats().reduce((n, p) => n + p.portsInUse, 0));
+    // Nothing flows back: the standby never sends the peer's entries.
+    expect(b.sync.stats.entriesSent.create).toBe(0);
+  });
+
+  it('replicates destroys, and sends nothing for a flow created and destroyed within the flush window', async () => {
+    const { a, b } = track(pair({ flushMs: 20 }));
+    load(a.engine, 10);
+    await converge(a, b);
+    const sentBefore = a.sync.stats.entriesSent.create;
+    a.engine.conntrack.table.flush();
+    load(a.engine, 4);
+    a.engine.conntrack.table.flush();
+    const { diff } = await converge(a, b);
+    expect(diff.extra).toHaveLength(0);
+    expect(b.engine.conntrack.table.count).toBe(0);
+    expect(a.sync.stats.entriesSent.create).toBe(sentBefore);
+    expect(a.sync.stats.entriesSent.destroy).toBe(10);
+  });
+
+  for (const [name, fate] of [
+    ['1 % loss', random(0.01, 7)],
+    ['10 % loss', random(0.1, 11)],
+    ['bursty loss (runs of 20 every 100)', (() => { let i = 0; return () => (i++ % 100 < 20 ? 1 : 0); })()],
+  ] as const) {
+    it(`converges under ${name} on the sync link, both ways (data and NACKs)`, async () => {
+      const p = track(pair());
+      await ready(p.a, p.b);
+      p.ta.fate = fate;
+      p.tb.fate = fate;
+      for (let i = 0; i < 20; i++) {
+        load(p.a.engine, 100);
+        await sleep(1);
+      }
+      // Load stopped: the standby must hold the same table within 100 ms.
+      const { diff, ms } = await converge(p.a, p.b, 2000);
+      expect([diff.missing.length, diff.extra.length, diff.differing.length]).toEqual([0, 0, 0]);
+      expect(ms).toBeLessThan(100);
+      expect(p.a.sync.stats.retransmitted).toBeGreaterThan(0);
+    });
+  }
+
+  it('applies each message exactly once, in order, whatever the duplication and reordering', async () => {
+    const p = track(pair());
+    await ready(p.a, p.b);
+    let i = 0;
+    p.ta.fate = () => [0, 2, 3, 0, 3, 2][i++ % 6];
+    for (let k = 0; k < 10; k++) {
+      load(p.a.engine, 50);
+      await sleep(3);
+    }
+    p.ta.flushHeld();
+    const { diff } = await converge(p.a, p.b);
+    expect([diff.missing.length, diff.extra.length, diff.differing.length]).toEqual([0, 0, 0]);
+    expect(p.b.sync.stats.drops.duplicate).toBeGreaterThan(0);
+    // Every create applied once: no update was needed to repair anything.
+    expect(p.b.sync.stats.entriesApplied.create).toBe(500);
+  });
+
+  it('repairs loss of the first messages after a start and of the last before the link goes idle', async () => {
+    const p = track(pair());
+    let n = 0;
+    // Drop the first 5 datagrams from a (including the first UPDATEs) ...
+    p.ta.fate = () => (n++ < 5 ? 1 : 0);
+    load(p.a.engine, 30);
+    await sleep(5);
+    load(p.a.engine, 30);
+    // ... and the last ones: everything a sends for 3 ms after this load.
+    const stop = performance.now() + 3;
+    p.ta.fate = () => (performance.now() < stop ? 1 : 0);
+    load(p.a.engine, 30);
+    const { diff, ms } = await converge(p.a, p.b);
+    expect([diff.missing.length, diff.extra.length]).toEqual([0, 0]);
+    expect(ms).toBeLessThan(100);
+  });
+
+  it('a restarted standby asks for a bulk resync and converges; so does one that starts late', async () => {
+    const [ta, tb] = LoopTransport.pair();
+    const a = side(1, ta);
+    open.push(a);
+    a.sync.start();
+    load(a.engine, 3000);
+    await sleep(10);
+    // The standby starts now, after all that: the resync brings everything.
+    const b = side(2, tb);
+    open.push(b);
+    b.sync.start();
+    let { diff } = await converge(a, b);
+    expect(diff.missing).toHaveLength(0);
+    for (let i = 0; i < 100 && b.sync.stats.resyncsCompleted === 0; i++) await sleep(5);
+    expect(b.sync.stats.resyncsCompleted).toBe(1);
+    expect(b.sync.peer?.synced).toBe(true);
+    // Restart it (a fresh process: empty table, new epoch) while load goes on.
+    await b.sync.close();
+    const tb2 = new LoopTransport();
+    ta.peer = tb2;
+    tb2.peer = ta;
+    const b2 = side(2, tb2, engine());
+    open.push(b2);
+    b2.sync.start();
+    load(a.engine, 500);
+    ({ diff } = await converge(a, b2));
+    expect([diff.missing.length, diff.extra.length, diff.differing.length]).toEqual([0, 0, 0]);
+  });
+
+  it('an active that restarted (new epoch) is resynced: entries it no longer has are swept from the standby', async () => {
+    const { a, b, ta, tb } = track(pair());
+    load(a.engine, 100);
+    await converge(a, b);
+    expect(b.engine.conntrack.table.count).toBe(100);
+    // a restarts: empty table, new epoch, same id, same link.
+    await a.sync.close();
+    ta.peer = tb;
+    const a2 = side(1, ta, engine(), { epoch: a.sync.epoch + 1000 });
+    open.push(a2);
+    a2.sync.start();
+    load(a2.engine, 20);
+    const { diff } = await converge(a2, b);
+    expect([diff.missing.length, diff.extra.length]).toEqual([0, 0]);
+    expect(b.engine.conntrack.table.count).toBe(20);
+    expect(b.sync.stats.resyncSwept).toBe(100);
+  });
+
+  it('drops garbled, truncated, forged, replayed and stale datagrams, counted by reason, without touching the table', async () => {
+    const { a, b, ta } = track(pair());
+    await ready(a, b);
+    const captured: Buffer[] = [];
+    const fate = ta.fate;
+    ta.fate = (buf) => {
+      captured.push(Buffer.from(buf));
+      return fate(buf);
+    };
+    load(a.engine, 20);
+    await converge(a, b);
+    const before = b.engine.conntrack.table.count;
+    const update = captured.find((c) => c[3] === MsgType.UPDATE) as Buffer;
+    const applied = { ...b.sync.stats.entriesApplied };
+    // Replays of everything captured.
+    for (const c of captured) b.sync.receive(Buffer.from(c));
+    // Forged: a changed byte in the payload (MAC no longer matches).
+    const forged = Buffer.from(update);
+    forged[40] ^= 0xff;
+    b.sync.receive(forged);
+    // Unknown key id.
+    const otherKey = Buffer.from(update);
+    otherKey[4] = 9;
+    b.sync.receive(otherKey);
+    // Truncated, garbage, wrong magic, wrong version.
+    b.sync.receive(update.subarray(0, 30));
+    b.sync.receive(Buffer.from('hello world, this is not a sync message at all'));
+    const magic = Buffer.from(update);
+    magic[0] = 0;
+    b.sync.receive(magic);
+    const version = Buffer.from(update);
+    version[2] = 99;
+    b.sync.receive(version);
+    const d = b.sync.stats.drops;
+    expect(d.duplicate).toBeGreaterThan(0);
+    expect(d.bad_mac).toBe(1);
+    expect(d.unknown_key).toBe(1);
+    expect(d.too_short).toBeGreaterThanOrEqual(1);
+    expect(d.bad_magic).toBe(2);
+    expect(d.bad_version).toBe(1);
+    expect(b.engine.conntrack.table.count).toBe(before);
+    expect(b.sync.stats.entriesApplied).toEqual(applied);
+    expect(b.sync.stats.authFailures).toBe(2);
+  });
+
+  it('loses nothing for good when the first messages after a start are lost: 100 starts at 5 % loss', async () => {
+    let missingForGood = 0;
+    let slowest = 0;
+    for (let run = 0; run < 100; run++) {
+      const [ta, tb] = LoopTransport.pair();
+      const drop = random(0.05, run + 1);
+      ta.fate = drop;
+      tb.fate = drop;
+      const a = side(1, ta);
+      const b = side(2, tb);
+      // Load before and while both start: the startup resync requests and the first UPDATEs may be lost.
+      load(a.engine, 20);
+      a.sync.start();
+      b.sync.start();
+      load(a.engine, 20);
+      const { diff, ms } = await converge(a, b, 1000);
+      missingForGood += diff.missing.length + diff.extra.length + diff.differing.length;
+      slowest = Math.max(slowest, ms);
+      await a.sync.close();
+      await b.sync.close();
+    }
+    expect(missingForGood).toBe(0);
+    expect(slowest).toBeLessThan(1000);
+  }, 60_000);
+});
