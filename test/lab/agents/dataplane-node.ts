@@ -9,7 +9,7 @@
  * {"ok":false,"code":...,"message":...}.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { badRequest, serveLines } from './serve-lines.js';
 import { Engine } from '../../../src/node/engine/index.js';
 import { dropReasonNames } from '../../../src/node/engine/index.js';
 import { compileRuleset, parseRuleset } from '../../../src/node/filter/index.js';
@@ -57,10 +57,7 @@ function stats(): object {
   };
 }
 
-async function handle(line: string): Promise<object> {
-  const sp = line.indexOf(' ');
-  const cmd = sp < 0 ? line : line.slice(0, sp);
-  const arg = sp < 0 ? '' : line.slice(sp + 1);
+async function handle(cmd: string, arg: string): Promise<object> {
   switch (cmd) {
     case 'start':
       dp = new Dataplane(engine, JSON.parse(arg) as DataplaneOptions, { onEngineError: (e) => engineErrors.push(String(e)) });
@@ -78,30 +75,10 @@ async function handle(line: string): Promise<object> {
       setImmediate(() => process.exit(0));
       return {};
     default:
-      throw Object.assign(new Error(`unknown request "${cmd}": use start, stats, stop or quit`), { code: 'BAD_REQUEST' });
+      throw badRequest(cmd, 'start, stats, stop or quit');
   }
 }
 
-// Requests are handled one at a time, in order, so answers match requests.
-let chain = Promise.resolve();
-createInterface({ input: process.stdin }).on('line', (line) => {
-  chain = chain.then(async () => {
-    let answer: object;
-    try {
-      answer = { ok: true, ...(await handle(line.trim())) };
-    } catch (e) {
-      const err = e as { code?: string; message?: string };
-      answer = { ok: false, code: err.code ?? 'ERROR', message: err.message ?? String(e) };
-    }
-    process.stdout.write(`${JSON.stringify(answer)}\n`);
-  });
-});
-process.stdin.on('end', () => {
-  void (async () => {
-    try {
-      await dp?.stop();
-    } finally {
-      process.exit(0);
-    }
-  })();
+serveLines(handle, async () => {
+  await dp?.stop();
 });

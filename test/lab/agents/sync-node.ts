@@ -1,0 +1,176 @@
+/**
+ * A twinwall engine with state sync on the lab's sync link, driven one request per stdin line
+ * (serve-lines.ts). It stands for one firewall of the pair in the sync lab tests and the sync
+ * benchmark: the load is generated inside the engine (new connections as packets through
+ * Engine.process, no NFQUEUE), the sync is the real thing (UDP multicast on sync0).
+ *
+ *   ip netns exec FW node dist/test/lab/agents/sync-node.js
+ *
+ * Requests:
+ *   start {nodeId, address, group?, peer?, port, mtu?, keyHex, maxEntries?}
+ *   load {n, rate?, tcp?}   n new connections (UDP, or TCP handshakes) at `rate` per second (0: as
+ *                           fast as possible); answers when done with the time taken
+ *   count                   entries in the table, and the peer view
+ *   records                 every entry as base64 records (for ct diff in the test)
+ *   stamps                  creation time (active) or apply time (standby) per flow key, in ms
+ *                           of the shared clock performance.timeOrigin + performance.now()
+ *   stats                   sync stats
+ *   quit
+ */
+import { ENTRY_RECORD_BYTES, ENTRY_RECORD_WORDS, CtStatus, recordToBytes, type ConntrackEventSink, type ConntrackTable } from '../../../src/node/conntrack/index.js';
+import { Engine, EngineResult } from '../../../src/node/engine/index.js';
+import { compileRuleset, parseRuleset } from '../../../src/node/filter/index.js';
+import { buildTcp, buildUdp } from '../../../src/node/packet/build.js';
+import { TcpFlag } from '../../../src/node/packet/fields.js';
+import { Keyring, SyncNode, UdpTransport } from '../../../src/sync/index.js';
+import { badRequest, serveLines } from './serve-lines.js';
+
+const IN = 2;
+const OUT = 3;
+const RULES = `
+chains:
+  forward:
+    policy: accept
+nat:
+  snat:
+    - { out: outside0, src: 10.0.0.0/8, to: 198.51.100.10 }
+`;
+
+interface StartArgs {
+  nodeId: number;
+  address: string;
+  group?: string;
+  peer?: string;
+  port: number;
+  mtu?: number;
+  keyHex: string;
+  maxEntries?: number;
+}
+
+let engine: Engine | null = null;
+let sync: SyncNode | null = null;
+const wall = (): number => performance.timeOrigin + performance.now();
+/** Flow key (the original source address and port word) -> ms: created here, or applied here. */
+const stamps = new Map<number, number>();
+let stamping = false;
+
+/** Stamps replicated entries as they arrive, then hands every event to sync. */
+class StampingSink implements ConntrackEventSink {
+  constructor(readonly next: ConntrackEventSink) {}
+  ctNew(t: ConntrackTable, slot: number): void {
+    if (stamping && (t.statusOf(slot) & CtStatus.REPLICATED) !== 0) stamps.set(flowKey(t, slot), wall());
+    this.next.ctNew(t, slot);
+  }
+  ctUpdate(t: ConntrackTable, slot: number, changes: number): void {
+    this.next.ctUpdate(t, slot, changes);
+  }
+  ctDestroy(t: ConntrackTable, slot: number, reason: number): void {
+    this.next.ctDestroy(t, slot, reason);
+  }
+}
+
+function flowKey(t: ConntrackTable, slot: number): number {
+  const o = t.tupleOffset(slot, 0);
+  // Source address low 16 bits and source port: unique per generated flow.
+  return (t.tuples[o] & 0xffff) * 65536 + (t.tuples[o + 8] >>> 16);
+}
+
+async function start(a: StartArgs): Promise<object> {
+  engine = new Engine({
+    conntrack: { maxEntries: a.maxEntries ?? 2_000_000 },
+    ruleset: compileRuleset(parseRuleset(RULES), { interfaceName: (i: number) => (i === IN ? 'inside0' : i === OUT ? 'outside0' : undefined) }),
+  });
+  const transport = await UdpTransport.open({ localAddress: a.address, port: a.port, group: a.group, peerAddress: a.peer });
+  sync = new SyncNode(engine.conntrack.table, transport, {
+    nodeId: a.nodeId,
+    keys: new Keyring([{ id: 1, secret: Buffer.from(a.keyHex, 'hex') }], 1),
+    mtu: a.mtu,
+    clock: engine.clock,
+  });
+  engine.setEventSink(new StampingSink(sync.sink));
+  sync.start();
+  return { epoch: sync.epoch };
+}
+
+let flowSeq = 0;
+const out = new EngineResult();
+
+/** One new connection: a UDP datagram, or a TCP handshake's SYN and SYN-ACK. */
+function connect(e: Engine, tcp: boolean, udpPkt: Buffer): void {
+  const n = flowSeq++;
+  const host = 1 + (n >>> 16);
+  const sport = 1024 + (n & 0xffff) % 64000;
+  const now = e.now();
+  if (stamping) stamps.set((host & 0xffff) * 65536 + sport, wall());
+  if (!tcp) {
+    // Rewrite the source address and port of one datagram in place (checksums are not checked).
+    udpPkt.writeUInt32BE((10 << 24) | host, 12);
+    udpPkt.writeUInt16BE(sport, 20);
+    e.process(udpPkt, 0, udpPkt.length, { inIf: IN, outIf: OUT, mark: 0, now }, out);
+    return;
+  }
+  const src = `10.${(host >> 16) & 255}.${(host >> 8) & 255}.${host & 255}`;
+  const syn = buildTcp({ src, dst: '203.0.113.7', sport, dport: 443, flags: TcpFlag.SYN, seq: 1000 });
+  e.process(syn, 0, syn.length, { inIf: IN, outIf: OUT, mark: 0, now }, out);
+  const synack = buildTcp({ src: '203.0.113.7', dst: '198.51.100.10', sport: 443, dport: sport, flags: TcpFlag.SYN | TcpFlag.ACK, seq: 5000, ack: 1001 });
+  e.process(synack, 0, synack.length, { inIf: OUT, outIf: IN, mark: 0, now }, out);
+}
+
+async function load(a: { n: number; rate?: number; tcp?: boolean }): Promise<object> {
+  const e = engine as Engine;
+  const rate = a.rate ?? 0;
+  const t0 = performance.now();
+  let done = 0;
+  const template = buildUdp({ src: '10.0.0.1', dst: '203.0.113.8', sport: 1, dport: 53, payload: 'q' });
+  while (done < a.n) {
+    // Batches of at most 1 ms worth (or 2000) so timers and sockets run between them.
+    const due = rate > 0 ? Math.min(a.n, Math.floor(((performance.now() - t0) / 1000) * rate) + 1) : Math.min(a.n, done + 2000);
+    const pkt = Buffer.from(template);
+    for (; done < due; done++) connect(e, a.tcp ?? false, pkt);
+    await new Promise((r) => setImmediate(r));
+  }
+  return { created: done, ms: performance.now() - t0 };
+}
+
+function records(): object {
+  const t = (engine as Engine).conntrack.table;
+  const now = (engine as Engine).now();
+  const w = new Uint32Array(ENTRY_RECORD_WORDS);
+  const parts: Buffer[] = [];
+  t.forEach((slot) => {
+    t.exportEntry(slot, now, w, 0);
+    const b = Buffer.alloc(ENTRY_RECORD_BYTES);
+    recordToBytes(w, 0, b, 0);
+    parts.push(b);
+  });
+  return { records: Buffer.concat(parts).toString('base64') };
+}
+
+serveLines(async (cmd, arg) => {
+  switch (cmd) {
+    case 'start':
+      return start(JSON.parse(arg) as StartArgs);
+    case 'load':
+      return load(JSON.parse(arg) as { n: number; rate?: number; tcp?: boolean });
+    case 'count':
+      return { count: engine?.conntrack.table.count ?? 0, peer: sync?.peer ?? null };
+    case 'records':
+      return records();
+    case 'stamp':
+      stamping = arg === 'on';
+      stamps.clear();
+      return {};
+    case 'stamps':
+      return { stamps: Object.fromEntries(stamps) };
+    case 'stats':
+      return { stats: sync?.stats, nextSeq: sync?.sender.nextSeq, peerApplied: sync?.sender.peerApplied, lagP50: sync?.lagPercentile(50), lagP99: sync?.lagPercentile(99) };
+    case 'quit':
+      await sync?.close();
+      setImmediate(() => process.exit(0));
+      return {};
+    default:
+      throw badRequest(cmd, 'start, load, count, records, stamp on|off, stamps, stats or quit');
+  }
+}, async () => {
+  await sync?.close();
+});
