@@ -362,7 +362,7 @@ export class ConntrackTable implements TimerExpiry {
     if (oNode >= 0 && slot < 0) this.#clash(oNode >> 1);
     const rNode = this.lookup(w, off + ER_REPLY);
     if (rNode >= 0 && rNode >> 1 !== slot) this.#clash(rNode >> 1);
-    const t = this.tuples;
+    let t = this.tuples;
     let created = false;
     if (slot >= 0) {
       // In place: the reply tuple (NAT mapping) may have changed; relink it if so.
@@ -382,6 +382,8 @@ export class ConntrackTable implements TimerExpiry {
         this.importedSlot = -1;
         return ImportResult.TABLE_FULL;
       }
+      // allocate() may have grown the table: the record array is a new one.
+      t = this.tuples;
       const r = slot * REC_WORDS;
       for (let i = 0; i < 2 * TUPLE_WORDS; i++) t[r + i] = w[off + ER_ORIG + i];
       created = true;

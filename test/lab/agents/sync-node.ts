@@ -33,7 +33,9 @@ chains:
     policy: accept
 nat:
   snat:
-    - { out: outside0, src: 10.0.0.0/8, to: 198.51.100.10 }
+    # TCP flows are SNATed (their mapping is replicated); UDP ones are not, so that a million of
+    # them do not run out of the 64 k ports of one outside address.
+    - { out: outside0, src: 10.0.0.0/8, proto: tcp, to: 198.51.100.10 }
 `;
 
 interface StartArgs {
@@ -98,8 +100,8 @@ const out = new EngineResult();
 /** One new connection: a UDP datagram, or a TCP handshake's SYN and SYN-ACK. */
 function connect(e: Engine, tcp: boolean, udpPkt: Buffer): void {
   const n = flowSeq++;
-  const host = 1 + (n >>> 16);
-  const sport = 1024 + (n & 0xffff) % 64000;
+  const host = 1 + Math.floor(n / 64000);
+  const sport = 1024 + (n % 64000);
   const now = e.now();
   if (stamping) stamps.set((host & 0xffff) * 65536 + sport, wall());
   if (!tcp) {

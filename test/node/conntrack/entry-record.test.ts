@@ -163,6 +163,24 @@ describe('conntrack entry records', () => {
     expect([t.count, t.importedSlot, t.verify()]).toEqual([2, -1, []]);
   });
 
+  it('imports across a growth of the table (regression: records written into the old array)', () => {
+    const a = node(0);
+    traffic(a);
+    const [, udp] = exportAll(a.engine.conntrack.table, a.now());
+    const t = new ConntrackTable({ maxEntries: 5000, initialCapacity: 1024 });
+    for (let i = 0; i < 3000; i++) {
+      const r = udp.slice();
+      r[8] = ((1024 + i) << 16) | 53; // another source port: another flow
+      r[18] = (53 << 16) | (1024 + i);
+      expect(t.importEntry(r, 0, 0)).toBe(ImportResult.CREATED);
+    }
+    expect(t.capacity).toBeGreaterThan(1024);
+    expect([t.count, t.verify()]).toEqual([3000, []]);
+    let zero = 0;
+    t.forEach((s) => void (zero += t.tuples[t.tupleOffset(s, 0) + 9] === 0 ? 1 : 0));
+    expect(zero).toBe(0);
+  });
+
   it('round-trips through little-endian bytes', () => {
     const a = node(0);
     traffic(a);
