@@ -23,3 +23,5 @@ export type { PeerView } from './receiver.js';
 export { MsgType, SYNC_VERSION } from './wire.js';
 export { diffRecords, recordDifferences, tableRecords } from './diff.js';
 export type { DiffResult } from './diff.js';
+export { checkExemptRules, compileExemptRules, ExemptRuleError } from './exempt.js';
+export type { ExemptRuleSpec, ExemptIssue, ExemptPredicate } from './exempt.js';

@@ -3,9 +3,10 @@
  * error with its JSON path and line) before anything starts. Timeouts are in seconds, as the
  * kernel's nf_conntrack_* sysctls that operators already know; the engine gets milliseconds.
  *
- * Sections: node, dataplane, ruleset, conntrack, control, metrics, log. `sync` and `failover` are
- * the sections still to come (src/sync, src/failover): until then an unknown key is an error, so a
- * typo never silently falls back to a default.
+ * Sections: node, dataplane, ruleset, conntrack, control, metrics, log, sync (sync-config.ts: the
+ * peer link, its keys read from their files here, so a missing or short key is refused with its
+ * path too). `failover` is the section still to come (src/failover): until then an unknown key is
+ * an error, so a typo never silently falls back to a default.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -15,9 +16,10 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { ConntrackOptions } from '../conntrack/index.js';
 import { ConfigError, ConfigFileError, type ConfigIssue } from './errors.js';
 import { locate } from '../yaml/locate.js';
+import { IfName } from './schema-parts.js';
+import { SyncSectionSchema, readSyncSection, type SyncConfig } from './sync-config.js';
 
 const Seconds = (description: string) => Type.Integer({ minimum: 1, maximum: 2_000_000, description });
-const IfName = Type.String({ pattern: '^[A-Za-z0-9_.:@-]{1,15}$', description: 'interface name (IFNAMSIZ - 1 characters)' });
 
 export const NodeConfigSchema = Type.Object(
   {
@@ -90,6 +92,8 @@ export const NodeConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** State sync with the peer node (sync-config.ts). */
+    sync: Type.Optional(SyncSectionSchema),
   },
   { additionalProperties: false },
 );
@@ -100,6 +104,7 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 /** The config with defaults applied and paths resolved: what the node runs with. */
 export interface NodeConfig {
   name: string;
+  /** excludedUdpPorts includes the sync port when sync is configured. */
   dataplane: { interfaces: string[]; queue: number; failOpen: boolean; excludedUdpPorts: number[] };
   /** Absolute path of the ruleset file. */
   rulesetPath: string;
@@ -107,6 +112,8 @@ export interface NodeConfig {
   controlSocket: string;
   metrics: { host: string; port: number } | null;
   logLevel: LogLevel;
+  /** null: this node runs alone (no sync section). */
+  sync: SyncConfig | null;
 }
 
 export const DEFAULT_MAX_ENTRIES = 262_144;
@@ -128,7 +135,7 @@ function schemaIssues(value: unknown): ConfigIssue[] {
 
 const sec = (s: number | undefined): number | undefined => (s === undefined ? undefined : s * 1000);
 
-/** Checks that need more than the schema (ports in range). */
+/** Checks that need more than the schema (ports in range); the sync section checks itself. */
 function meaningIssues(doc: NodeConfigDoc): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   if (doc.metrics) {
@@ -138,7 +145,7 @@ function meaningIssues(doc: NodeConfigDoc): ConfigIssue[] {
   return out;
 }
 
-function resolveConfig(doc: NodeConfigDoc, baseDir: string): NodeConfig {
+function resolveConfig(doc: NodeConfigDoc, baseDir: string, sync: SyncConfig | null): NodeConfig {
   const t = doc.conntrack?.timeouts ?? {};
   const tcpTimeouts = Object.fromEntries(
     Object.entries({
@@ -159,11 +166,14 @@ function resolveConfig(doc: NodeConfigDoc, baseDir: string): NodeConfig {
     const i = doc.metrics.listen.lastIndexOf(':');
     metrics = { host: doc.metrics.listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(doc.metrics.listen.slice(i + 1)) };
   }
+  const excludedUdpPorts = [...(doc.dataplane.excludedUdpPorts ?? [])];
+  // Sync traffic is never queued: a node whose queue stalls must still hear its peer.
+  if (sync && !excludedUdpPorts.includes(sync.port)) excludedUdpPorts.push(sync.port);
   return {
     name: doc.node.name,
     dataplane: {
       interfaces: [...doc.dataplane.interfaces], queue: doc.dataplane.queue, failOpen: doc.dataplane.failOpen ?? false,
-      excludedUdpPorts: [...(doc.dataplane.excludedUdpPorts ?? [])],
+      excludedUdpPorts,
     },
     rulesetPath: isAbsolute(doc.ruleset) ? doc.ruleset : resolve(baseDir, doc.ruleset),
     conntrack: { maxEntries: doc.conntrack?.maxEntries ?? DEFAULT_MAX_ENTRIES, timeouts, tcp },
@@ -172,6 +182,7 @@ function resolveConfig(doc: NodeConfigDoc, baseDir: string): NodeConfig {
       : DEFAULT_CONTROL_SOCKET,
     metrics,
     logLevel: doc.log?.level ?? 'info',
+    sync,
   };
 }
 
@@ -193,9 +204,18 @@ export function parseConfig(text: string, baseDir: string, source?: string): Nod
   }
   const value: unknown = doc.toJS({ maxAliasCount: 100 });
   let issues = schemaIssues(value);
-  if (issues.length === 0) issues = meaningIssues(value as NodeConfigDoc);
+  let sync: SyncConfig | null = null;
+  if (issues.length === 0) {
+    const d = value as NodeConfigDoc;
+    issues = meaningIssues(d);
+    if (d.sync) {
+      const read = readSyncSection(d.sync, baseDir);
+      issues.push(...read.issues);
+      sync = read.config;
+    }
+  }
   if (issues.length > 0) throw new ConfigError(issues.map((e) => ({ ...e, ...locate(doc, lc, e.path) })), source);
-  return resolveConfig(value as NodeConfigDoc, baseDir);
+  return resolveConfig(value as NodeConfigDoc, baseDir, sync);
 }
 
 /** Reads and parses a config file (ConfigFileError when unreadable, ConfigError when bad). */

@@ -6,6 +6,8 @@
  */
 export { parseConfig, loadConfigFile, NodeConfigSchema, DEFAULT_CONTROL_SOCKET, DEFAULT_MAX_ENTRIES } from './config.js';
 export type { NodeConfig, NodeConfigDoc, LogLevel } from './config.js';
+export { DEFAULT_SYNC_PORT, DEFAULT_SYNC_MTU } from './sync-config.js';
+export type { SyncConfig, SyncTuning } from './sync-config.js';
 export { ConfigError, ConfigFileError, NodeStateError } from './errors.js';
 export type { ConfigIssue } from './errors.js';
 export { FirewallNode, nfqueueDataplane, dataplaneDrops } from './node.js';
