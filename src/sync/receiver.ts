@@ -53,6 +53,8 @@ const OP_DESTROY = EntryOp.DESTROY;
 const OP_CREATE = EntryOp.CREATE;
 const MAX_NACK_RANGES = 64;
 const MAX_SAMPLES = 16;
+/** Messages applied between two REPORTs at most. */
+const REPORT_EVERY = 64;
 /** A first contact at a seq below this starts at 1 (see #session). */
 const EARLY_SEQS = 1024;
 
@@ -72,6 +74,7 @@ export class SyncReceiver {
   #reportTimer: NodeJS.Timeout | null = null;
   #lastReportAt = -Infinity;
   #appliedSinceReport = false;
+  #appliedCount = 0;
   readonly #samples: [number, number][] = [];
   #closed = false;
   /** Called when a resync completed (tests, logs). */
@@ -224,6 +227,8 @@ export class SyncReceiver {
       this.#applyUpdate(buf, HEADER_BYTES, HEADER_BYTES + h.payloadLength, now);
     }
     this.#appliedSinceReport = true;
+    // Under a burst (a dump), report every REPORT_EVERY messages: the sender paces on REPORTs.
+    if (++this.#appliedCount % REPORT_EVERY === 0) this.#report(now);
     if (this.#samples.length < MAX_SAMPLES) this.#samples.push([h.seq, now]);
     else this.#samples[MAX_SAMPLES - 1] = [h.seq, now];
   }
@@ -363,6 +368,11 @@ export class SyncReceiver {
     }
     if (p === null) return;
     if (!this.#appliedSinceReport && now - this.#lastReportAt < 1000) return;
+    this.#report(now);
+  }
+
+  #report(now: number): void {
+    const p = this.peer as PeerView;
     this.#appliedSinceReport = false;
     this.#lastReportAt = now;
     const b = this.framer.controlBuffer;

@@ -35,6 +35,8 @@ export interface SenderOptions {
   aliveIntervalMs: number;
   /** Entries dumped per turn of the event loop during a resync. */
   resyncBatch: number;
+  /** Dump messages sent at most beyond what the peer reported applied. */
+  maxInFlight: number;
   /** Entries not replicated (exemptions); checked once per entry at creation. */
   exempt?: (table: ConntrackTable, slot: number) => boolean;
   clock: () => number;
@@ -54,6 +56,8 @@ const OP_DESTROY = EntryOp.DESTROY;
 const T_UPDATE = MsgType.UPDATE;
 const LAZY_SECTIONS = Section.COUNTERS;
 const DUMP_SECTIONS = Section.COUNTERS | Section.AGE;
+/** A dump paused this long for lack of REPORTs re-checks and prompts the peer with ALIVE. */
+const DUMP_STALL_MS = 20;
 /** A message is not resent twice within this many ms (duplicate NACKs). */
 const RESEND_GUARD_MS = 2;
 
@@ -92,6 +96,10 @@ export class SyncSender implements ConntrackEventSink {
   #dumpCount = 0;
   #dumpAgain = false;
   #dumpScheduled = false;
+  /** Last seq sent before the dump began (flow control before the first REPORT). */
+  #dumpBase = 0;
+  #pausedAt = -1;
+  #dumpWake: NodeJS.Timeout | null = null;
   #closed = false;
 
   constructor(
@@ -346,6 +354,7 @@ export class SyncSender implements ConntrackEventSink {
     this.#dumpCursor = 0;
     this.#dumpCount = 0;
     this.flush();
+    this.#dumpBase = (this.nextSeq - 1) >>> 0;
     this.#scheduleDump();
   }
 
@@ -365,9 +374,26 @@ export class SyncSender implements ConntrackEventSink {
       this.#dumpCursor = 0;
       this.#dumpCount = 0;
     }
-    // Flow control: never run more than half the resend window ahead of what the peer applied,
-    // or its NACKs would find nothing to resend. A REPORT resumes the dump.
-    if (this.peerApplied >= 0 && seqDiff(this.peerApplied, this.nextSeq) > this.window.size / 2) return;
+    // Flow control: at most maxInFlight messages beyond what the peer reported applied (and never
+    // half the resend window, or its NACKs would find nothing to resend). A dump faster than the
+    // peer applies only overflows socket buffers and turns into a storm of NACKs and resends.
+    // A REPORT resumes the dump; if none comes for a while (lost), ALIVE asks for one.
+    const acked = this.peerApplied >= 0 && seqDiff(this.#dumpBase, this.peerApplied) >= 0 ? this.peerApplied : this.#dumpBase;
+    const limit = Math.min(this.o.maxInFlight, this.window.size / 2);
+    if (seqDiff(acked, this.nextSeq) > limit) {
+      const now0 = this.o.clock();
+      if (this.#pausedAt < 0) this.#pausedAt = now0;
+      if (now0 - this.#pausedAt > DUMP_STALL_MS) {
+        this.#pausedAt = now0;
+        this.sendAlive();
+      }
+      this.#dumpWake ??= setTimeout(() => {
+        this.#dumpWake = null;
+        this.#dumpStep();
+      }, DUMP_STALL_MS);
+      return;
+    }
+    this.#pausedAt = -1;
     const t = this.table;
     const now = this.o.clock();
     const end = t.highWater;
@@ -406,7 +432,7 @@ export class SyncSender implements ConntrackEventSink {
 
   close(): void {
     this.#closed = true;
-    for (const t of [this.#flushTimer, this.#idleTimer]) if (t !== null) clearTimeout(t);
+    for (const t of [this.#flushTimer, this.#idleTimer, this.#dumpWake]) if (t !== null) clearTimeout(t);
     for (const t of [this.#refreshTimer, this.#aliveTimer]) if (t !== null) clearInterval(t);
     this.#flushTimer = this.#idleTimer = this.#refreshTimer = this.#aliveTimer = null;
     this.#dumpCursor = -1;

@@ -27,6 +27,8 @@ export interface SyncNodeOptions {
   aliveIdleMs?: number;
   aliveIntervalMs?: number;
   resyncBatch?: number;
+  /** Bulk dump messages in flight at most (beyond the peer's last REPORT). */
+  maxInFlight?: number;
   nackRetryMs?: number;
   reportMs?: number;
   resyncRetryMs?: number;
@@ -48,6 +50,7 @@ export const SYNC_DEFAULTS = {
   aliveIdleMs: 5,
   aliveIntervalMs: 200,
   resyncBatch: 4096,
+  maxInFlight: 512,
   nackRetryMs: 10,
   reportMs: 10,
   resyncRetryMs: 100,
@@ -84,6 +87,7 @@ export class SyncNode {
       aliveIdleMs: o.aliveIdleMs ?? SYNC_DEFAULTS.aliveIdleMs,
       aliveIntervalMs: o.aliveIntervalMs ?? SYNC_DEFAULTS.aliveIntervalMs,
       resyncBatch: o.resyncBatch ?? SYNC_DEFAULTS.resyncBatch,
+      maxInFlight: o.maxInFlight ?? SYNC_DEFAULTS.maxInFlight,
       exempt: o.exempt,
       clock: this.#clock,
     });

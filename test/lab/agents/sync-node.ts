@@ -79,7 +79,9 @@ function flowKey(t: ConntrackTable, slot: number): number {
 
 async function start(a: StartArgs): Promise<object> {
   engine = new Engine({
-    conntrack: { maxEntries: a.maxEntries ?? 2_000_000 },
+    // Sized up front, as operators size nf_conntrack_max: a growth rehashes the whole table (a
+    // stall of tens of ms at a million entries) in the middle of the figures.
+    conntrack: { maxEntries: a.maxEntries ?? 200_000, initialCapacity: a.maxEntries ?? 200_000 },
     ruleset: compileRuleset(parseRuleset(RULES), { interfaceName: (i: number) => (i === IN ? 'inside0' : i === OUT ? 'outside0' : undefined) }),
   });
   const transport = await UdpTransport.open({ localAddress: a.address, port: a.port, group: a.group, peerAddress: a.peer });

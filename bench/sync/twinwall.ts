@@ -1,0 +1,158 @@
+/**
+ * twinwall's state sync measured in the lab (root): two engines with sync in fw1 and fw2 (the
+ * sync-node lab agent), real UDP multicast on the sync bridge, the load generated inside fw1's
+ * engine (new connections as packets through Engine.process). Figures:
+ *   1. state changes (new entries) per second replicated with zero divergence, at 0 % and 1 %
+ *      loss (iptables statistic on both nodes' sync input): entries / time from the first
+ *      entry until fw2's table equals fw1's;
+ *   2. sync lag p50/p99 at a steady 20 k new connections/s: per flow, creation on fw1 to apply on
+ *      fw2 (both stamped on the host clock), and the REPORT-based estimate the metric uses;
+ *   3. bulk resync: fw2 restarted while fw1 holds N entries (1 M full, 200 k quick); time from
+ *      fw2's start until it holds them all, asked for by fw2 itself;
+ *   4. bytes on the wire per replicated change (fw1's sync bytes sent / entries) in case 1.
+ * Run: node dist/bench/sync/twinwall.js [--quick] [--json FILE]
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ENTRY_RECORD_BYTES, ENTRY_RECORD_WORDS, recordFromBytes } from '../../src/node/conntrack/index.js';
+import { diffRecords } from '../../src/sync/index.js';
+import { LAB_ADDR, LabTopology } from '../../test/lab/topology.js';
+import type { LineAgent } from '../../test/lab/netns.js';
+
+export interface TwinwallSyncFigures {
+  /** Case 1: entries, time to converge (s), entries/s, bytes per change, at each loss. */
+  replication: { loss: number; entries: number; loadSeconds: number; convergeSeconds: number; rate: number; bytesPerChange: number; missing: number }[];
+  /** Case 2: lag (ms) at the steady rate. */
+  lag: { rate: number; flows: number; p50: number; p99: number; max: number; reportP50: number; reportP99: number };
+  /** Case 3: bulk resync. */
+  resync: { entries: number; seconds: number; rate: number };
+}
+
+const GROUP = '225.0.0.50';
+const PORT = 3780;
+const agentPath = fileURLToPath(new URL('../../test/lab/agents/sync-node.js', import.meta.url));
+
+export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Promise<TwinwallSyncFigures> {
+  const quick = opts.quick ?? false;
+  const key = randomBytes(32).toString('hex');
+  const topo = new LabTopology();
+  const agents: Partial<Record<'fw1' | 'fw2', LineAgent>> = {};
+  const ask = async <T>(fw: 'fw1' | 'fw2', line: string, ms = 120_000): Promise<T> => {
+    const a = JSON.parse(await (agents[fw] as LineAgent).ask(line, ms)) as T & { ok: boolean; message?: string };
+    if (!a.ok) throw new Error(`bench: ${fw}: ${line.split(' ')[0]}: ${a.message}`);
+    return a;
+  };
+  const start = async (fw: 'fw1' | 'fw2'): Promise<void> => {
+    // (The table is sized for the largest case up front: see the agent.)
+    agents[fw] = topo.lab.agent(topo.ns[fw], process.execPath, ['--max-old-space-size=4096', agentPath]);
+    await ask(fw, `start ${JSON.stringify({ nodeId: fw === 'fw1' ? 1 : 2, address: LAB_ADDR[fw].sync, group: GROUP, port: PORT, keyHex: key, maxEntries: quick ? 300_000 : 1_100_000 })}`);
+  };
+  const stop = async (fw: 'fw1' | 'fw2'): Promise<void> => {
+    await ask(fw, 'quit').catch(() => undefined);
+    agents[fw] = undefined;
+  };
+  const count = async (fw: 'fw1' | 'fw2'): Promise<number> => (await ask<{ count: number }>(fw, 'count')).count;
+  const records = async (fw: 'fw1' | 'fw2'): Promise<Uint32Array[]> => {
+    const b = Buffer.from((await ask<{ records: string }>(fw, 'records')).records, 'base64');
+    const out: Uint32Array[] = [];
+    for (let o = 0; o < b.length; o += ENTRY_RECORD_BYTES) {
+      const w = new Uint32Array(ENTRY_RECORD_WORDS);
+      recordFromBytes(b, o, w, 0);
+      out.push(w);
+    }
+    return out;
+  };
+  /** Wait until fw2 holds `n` entries; seconds since `t0`. */
+  const waitCount = async (n: number, t0: number, limitMs: number): Promise<number> => {
+    for (;;) {
+      const c = await count('fw2');
+      const s = (performance.now() - t0) / 1000;
+      if (c >= n) return s;
+      if (s * 1000 > limitMs) throw new Error(`bench: fw2 holds ${c} of ${n} entries after ${s.toFixed(1)} s`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  };
+  const loss = (p: number): void => {
+    for (const fw of ['fw1', 'fw2'] as const) {
+      topo.exec(fw, 'iptables', ['-F', 'INPUT']);
+      if (p > 0) topo.exec(fw, 'iptables', ['-A', 'INPUT', '-i', 'sync0', '-p', 'udp', '--dport', String(PORT), '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP']);
+    }
+  };
+
+  const figures: TwinwallSyncFigures = { replication: [], lag: { rate: 0, flows: 0, p50: 0, p99: 0, max: 0, reportP50: 0, reportP99: 0 }, resync: { entries: 0, seconds: 0, rate: 0 } };
+  try {
+    topo.build();
+    // 1. Replication rate with zero divergence.
+    const n = quick ? 100_000 : 300_000;
+    for (const p of [0, 0.01]) {
+      await start('fw1');
+      await start('fw2');
+      await new Promise((r) => setTimeout(r, 200));
+      loss(p);
+      const sentBefore = (await ask<{ stats: { sentBytes: number } }>('fw1', 'stats')).stats.sentBytes;
+      const t0 = performance.now();
+      const loaded = await ask<{ ms: number }>('fw1', `load ${JSON.stringify({ n, rate: 0 })}`);
+      const seconds = await waitCount(await count('fw1'), t0, 60_000);
+      const d = diffRecords(await records('fw1'), await records('fw2'));
+      const missing = d.missing.length + d.extra.length + d.differing.length;
+      const sent = (await ask<{ stats: { sentBytes: number } }>('fw1', 'stats')).stats.sentBytes - sentBefore;
+      figures.replication.push({ loss: p, entries: n, loadSeconds: loaded.ms / 1000, convergeSeconds: seconds, rate: n / seconds, bytesPerChange: sent / n, missing });
+      loss(0);
+      await stop('fw1');
+      await stop('fw2');
+    }
+    // 2. Lag at a steady 20 k new connections/s.
+    await start('fw1');
+    await start('fw2');
+    await new Promise((r) => setTimeout(r, 200));
+    await ask('fw1', 'stamp on');
+    await ask('fw2', 'stamp on');
+    const rate = 20_000;
+    const flows = quick ? 40_000 : 100_000;
+    await ask('fw1', `load ${JSON.stringify({ n: flows, rate })}`);
+    await waitCount(await count('fw1'), performance.now(), 10_000);
+    const created = (await ask<{ stamps: Record<string, number> }>('fw1', 'stamps')).stamps;
+    const applied = (await ask<{ stamps: Record<string, number> }>('fw2', 'stamps')).stamps;
+    const lags: number[] = [];
+    for (const [k, t] of Object.entries(created)) if (applied[k] !== undefined) lags.push(applied[k] - t);
+    lags.sort((a, b) => a - b);
+    const pct = (q: number): number => lags[Math.min(lags.length - 1, Math.floor(q * lags.length))];
+    const st = await ask<{ lagP50: number; lagP99: number }>('fw1', 'stats');
+    figures.lag = { rate, flows: lags.length, p50: pct(0.5), p99: pct(0.99), max: lags[lags.length - 1], reportP50: st.lagP50, reportP99: st.lagP99 };
+    await ask('fw1', 'stamp off');
+    await ask('fw2', 'stamp off');
+    // 3. Bulk resync of a restarted standby.
+    const big = quick ? 200_000 : 1_000_000;
+    await stop('fw2');
+    await ask('fw1', `load ${JSON.stringify({ n: big - (await count('fw1')), rate: 0 })}`, 300_000);
+    const have = await count('fw1');
+    const t1 = performance.now();
+    await start('fw2');
+    const secs = await waitCount(have, t1, 120_000);
+    figures.resync = { entries: have, seconds: secs, rate: have / secs };
+  } finally {
+    for (const fw of ['fw1', 'fw2'] as const) if (agents[fw]) await stop(fw);
+    topo.cleanup();
+  }
+  return figures;
+}
+
+export function printTwinwallSync(f: TwinwallSyncFigures): void {
+  console.log('twinwall sync (lab, real multicast):');
+  for (const r of f.replication) {
+    console.log(`  replication at ${r.loss * 100} % loss: ${r.entries} entries, load ${r.loadSeconds.toFixed(2)} s, converged after ${r.convergeSeconds.toFixed(2)} s: ${Math.round(r.rate).toLocaleString('en')} changes/s, ${r.bytesPerChange.toFixed(1)} bytes/change, divergence ${r.missing}`);
+  }
+  const l = f.lag;
+  console.log(`  lag at ${l.rate} new conn/s (${l.flows} flows): p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, max ${l.max.toFixed(2)} ms (REPORT estimate p50 ${l.reportP50.toFixed(2)} / p99 ${l.reportP99.toFixed(2)} ms)`);
+  console.log(`  bulk resync of a restarted standby: ${f.resync.entries} entries in ${f.resync.seconds.toFixed(2)} s = ${Math.round(f.resync.rate).toLocaleString('en')} entries/s`);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const quick = process.argv.includes('--quick');
+  const j = process.argv.indexOf('--json');
+  const f = await runTwinwallSyncBench({ quick });
+  printTwinwallSync(f);
+  if (j > 0) writeFileSync(process.argv[j + 1], JSON.stringify(f, null, 2));
+  process.exit(0);
+}
