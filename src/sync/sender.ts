@@ -304,7 +304,10 @@ export class SyncSender implements ConntrackEventSink {
     }
     let gone = false;
     const now = this.o.clock();
-    for (let i = 0; i <= span; i++) {
+    // At most maxInFlight resends per NACK: a burst larger than the peer's socket buffer would
+    // only be lost again. What is left is NACKed again.
+    let budget = this.o.maxInFlight;
+    for (let i = 0; i <= span && budget > 0; i++) {
       const s = (first + i) >>> 0;
       if (seqDiff(s, this.nextSeq) <= 0) break; // not sent yet
       if (!this.window.has(s)) {
@@ -318,6 +321,7 @@ export class SyncSender implements ConntrackEventSink {
       this.framer.send(this.window.get(s), MsgType.UPDATE);
       this.window.sentAt[w] = now;
       this.stats.retransmitted++;
+      budget--;
     }
     if (gone) this.sendAlive();
   }

@@ -27,7 +27,10 @@ export interface SyncNodeOptions {
   aliveIdleMs?: number;
   aliveIntervalMs?: number;
   resyncBatch?: number;
-  /** Bulk dump messages in flight at most (beyond the peer's last REPORT). */
+  /**
+   * Bulk dump messages in flight at most (beyond the peer's last REPORT). Default: what fits in
+   * 160 KiB, under the 208 KiB a receive socket gets when net.core.rmem_max is Linux's default.
+   */
   maxInFlight?: number;
   nackRetryMs?: number;
   reportMs?: number;
@@ -50,7 +53,8 @@ export const SYNC_DEFAULTS = {
   aliveIdleMs: 5,
   aliveIntervalMs: 200,
   resyncBatch: 4096,
-  maxInFlight: 512,
+  /** Bytes of bulk dump in flight (see maxInFlight). */
+  inFlightBytes: 160 * 1024,
   nackRetryMs: 10,
   reportMs: 10,
   resyncRetryMs: 100,
@@ -87,7 +91,7 @@ export class SyncNode {
       aliveIdleMs: o.aliveIdleMs ?? SYNC_DEFAULTS.aliveIdleMs,
       aliveIntervalMs: o.aliveIntervalMs ?? SYNC_DEFAULTS.aliveIntervalMs,
       resyncBatch: o.resyncBatch ?? SYNC_DEFAULTS.resyncBatch,
-      maxInFlight: o.maxInFlight ?? SYNC_DEFAULTS.maxInFlight,
+      maxInFlight: o.maxInFlight ?? Math.max(8, Math.floor(SYNC_DEFAULTS.inFlightBytes / mtu)),
       exempt: o.exempt,
       clock: this.#clock,
     });
