@@ -31,10 +31,13 @@ describe.skipIf(!avail.ok)('state sync between fw1 and fw2 over real multicast',
     return a;
   }
 
-  async function startNode(fw: 'fw1' | 'fw2'): Promise<void> {
+  /** Multicast by default; unicast to the other node's sync address where a network has no multicast. */
+  async function startNode(fw: 'fw1' | 'fw2', unicast = false): Promise<void> {
     agents[fw] = topo.lab.agent(topo.ns[fw], 'node', [join(root, 'dist/test/lab/agents/sync-node.js')]);
     const nodeId = fw === 'fw1' ? 1 : 2;
-    await ask(fw, `start ${JSON.stringify({ nodeId, address: LAB_ADDR[fw].sync, group: GROUP, port: PORT, keyHex: KEY })}`);
+    const other = fw === 'fw1' ? 'fw2' : 'fw1';
+    const where = unicast ? { peer: LAB_ADDR[other].sync } : { group: GROUP };
+    await ask(fw, `start ${JSON.stringify({ nodeId, address: LAB_ADDR[fw].sync, ...where, port: PORT, keyHex: KEY })}`);
   }
 
   async function stopNode(fw: 'fw1' | 'fw2'): Promise<void> {
@@ -147,5 +150,20 @@ describe.skipIf(!avail.ok)('state sync between fw1 and fw2 over real multicast',
     expect((await ask<{ count: number }>('fw2', 'count')).count).toBe(500);
     const s = await ask<{ stats: { resyncSwept: number } }>('fw2', 'stats');
     expect(s.stats.resyncSwept).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('works over unicast UDP as well (networks without multicast), with 1 % loss', async () => {
+    await stopNode('fw1');
+    await stopNode('fw2');
+    await startNode('fw1', true);
+    await startNode('fw2', true);
+    loss(0.01);
+    try {
+      await ask('fw1', `load ${JSON.stringify({ n: 5000, rate: 20_000 })}`);
+      expect(await converge()).toBeLessThan(100);
+    } finally {
+      loss(0);
+    }
+    expect((await ask<{ count: number }>('fw2', 'count')).count).toBe(5000);
   }, 60_000);
 });
