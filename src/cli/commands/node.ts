@@ -21,7 +21,7 @@ export function nodeCommand(io: CliIO): Command {
         await node.start();
       } catch (e) {
         if (refusals.some((k) => e instanceof k)) throw new CliExit(EXIT_UNREACHABLE, `${(e as { code: string }).code}: ${(e as Error).message}`);
-        if (e instanceof Error && 'code' in e && typeof e.code === 'string' && /^(METRICS_|CONTROL_)/.test(e.code)) {
+        if (e instanceof Error && 'code' in e && typeof e.code === 'string' && /^(METRICS_|CONTROL_|SYNC_)/.test(e.code)) {
           throw new CliExit(EXIT_UNREACHABLE, `${e.code}: ${e.message}`);
         }
         throw e;

@@ -41,6 +41,12 @@ function rulesetRefused(e: RulesetError): ApiError {
   })));
 }
 
+/** GET /sync/status on a node without a sync section. */
+function syncNotConfigured(): ApiError {
+  return new ApiError(409, 'SYNC_NOT_CONFIGURED',
+    'sync is not configured on this node: add a sync section to its config (see src/node/daemon/README.md) and restart it');
+}
+
 function entryId(text: string): number {
   return Number(validate(EntryId, text, 'params/id'));
 }
@@ -108,6 +114,15 @@ const routes: Route[] = [
     handler: (t) => t.stats(),
   },
   {
+    method: 'GET', pattern: ['sync', 'status'],
+    handler: (t, req) => {
+      validate(EmptyQuery, req.query, 'query');
+      const status = t.syncStatus();
+      if (status === null) throw syncNotConfigured();
+      return status;
+    },
+  },
+  {
     method: 'POST', pattern: ['trace'],
     handler: async (t, req) => {
       const body = validate(TraceBody, await req.body(), 'body');
@@ -163,5 +178,5 @@ export function route(method: string, path: string): { handler: Handler; params:
     if (r.method === method) return { handler: r.handler, params, maxBody: r.maxBody };
   }
   if (pathMatched) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-  throw new ApiError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}. Endpoints: /ct, /ct/:id, /ct/count, /ct/save, /ct/restore, /rules, /stats, /trace, /trace/stream`);
+  throw new ApiError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}. Endpoints: /ct, /ct/:id, /ct/count, /ct/save, /ct/restore, /rules, /stats, /sync/status, /trace, /trace/stream`);
 }

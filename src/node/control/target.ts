@@ -14,6 +14,57 @@ export interface RulesetInfo {
   loadedAt: number;
 }
 
+/** Sync counters as GET /sync/status returns them (SyncStats, getters included). */
+export interface SyncStatsDoc {
+  /** Datagrams by message type (update, resync_end, alive, nack, resync_request, report). */
+  sent: Record<string, number>;
+  received: Record<string, number>;
+  sentBytes: number;
+  receivedBytes: number;
+  /** Received datagrams dropped, by reason. */
+  drops: Record<string, number>;
+  entriesSent: { create: number; update: number; destroy: number };
+  entriesApplied: { create: number; update: number; destroy: number };
+  entriesRefused: number;
+  entriesTableFull: number;
+  nacksSent: number;
+  nacksReceived: number;
+  retransmitted: number;
+  nackedGone: number;
+  resyncsRequested: number;
+  resyncsServed: number;
+  resyncsCompleted: number;
+  resyncSwept: number;
+  gaps: number;
+  authFailures: number;
+  replaysDropped: number;
+}
+
+/** GET /sync/status. Times are ms; epochs ms since 1970 (when the node's sync started). */
+export interface SyncStatus {
+  nodeId: number;
+  epoch: number;
+  link: { interface: string; address: string; mode: 'multicast' | 'unicast'; group: string | null; peer: string | null; port: number; mtu: number };
+  /** null until the peer was heard. */
+  peer: {
+    id: number;
+    epoch: number;
+    lastContactAgoMs: number;
+    /** A resync from the peer completed: this node holds its whole table. */
+    synced: boolean;
+    resyncPending: boolean;
+    /** Next data seq expected from the peer, the peer's next (per its ALIVE), messages held out of order. */
+    expected: number;
+    peerNext: number;
+    held: number;
+  } | null;
+  /** Our sending half: next data seq, the highest the peer applied (-1 before its first REPORT), the difference. */
+  sender: { nextSeq: number; peerApplied: number; unapplied: number; resyncing: boolean };
+  /** Change here -> applied on the peer, over the recent samples; null without samples. */
+  lag: { p50Ms: number | null; p99Ms: number | null };
+  stats: SyncStatsDoc;
+}
+
 export interface ControlTarget {
   readonly engine: Engine;
   readonly traces: TraceHub;
@@ -22,4 +73,6 @@ export interface ControlTarget {
   ruleset(): RulesetInfo;
   /** Figures for GET /stats (engine, conntrack, data plane). */
   stats(): Record<string, unknown>;
+  /** GET /sync/status; null when the node has no sync section. */
+  syncStatus(): SyncStatus | null;
 }

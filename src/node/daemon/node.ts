@@ -6,7 +6,13 @@
  * stop() takes the data plane down first so the kernel rules go away before anything else.
  *
  * The data plane is injected (a factory): tests pass a fake with the same interface, the daemon
- * the NFQUEUE one.
+ * the NFQUEUE one. So is the sync transport, when the config has a sync section: the daemon opens
+ * UDP on the sync link, tests join two nodes with LoopTransport.
+ *
+ * Sync: the transport opens first (a port in use refuses the start before anything listens), the
+ * SyncNode is created on the engine's table and clock and set as its event sink before the data
+ * plane starts (no entry is created unseen), and started (startup resync request, ALIVE) once the
+ * data plane is up. At stop it is flushed and closed after the data plane is down.
  */
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
@@ -16,9 +22,15 @@ import { Dataplane, type DataplaneHooks, type DataplaneOptions, type DataplaneSt
 import { invalidReasonName } from '../packet/index.js';
 import { ControlServer, TraceHub, type ControlTarget, type RulesetInfo } from '../control/index.js';
 import { MetricsServer, NodeMetrics } from '../metrics/index.js';
+import { nullEventSink } from '../conntrack/index.js';
+import { Keyring, SyncNode, compileExemptRules, type ExemptPredicate, type SyncTransport } from '../../sync/index.js';
+import type { SyncStatus } from '../control/index.js';
 import type { NodeConfig } from './config.js';
 import { NodeStateError } from './errors.js';
 import { sysfsInterfaceName } from './ifaces.js';
+import { udpSyncTransport, type SyncTransportFactory } from './sync-link.js';
+import { syncStatus } from './sync-status.js';
+import { SyncWatch } from './sync-watch.js';
 
 /** What the node needs of a data plane (src/node/dataplane's Dataplane has it). */
 export interface DataplanePort {
@@ -45,6 +57,8 @@ export interface FirewallNodeOptions {
   interfaceName?: (ifindex: number) => string | undefined;
   /** Process metrics (event-loop lag...) in /metrics; default true. */
   defaultMetrics?: boolean;
+  /** Opens the sync link when the config has a sync section; default UDP (sync-link.ts). */
+  syncTransport?: SyncTransportFactory;
 }
 
 /** Outcome of a reload: applied, or refused with the ruleset's errors (the old one still runs). */
@@ -63,18 +77,30 @@ export class FirewallNode implements ControlTarget {
   readonly #metricsServer: MetricsServer | null;
   readonly #interfaceName: (ifindex: number) => string | undefined;
   readonly #tickMs: number;
+  readonly #syncTransportFactory: SyncTransportFactory;
+  readonly #syncKeys: Keyring | null;
+  readonly #syncExempt: ExemptPredicate | undefined;
+  #syncTransport: SyncTransport | null = null;
+  #sync: SyncNode | null = null;
+  #syncWatch: SyncWatch | null = null;
   #ruleset: RulesetInfo;
   #tick: NodeJS.Timeout | null = null;
   #state: NodeState = 'created';
   #startedAt = 0;
 
-  /** Throws RulesetFileError / RulesetError (ruleset), DataplaneError (options): nothing started. */
+  /**
+   * Throws RulesetFileError / RulesetError (ruleset), DataplaneError (options), SyncKeyError /
+   * ExemptRuleError (a sync section that did not come through parseConfig): nothing started.
+   */
   constructor(options: FirewallNodeOptions) {
     const config = options.config;
     this.config = config;
     this.log = options.logger ?? pino({ name: 'twinwall', level: config.logLevel, base: { node: config.name } });
     this.#interfaceName = options.interfaceName ?? sysfsInterfaceName();
     this.#tickMs = options.tickMs ?? 1000;
+    this.#syncTransportFactory = options.syncTransport ?? udpSyncTransport;
+    this.#syncKeys = config.sync ? new Keyring(config.sync.keys, config.sync.sendKey) : null;
+    this.#syncExempt = config.sync && config.sync.exempt.length > 0 ? compileExemptRules(config.sync.exempt) : undefined;
 
     const text = readRulesetText(config.rulesetPath);
     const compiled = this.#compile(text, config.rulesetPath);
@@ -100,7 +126,11 @@ export class FirewallNode implements ControlTarget {
       { onEngineError: (err) => this.log.error({ err }, 'engine threw on a packet (a bug): packet given the fail verdict') },
     );
     this.metrics = new NodeMetrics(
-      { engine: this.engine, dataplaneDrops: () => dataplaneDrops(this.dataplane.stats()) },
+      {
+        engine: this.engine,
+        dataplaneDrops: () => dataplaneDrops(this.dataplane.stats()),
+        sync: config.sync ? () => this.#sync : undefined,
+      },
       { nodeName: config.name, defaultMetrics: options.defaultMetrics },
     );
     this.#metricsServer = config.metrics ? new MetricsServer(this.metrics, config.metrics.host, config.metrics.port) : null;
@@ -128,9 +158,12 @@ export class FirewallNode implements ControlTarget {
     this.#state = 'running';
     this.#startedAt = this.engine.now();
     try {
+      if (this.config.sync) this.#syncTransport = await this.#syncTransportFactory(this.config.sync);
       await this.#metricsServer?.start();
       await this.#control.start();
+      this.#createSync();
       await this.dataplane.start();
+      this.#startSync();
     } catch (e) {
       this.log.error({ err: e }, 'start failed; stopping what was started');
       await this.stop();
@@ -145,12 +178,57 @@ export class FirewallNode implements ControlTarget {
     );
   }
 
+  /** The SyncNode on the engine's table and clock, set as the table's event sink. */
+  #createSync(): void {
+    const c = this.config.sync;
+    if (!c || !this.#syncTransport || !this.#syncKeys) return;
+    const sync = new SyncNode(this.engine.conntrack.table, this.#syncTransport, {
+      ...c.tuning, nodeId: c.nodeId, keys: this.#syncKeys, mtu: c.mtu, exempt: this.#syncExempt, clock: this.engine.clock,
+    });
+    sync.onLag = this.metrics.observeSyncLag;
+    this.engine.setEventSink(sync.sink);
+    this.#sync = sync;
+  }
+
+  #startSync(): void {
+    const c = this.config.sync;
+    if (!c || !this.#sync) return;
+    this.#sync.start();
+    this.#syncWatch = new SyncWatch(this.#sync, this.log.child({ component: 'sync' }), this.engine.now());
+    this.log.info(
+      { nodeId: c.nodeId, interface: c.interface, address: c.address, group: c.group, peer: c.peer, port: c.port, mtu: c.mtu, sendKey: c.sendKey, exempt: c.exempt.length },
+      `sync started (${c.group !== null ? `multicast ${c.group}` : `unicast to ${c.peer}`}:${c.port}); asking the peer for its table`,
+    );
+  }
+
   #runTick(): void {
     try {
       this.engine.tick();
     } catch (err) {
       // Expiry must keep running: log the bug and try again next tick.
       this.log.error({ err }, 'engine.tick() threw');
+    }
+    try {
+      this.#syncWatch?.poll(this.engine.now());
+    } catch (err) {
+      // Only logging: a bug here must not stop expiry. Report it and go on.
+      this.log.error({ err }, 'sync watch threw');
+    }
+  }
+
+  /** Sends what is pending (best effort), closes the sync link and detaches it from the table. */
+  async #stopSync(): Promise<void> {
+    const sync = this.#sync;
+    const transport = this.#syncTransport;
+    this.#syncWatch = null;
+    this.#syncTransport = null;
+    if (sync) {
+      this.engine.setEventSink(nullEventSink);
+      sync.sender.flush();
+      await sync.close();
+      this.log.info({ sent: sync.stats.sent, received: sync.stats.received }, 'sync stopped');
+    } else if (transport) {
+      await transport.close();
     }
   }
 
@@ -164,6 +242,7 @@ export class FirewallNode implements ControlTarget {
     const failures: unknown[] = [];
     for (const [what, stop] of [
       ['data plane', () => this.dataplane.stop()],
+      ['sync link', () => this.#stopSync()],
       ['control API', () => this.#control.stop()],
       ['metrics server', () => this.#metricsServer?.stop() ?? Promise.resolve()],
     ] as const) {
@@ -210,6 +289,19 @@ export class FirewallNode implements ControlTarget {
 
   ruleset(): RulesetInfo {
     return { ...this.#ruleset };
+  }
+
+  /** Null without a sync section. The sync stays readable after stop (its last figures). */
+  syncStatus(): SyncStatus | null {
+    const c = this.config.sync;
+    if (!c) return null;
+    if (!this.#sync) throw new NodeStateError(`sync is configured but not open: the node is ${this.#state}`);
+    return syncStatus(this.#sync, c, this.engine.now());
+  }
+
+  /** The running sync (null without a sync section or before start). */
+  get sync(): SyncNode | null {
+    return this.#sync;
   }
 
   stats(): Record<string, unknown> {

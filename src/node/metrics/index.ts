@@ -6,4 +6,6 @@ export { NodeMetrics } from './node-metrics.js';
 export type { MetricsSources, NodeMetricsOptions } from './node-metrics.js';
 export { MetricsServer, MetricsListenError } from './server.js';
 export { conntrackCensus } from './conntrack-census.js';
+export { registerSyncMetrics, unappliedMessages, SYNC_LAG_BUCKETS } from './sync-metrics.js';
+export type { SyncMetricsSource } from './sync-metrics.js';
 export type { CensusRow } from './conntrack-census.js';

@@ -10,12 +10,16 @@ import { dropReasonNames } from '../engine/index.js';
 import { invalidReasonName } from '../packet/index.js';
 import { protoName } from '../conntrack/index.js';
 import { conntrackCensus } from './conntrack-census.js';
+import { registerSyncMetrics } from './sync-metrics.js';
+import type { SyncNode } from '../../sync/index.js';
 
 /** What the metrics read besides the engine; each is called at scrape time. */
 export interface MetricsSources {
   engine: Engine;
   /** Packets lost before the engine saw them, by reason (queue overflow, user drops...). */
   dataplaneDrops?: () => Record<string, number>;
+  /** The node's sync (null until it started); given only when the node has a sync section. */
+  sync?: () => SyncNode | null;
 }
 
 export interface NodeMetricsOptions {
@@ -32,6 +36,8 @@ function setCounter(c: Counter<string>, labels: Record<string, string>, value: n
 
 export class NodeMetrics {
   readonly registry = new Registry();
+  /** Observes a sync lag sample (ms; SyncNode.onLag); does nothing without sync. */
+  readonly observeSyncLag: (ms: number) => void = () => {};
 
   constructor(sources: MetricsSources, options: NodeMetricsOptions) {
     const reg = this.registry;
@@ -153,6 +159,7 @@ export class NodeMetrics {
         perRule(this, 'bytes');
       },
     });
+    if (sources.sync) this.observeSyncLag = registerSyncMetrics(reg, { sync: sources.sync, now: () => engine.now() });
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: reg, eventLoopMonitoringPrecision: 10 });
   }
 

@@ -1,15 +1,18 @@
 /**
  * A node for tests: a temp dir with a config and a ruleset, a fake data plane (no NFQUEUE, no
  * root), logs collected in memory, a fake clock, a real control socket and metrics server.
+ * Options add config (a sync section and its key files), inject the sync transport, and let the
+ * clock move with real time (sync's timers compare against it).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { EngineResult } from '../../../src/node/engine/index.js';
-import { DataplaneCounters, type DataplaneStats } from '../../../src/node/dataplane/index.js';
+import { DataplaneCounters, type DataplaneOptions, type DataplaneStats } from '../../../src/node/dataplane/index.js';
 import { FirewallNode, parseConfig, type DataplanePort } from '../../../src/node/daemon/index.js';
 import { buildTcp, buildUdp, TcpFlag } from '../../../src/node/packet/index.js';
+import type { SyncTransport } from '../../../src/sync/index.js';
 
 export const IN = 2;
 export const OUT = 3;
@@ -53,6 +56,8 @@ export class FakeDataplane implements DataplanePort {
   readonly counters = new DataplaneCounters();
   queueDropped = 7;
   userDropped = 2;
+  /** What the node asked of the data plane. */
+  options: DataplaneOptions | null = null;
 
   async start(): Promise<void> {
     this.started++;
@@ -83,34 +88,70 @@ export interface TestNode {
   cleanup(): Promise<void>;
 }
 
-export function writeNodeFiles(dir: string, rules = RULES): { configPath: string; rulesPath: string; socket: string } {
+export interface TestNodeOptions {
+  /** node.name (default fw-test). */
+  name?: string;
+  /** YAML appended to the config, e.g. a sync section. */
+  configExtra?: string;
+  /** Files written to the node's folder before its config is read (key files). */
+  files?: Record<string, string | Buffer>;
+  /** The sync link (sync section needed); the node's default would open UDP. */
+  syncTransport?: SyncTransport;
+  /** engine.tick() and the sync watch period (default 1000 ms). */
+  tickMs?: number;
+  /** The clock moves with real time from its start (tests may still move it on). */
+  flowingClock?: boolean;
+}
+
+/** A clock starting at `start` that moves with real time; setting `now` moves it on or back. */
+export function flowingClock(start: number): { now: number } {
+  let offset = start - performance.now();
+  return {
+    get now() {
+      return offset + performance.now();
+    },
+    set now(v: number) {
+      offset = v - performance.now();
+    },
+  };
+}
+
+export function writeNodeFiles(dir: string, rules = RULES, o: TestNodeOptions = {}): { configPath: string; rulesPath: string; socket: string } {
   const rulesPath = join(dir, 'rules.yaml');
   const socket = join(dir, 'control.sock');
   writeFileSync(rulesPath, rules);
+  for (const [name, content] of Object.entries(o.files ?? {})) writeFileSync(join(dir, name), content);
   const configPath = join(dir, 'node.yaml');
   writeFileSync(configPath, `
-node: { name: fw-test }
+node: { name: ${o.name ?? 'fw-test'} }
 dataplane: { interfaces: [inside0, outside0], queue: 3 }
 ruleset: rules.yaml
 conntrack: { maxEntries: 1024 }
 control: { socket: control.sock }
 metrics: { listen: "127.0.0.1:0" }
 log: { level: debug }
-`);
+${o.configExtra ?? ''}`);
   return { configPath, rulesPath, socket };
 }
 
-export async function startTestNode(): Promise<TestNode> {
+export async function startTestNode(o: TestNodeOptions = {}): Promise<TestNode> {
   const dir = mkdtempSync(join(tmpdir(), 'tw-node-'));
-  const { configPath, rulesPath, socket } = writeNodeFiles(dir);
+  const { configPath, rulesPath, socket } = writeNodeFiles(dir, RULES, o);
   const { readFileSync } = await import('node:fs');
   const config = parseConfig(readFileSync(configPath, 'utf8'), dir, configPath);
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as Record<string, unknown>) });
-  const clock = { now: Date.UTC(2026, 10, 23, 12, 0, 0) };
+  const start = Date.UTC(2026, 10, 23, 12, 0, 0);
+  const clock = o.flowingClock ? flowingClock(start) : { now: start };
   const dataplane = new FakeDataplane();
+  const syncTransport = o.syncTransport;
   const node = new FirewallNode({
-    config, logger, clock: () => clock.now, dataplane: () => dataplane, interfaceName: (i) => names[i], defaultMetrics: true,
+    config, logger, clock: () => clock.now, interfaceName: (i) => names[i], defaultMetrics: true, tickMs: o.tickMs,
+    dataplane: (_engine, options) => {
+      dataplane.options = options;
+      return dataplane;
+    },
+    syncTransport: syncTransport ? () => Promise.resolve(syncTransport) : undefined,
   });
   await node.start();
   return {
