@@ -12,6 +12,7 @@ import { CliExit, EXIT_USAGE, asExit, stdio, type CliIO } from './commands/io.js
 import { nodeCommand } from './commands/node.js';
 import { rulesCommand } from './commands/rules.js';
 import { statsCommand } from './commands/stats.js';
+import { syncCommand } from './commands/sync.js';
 import { traceCommand } from './commands/trace.js';
 
 export function buildProgram(io: CliIO): Command {
@@ -20,7 +21,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--socket <path>', 'control socket of the node to talk to')
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
-  for (const c of [nodeCommand(io), ctCommand(io), rulesCommand(io), statsCommand(io), traceCommand(io)]) program.addCommand(c);
+  for (const c of [nodeCommand(io), ctCommand(io), rulesCommand(io), statsCommand(io), syncCommand(io), traceCommand(io)]) program.addCommand(c);
   // Subcommands inherit the output and the exit override (commander copies settings on .command(),
   // not on addCommand()).
   const inherit = (c: Command): void => {

@@ -1,12 +1,14 @@
 /**
- * `twinwall ct list|get|count|delete|flush|save|restore`: the conntrack table, as conntrack(8).
+ * `twinwall ct list|get|count|delete|flush|save|restore`: the conntrack table, as conntrack(8);
+ * `ct diff`: this node's table against the peer's (ct-diff.ts).
  */
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import type { CtEntry, RestoreReport } from '../../node/control/index.js';
+import { ControlClient, type CtEntry, type RestoreReport } from '../../node/control/index.js';
 import { CliExit, EXIT_REFUSED, clientFor, type CliIO } from './io.js';
 import { formatEntries, json } from './format.js';
+import { EXIT_TABLES_DIFFER, diffTables, formatDiff, summary } from './ct-diff.js';
 
 const outputOption = (): Option => new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text');
 
@@ -88,6 +90,16 @@ export function ctCommand(io: CliIO): Command {
       io.err(`twinwall: ${r.restored} entries restored (${r.created} new, ${r.replaced} replaced)` +
         `${r.tableFull > 0 ? `; ${r.tableFull} did not fit: the table is full` : ''}.\n`);
       if (r.tableFull > 0) throw new CliExit(EXIT_REFUSED, 'restore incomplete: raise conntrack.maxEntries or flush first');
+    });
+
+  ct.command('diff')
+    .description("compare this node's table with the peer's, as sync keeps them (exit 0 equal, 1 different)")
+    .requiredOption('--peer-socket <path>', "the peer node's control socket (e.g. forwarded here with ssh -L)")
+    .addOption(outputOption())
+    .action(async (opts: { peerSocket: string; output: string }, cmd: Command) => {
+      const d = await diffTables(clientFor(cmd.optsWithGlobals()), new ControlClient(opts.peerSocket));
+      io.out(opts.output === 'json' ? json(d) : formatDiff(d));
+      if (!d.equal) throw new CliExit(EXIT_TABLES_DIFFER, summary(d));
     });
 
   return ct;
