@@ -13,8 +13,10 @@ Usage: conntrackd-load.py --src A --dst B --first I --count N [--rate R] [--work
 Prints one JSON line: {"sent": N, "seconds": S, "start": T0, "end": T1} (wall clock, seconds).
 Runs only inside a lab namespace (the harness starts it with ip netns exec)."""
 import argparse
+import ctypes
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -91,9 +93,14 @@ def main() -> None:
         sys.exit("conntrackd-load: --first/--count out of range")
     r, w = os.pipe()
     pids = []
+    parent = os.getpid()
     for k in range(args.workers):
         pid = os.fork()
         if pid == 0:
+            # Die with the parent (the harness kills it on timeout or cleanup).
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:
+                os._exit(1)
             os.close(r)
             with os.fdopen(w, "w") as out:
                 worker(args, k, out)

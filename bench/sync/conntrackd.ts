@@ -21,7 +21,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createConnection } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -62,6 +62,8 @@ export interface ReplicationFigures {
   syncDatagramsDropped: number;
   /** fw2 conntrackd's "Packets lost" (sequence gaps it saw, `conntrackd -s network`). */
   sequenceGapsAtBackup: number;
+  /** Sync datagrams fw2's socket dropped for want of receive buffer (besides the loss rule), datagrams. */
+  backupRcvbufErrors: number;
   /** Kernel events fw1's conntrackd received, events. */
   primaryEvents: number;
   /** Netlink event socket overruns at fw1's conntrackd (0: no event lost there). */
@@ -126,15 +128,17 @@ export interface ResyncFigures {
   fillRate: number;
   /** fw1's conntrackd start until its internal cache held every entry (initial kernel dump), seconds. */
   primaryLoadSeconds: number;
-  /** `conntrackd -n` on the freshly started backup until its external cache held every entry, seconds. */
-  resyncSeconds: number;
-  /** entries / resyncSeconds, entries per second. */
+  /** `conntrackd -n` on the freshly started backup until its external cache held every entry, seconds; null if it never did. */
+  resyncSeconds: number | null;
+  /** entries / resyncSeconds, entries per second (0 if it never completed). */
   rate: number;
   /** Entry-by-entry check after the resync: fw1 entries fw2 lacks / fw2 entries fw1 lacks. */
   missing: number;
   extra: number;
   /** fw1 sync0 tx bytes per entry during the resync, bytes. */
   bytesPerEntry: number;
+  /** Sync datagrams fw2's socket dropped for want of receive buffer during the resync (FTFW must recover them), datagrams. */
+  backupRcvbufErrors: number;
   /** Time between two polls of the backup's cache (resolution of resyncSeconds), milliseconds. */
   pollMs: number;
 }
@@ -163,7 +167,7 @@ export interface ConntrackdFigures {
 export interface ConntrackdBenchOptions {
   /** Smaller counts, about a minute. */
   quick?: boolean;
-  /** Entries for the bulk resync (case 3); default 1 000 000 (quick: 100 000). */
+  /** Entries for the bulk resync (case 3); default 1 000 000 (quick: 200 000). */
   entries?: number;
 }
 
@@ -201,12 +205,12 @@ interface Sizes {
 
 function sizes(opts: ConntrackdBenchOptions): Sizes {
   const quick = opts.quick ?? false;
-  const resync = opts.entries ?? (quick ? 100_000 : 1_000_000);
+  const resync = opts.entries ?? (quick ? 200_000 : 1_000_000);
   if (!Number.isInteger(resync) || resync < 1000 || resync > 4_000_000) {
-    throw new ConntrackdBenchError(`entries must be an integer from 1000 to 4000000 (got ${String(opts.entries)}): pass a smaller --entries`);
+    throw new ConntrackdBenchError(`entries must be an integer from 1000 to 4000000 (got ${String(opts.entries)}): pass --entries from 1000 to 4000000`);
   }
   return quick
-    ? { replication: 50_000, lagSeconds: 3, lagRates: [20_000, 15_000, 10_000], resync, convergeMs: 20_000 }
+    ? { replication: 100_000, lagSeconds: 3, lagRates: [20_000, 15_000, 10_000], resync, convergeMs: 20_000 }
     : { replication: 300_000, lagSeconds: 10, lagRates: [20_000, 15_000, 10_000, 5_000], resync, convergeMs: 60_000 };
 }
 
@@ -223,6 +227,17 @@ class Bench {
   /** Host sysctls raised for the run, restored by cleanup: key -> [original, ours]. */
   readonly #raised = new Map<string, [string, string]>();
   #cleaned = false;
+  /** Network namespaces of others seen during the run (other lab tests or benchmarks share the CPUs). */
+  readonly foreign = new Set<string>();
+
+  /** Note other namespaces now present: a concurrent lab run competes for the CPUs and skews the figures. */
+  lookAround(): void {
+    const ours = new Set(Object.values(this.topo.ns));
+    for (const l of execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n')) {
+      const name = l.split(' ')[0];
+      if (name && !ours.has(name)) this.foreign.add(name);
+    }
+  }
 
   ns(node: Node): string {
     return this.topo.ns[node];
@@ -375,19 +390,21 @@ class Daemon {
       r();
     }));
     const t0 = Date.now();
+    let last = 'no socket yet';
     while (Date.now() - t0 < 10_000) {
       if (gone) throw new ConntrackdBenchError(`conntrackd in ${this.fw} exited at start (exit ${child.exitCode ?? child.signalCode}): ${this.tail()}`);
       if (existsSync(this.sock)) {
         try {
           await this.request(CMD.stats, 3000);
           return;
-        } catch {
-          // Not answering yet: the socket exists before the daemon's loop runs; try again.
+        } catch (e) {
+          // The socket exists before the daemon's loop runs: try again, report the last refusal on timeout.
+          last = (e as Error).message;
         }
       }
       await sleep(50);
     }
-    throw new ConntrackdBenchError(`conntrackd in ${this.fw} did not answer on ${this.sock} within 10 s: ${this.tail()}`);
+    throw new ConntrackdBenchError(`conntrackd in ${this.fw} did not answer on ${this.sock} within 10 s (${last}): ${this.tail()}`);
   }
 
   /** `conntrackd -C cfg <args>` against this daemon. */
@@ -529,8 +546,8 @@ Sync {
 		Group ${PORT}
 		IPv4_interface ${p.me}
 		Interface ${LAB_IF.sync}
-		SndSocketBuffer 4194304
-		RcvSocketBuffer 4194304
+		SndSocketBuffer 33554432
+		RcvSocketBuffer 33554432
 		Checksum on
 	}
 }
@@ -630,19 +647,53 @@ function diff(a: Set<number>, b: Set<number>): number {
   return n;
 }
 
-/** Poll until done(value) or timeout; returns the last value, when it was read (s), and whether done. */
-async function pollUntil<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number, gapMs: number): Promise<{ value: T; at: number; ok: boolean; polls: number; meanGapMs: number }> {
+interface Polled<T> {
+  value: T;
+  /** When the last answer came (s since the epoch). */
+  at: number;
+  ok: boolean;
+  /** Gave up because progress(value) did not change for stallMs. */
+  stalled: boolean;
+  meanGapMs: number;
+}
+
+/**
+ * Poll until done(value), or timeoutMs, or (with progress) no change of progress(value) for stallMs;
+ * returns the last value, when it was read and how it ended.
+ */
+async function pollUntil<T>(probe: () => Promise<T>, done: (v: T) => boolean, o: { timeoutMs: number; gapMs: number; stallMs?: number; progress?: (v: T) => number }): Promise<Polled<T>> {
   const t0 = Date.now();
   let polls = 0;
+  let mark = NaN;
+  let markAt = t0;
   for (;;) {
     const value = await probe();
     const at = now();
     polls++;
     const meanGapMs = (Date.now() - t0) / polls;
-    if (done(value)) return { value, at, ok: true, polls, meanGapMs };
-    if (Date.now() - t0 > timeoutMs) return { value, at, ok: false, polls, meanGapMs };
-    await sleep(gapMs);
+    if (done(value)) return { value, at, ok: true, stalled: false, meanGapMs };
+    if (o.progress) {
+      const p = o.progress(value);
+      if (p !== mark) {
+        mark = p;
+        markAt = Date.now();
+      } else if (o.stallMs !== undefined && Date.now() - markAt > o.stallMs) {
+        return { value, at, ok: false, stalled: true, meanGapMs };
+      }
+    }
+    if (Date.now() - t0 > o.timeoutMs) return { value, at, ok: false, stalled: false, meanGapMs };
+    await sleep(o.gapMs);
   }
+}
+
+/** UDP datagrams a namespace's sockets dropped for want of receive buffer (/proc/net/snmp RcvbufErrors). */
+function rcvbufErrors(b: Bench, fw: Fw): number {
+  const lines = b.exec(fw, 'cat', ['/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0]?.split(/\s+/) ?? [];
+  const values = lines[1]?.split(/\s+/) ?? [];
+  const i = names.indexOf('RcvbufErrors');
+  if (i < 0) throw new ConntrackdBenchError(`no Udp RcvbufErrors in ${fw}'s /proc/net/snmp: kernel format changed?`);
+  return Number(values[i]);
 }
 
 /** Wait until a firewall's kernel table stops growing (datagrams still in flight after the generator ended). */
@@ -738,28 +789,31 @@ async function replication(b: Bench, sz: Sizes, lossPercent: number, first: numb
   const tx2 = b.txBytes('fw2');
   const cpu1 = p.cpuSeconds();
   const cpu2 = k.cpuSeconds();
+  const rcv = rcvbufErrors(b, 'fw2');
+  const what = `case 1 (${lossPercent} % loss)`;
   const gen = await load(b, first, sz.replication, 0, 120_000);
-  const entries = await loadEntries(b, before, gen.sent, `case 1 (${lossPercent} % loss)`);
-  const conv = await pollUntil(() => k.stats(), (s) => s.external >= entries, sz.convergeMs, 10);
-  // Entry by entry: what fw1 has and fw2 lacks. Waits on (the remaining convergence time) while any is missing.
-  const deadline = Date.now() + sz.convergeMs;
-  let missing: number;
-  let extra: number;
+  const entries = await loadEntries(b, before, gen.sent, what);
+  // Converged when fw2's external cache is as big as the load; given up when it stops growing.
+  const conv = await pollUntil(() => k.stats(), (s) => s.external >= entries, { timeoutMs: sz.convergeMs, gapMs: 10, stallMs: 10_000, progress: (s) => s.external });
   let convergedAt: number | null = conv.ok ? conv.at : null;
-  for (;;) {
-    const [a, c] = await Promise.all([kernelKeys(b, 'fw1', 60_000), externalKeys(k, 60_000)]);
-    if (a.size !== entries) b.notes.push(`case 1 (${lossPercent} % loss): ${a.size} load entries listed on fw1, ${entries} counted`);
-    missing = diff(a, c);
-    extra = diff(c, a);
-    if (missing === 0 || Date.now() > deadline) break;
-    convergedAt = null;
-    await sleep(500);
-    const again = await k.stats();
-    if (again.external >= entries) convergedAt = now();
-  }
-  if (missing > 0) convergedAt = null;
   const txa = b.txBytes('fw1');
   const txb = b.txBytes('fw2');
+  // Entry by entry: what fw1 has and fw2 lacks (a few more looks if the count was reached with wrong entries).
+  let missing = 0;
+  let extra = 0;
+  for (let look = 0; look < 4; look++) {
+    const [a, c] = await Promise.all([kernelKeys(b, 'fw1', 60_000), externalKeys(k, 60_000)]);
+    if (look === 0 && a.size !== entries) b.notes.push(`${what}: ${a.size} load entries listed on fw1, ${entries} counted`);
+    missing = diff(a, c);
+    extra = diff(c, a);
+    if (missing === 0 || !conv.ok) break;
+    convergedAt = null;
+    await sleep(1000);
+  }
+  if (missing > 0) {
+    convergedAt = null;
+    b.notes.push(`${what}: fw2 ${conv.stalled ? 'stopped growing (10 s without progress)' : 'was still short'} at ${conv.value.external} of ${entries}; ${missing} entries missing for good; fw2's sync socket dropped ${rcvbufErrors(b, 'fw2') - rcv} datagrams for want of buffer`);
+  }
   const rt = await p.runtime();
   const dropped = prob > 0 ? lossDropped(b) : 0;
   if (prob > 0) b.exec('fw2', 'iptables', lossRule(false, prob));
@@ -796,6 +850,7 @@ async function replication(b: Bench, sz: Sizes, lossPercent: number, first: numb
     ackBytesPerEntry: (txb.bytes - tx2.bytes) / entries,
     syncDatagramsDropped: dropped,
     sequenceGapsAtBackup: gaps,
+    backupRcvbufErrors: rcvbufErrors(b, 'fw2') - rcv,
     primaryEvents: rt.events,
     netlinkOverruns: rt.overruns,
     cpuSecondsPrimary: p.cpuSeconds() - cpu1,
@@ -818,7 +873,7 @@ async function lagAt(b: Bench, sz: Sizes, rate: number, first: number, hashLimit
   const before = b.ctCount('fw1');
   const gen = await load(b, first, count, rate, sz.lagSeconds * 1000 * 3 + 30_000);
   const entries = await loadEntries(b, before, gen.sent, `case 2 (${rate}/s)`);
-  const caught = await pollUntil(() => k.stats(), (s) => s.injected >= entries, sz.convergeMs, 10);
+  const caught = await pollUntil(() => k.stats(), (s) => s.injected >= entries, { timeoutMs: sz.convergeMs, gapMs: 10, stallMs: 10_000, progress: (s) => s.injected });
   const tail = caught.at - gen.end;
   const base = BigInt(Math.floor(gen.start)) * 1_000_000_000n;
   const [t1, t2] = await Promise.all([kernelStarts(b, 'fw1', base, 60_000), kernelStarts(b, 'fw2', base, 60_000)]);
@@ -885,31 +940,39 @@ async function resync(b: Bench, sz: Sizes, hashLimit: number): Promise<ResyncFig
   b.daemons.fw1 = p;
   const tp = now();
   await p.start();
-  const loaded = await pollUntil(() => p.stats(), (s) => s.internal >= n, 120_000, 50);
-  if (!loaded.ok) throw new ConntrackdBenchError(`fw1's conntrackd loaded ${loaded.value.internal} of ${n} entries from the kernel in 120 s: ${p.tail()}`);
+  const loaded = await pollUntil(() => p.stats(), (s) => s.internal >= n, { timeoutMs: 180_000, gapMs: 50, stallMs: 20_000, progress: (s) => s.internal });
+  if (!loaded.ok) throw new ConntrackdBenchError(`fw1's conntrackd loaded ${loaded.value.internal} of ${n} entries from its kernel table (${loaded.stalled ? 'no progress for 20 s' : 'not done in 180 s'}): ${p.tail()}`);
   // The backup (re)starts empty and asks for a resync, as operators do after a restart.
   const k = new Daemon(b, 'fw2', false, hashLimit);
   b.daemons.fw2 = k;
   await k.start();
   const tx = b.txBytes('fw1');
+  const rcv = rcvbufErrors(b, 'fw2');
   const tr = now();
   await k.ctl(['-n']);
-  const done = await pollUntil(() => k.stats(), (s) => s.external >= n, 120_000, 5);
-  if (!done.ok) throw new ConntrackdBenchError(`fw2's external cache held ${done.value.external} of ${n} entries 120 s after conntrackd -n: ${k.tail()}`);
-  const resyncSeconds = done.at - tr;
+  // Given up when the backup's cache stops growing for 15 s (FTFW could not recover a loss) or after 120 s.
+  const done = await pollUntil(() => k.stats(), (s) => s.external >= n, { timeoutMs: 120_000, gapMs: 5, stallMs: 15_000, progress: (s) => s.external });
+  const resyncSeconds = done.ok ? done.at - tr : null;
   await sleep(200);
   const txa = b.txBytes('fw1');
+  const dropped = rcvbufErrors(b, 'fw2') - rcv;
   const [a, c] = await Promise.all([kernelKeys(b, 'fw1', 120_000), externalKeys(k, 120_000)]);
+  const missing = diff(a, c);
+  if (!done.ok) {
+    const gaps = await k.sequenceGaps();
+    b.notes.push(`case 3: fw2's external cache ${done.stalled ? 'stopped growing' : 'was still growing'} at ${done.value.external} of ${n} entries ${(done.at - tr).toFixed(0)} s after conntrackd -n (${missing} missing for good; fw2 saw ${gaps} sequence gaps, its socket dropped ${dropped} datagrams for want of buffer)`);
+  }
   return {
     entries: n,
     fillSeconds,
     fillRate: n / fillSeconds,
     primaryLoadSeconds: loaded.at - tp,
     resyncSeconds,
-    rate: n / resyncSeconds,
-    missing: diff(a, c),
+    rate: resyncSeconds === null ? 0 : n / resyncSeconds,
+    missing,
     extra: diff(c, a),
     bytesPerEntry: (txa.bytes - tx.bytes) / n,
+    backupRcvbufErrors: dropped,
     pollMs: done.meanGapMs,
   };
 }
@@ -956,6 +1019,10 @@ export async function runConntrackdBench(opts: ConntrackdBenchOptions = {}): Pro
   const version = preflight();
   const startedAt = new Date();
   const b = new Bench();
+  const load1 = loadavg()[0];
+  if (load1 > 0.5 * cpus().length) {
+    b.notes.push(`the machine was busy when the run started (1-minute load ${load1.toFixed(1)} on ${cpus().length} CPUs): figures may be low; rerun on a quiet machine`);
+  }
   const onSignal = (sig: NodeJS.Signals) => {
     console.error(`conntrackd bench: ${sig}: cleaning up the lab`);
     b.cleanup();
@@ -971,6 +1038,7 @@ export async function runConntrackdBench(opts: ConntrackdBenchOptions = {}): Pro
     b.raiseHostSysctl('net.netfilter.nf_conntrack_buckets', 2 ** Math.ceil(Math.log2(biggest)));
     const hashLimit = 2 ** Math.ceil(Math.log2(2 * biggest + MARGIN));
     setupLab(b);
+    b.lookAround();
 
     // The generator's ceiling: same load, no conntrackd.
     await fresh(b, false, hashLimit, { fw1: false, fw2: false });
@@ -983,9 +1051,15 @@ export async function runConntrackdBench(opts: ConntrackdBenchOptions = {}): Pro
       await replication(b, sz, 0, RANGE.rep0, generatorAloneRate, hashLimit),
       await replication(b, sz, 1, RANGE.rep1, generatorAloneRate, hashLimit),
     ];
+    b.lookAround();
     const lagFigures = await lag(b, sz, hashLimit);
+    b.lookAround();
     const resyncFigures = await resync(b, sz, hashLimit);
+    b.lookAround();
     for (const fw of ['fw2', 'fw1'] as const) await b.daemons[fw]?.stop();
+    if (b.foreign.size) {
+      b.notes.push(`other network namespaces existed during the run (${[...b.foreign].slice(0, 8).join(', ')}${b.foreign.size > 8 ? ', ...' : ''}): another lab test or benchmark shared the ${cpus().length} CPUs, figures may be low; rerun on a quiet machine`);
+    }
     return {
       tool: 'conntrackd',
       version,
@@ -1051,7 +1125,7 @@ export function formatConntrackdFigures(f: ConntrackdFigures): string {
   out.push('');
   out.push(`3. bulk resync of ${r.entries} entries (backup restarted empty, conntrackd -n)`);
   out.push(`   fill fw1's kernel table ${r.fillSeconds.toFixed(2)} s (${fmtRate(r.fillRate)}/s); fw1 conntrackd initial load ${r.primaryLoadSeconds.toFixed(2)} s`);
-  out.push(`   resync ${r.resyncSeconds.toFixed(3)} s = ${fmtRate(r.rate)} entries/s (poll every ${r.pollMs.toFixed(0)} ms); ${r.bytesPerEntry.toFixed(1)} B/entry on sync0; missing ${r.missing}, extra ${r.extra}`);
+  out.push(`   resync ${r.resyncSeconds === null ? 'NEVER COMPLETED' : `${r.resyncSeconds.toFixed(3)} s = ${fmtRate(r.rate)} entries/s`} (poll every ${r.pollMs.toFixed(0)} ms); ${r.bytesPerEntry.toFixed(1)} B/entry on sync0; missing ${r.missing}, extra ${r.extra}; fw2 socket buffer drops ${r.backupRcvbufErrors}`);
   if (f.notes.length) {
     out.push('');
     out.push('notes:');
