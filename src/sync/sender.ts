@@ -5,7 +5,8 @@
  * resync dump.
  *
  * What is sent when:
- *  - new entries and changes of state, NAT mapping, mark or label: within `flushMs` (one entry per
+ *  - new entries and changes of state, NAT mapping, mark or label: at the end of the current turn
+ *    of the event loop (flushMs 0), or within `flushMs` (one entry per
  *    flow however many packets changed it meanwhile);
  *  - changes of window data, counters and timeout only ("lazy"): every `refreshMs`, so the
  *    standby's timeouts follow live flows without a message per packet. After takeover the TCP
@@ -86,6 +87,7 @@ export class SyncSender implements ConntrackEventSink {
   #pendingSince = -1;
 
   #flushTimer: NodeJS.Timeout | null = null;
+  #flushImmediate: NodeJS.Immediate | null = null;
   #refreshTimer: NodeJS.Timeout | null = null;
   #aliveTimer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
@@ -175,9 +177,21 @@ export class SyncSender implements ConntrackEventSink {
     this.#armFlush();
   }
 
+  /**
+   * flushMs 0: flush once the current turn of the event loop is done (after the batch of packets
+   * being processed), the lowest latency with coalescing per batch; above 0: a timer.
+   */
   #armFlush(): void {
-    if (this.#flushTimer === null && !this.#closed) this.#flushTimer = setTimeout(() => this.flush(), this.o.flushMs);
+    if (this.#flushTimer !== null || this.#flushImmediate !== null || this.#closed) return;
+    if (this.o.flushMs <= 0) this.#flushImmediate = setImmediate(this.#flushNow);
+    else this.#flushTimer = setTimeout(this.#flushNow, this.o.flushMs);
   }
+
+  readonly #flushNow = (): void => {
+    this.#flushImmediate = null;
+    this.#flushTimer = null;
+    this.flush();
+  };
 
   /** Put the entry in #rec into the message being packed, sealing it first when full. */
   #put(op: number, sections: number, msgFlags: number): void {
@@ -217,6 +231,10 @@ export class SyncSender implements ConntrackEventSink {
     if (this.#flushTimer !== null) {
       clearTimeout(this.#flushTimer);
       this.#flushTimer = null;
+    }
+    if (this.#flushImmediate !== null) {
+      clearImmediate(this.#flushImmediate);
+      this.#flushImmediate = null;
     }
     const t = this.table;
     const now = this.o.clock();
@@ -437,6 +455,7 @@ export class SyncSender implements ConntrackEventSink {
   close(): void {
     this.#closed = true;
     for (const t of [this.#flushTimer, this.#idleTimer, this.#dumpWake]) if (t !== null) clearTimeout(t);
+    if (this.#flushImmediate !== null) clearImmediate(this.#flushImmediate);
     for (const t of [this.#refreshTimer, this.#aliveTimer]) if (t !== null) clearInterval(t);
     this.#flushTimer = this.#idleTimer = this.#refreshTimer = this.#aliveTimer = null;
     this.#dumpCursor = -1;
