@@ -5,8 +5,8 @@ import type { SyncStatus } from '../../../src/node/control/index.js';
 import type { TableDiff } from '../../../src/cli/commands/ct-diff.js';
 import { CtStatus, ENTRY_RECORD_WORDS, TcpState } from '../../../src/node/conntrack/index.js';
 import { ER_TCP } from '../../../src/node/conntrack/entry-record.js';
-import { feedTraffic, startTestNode, type TestNode } from '../daemon/fixture.js';
-import { startSyncPair, synced, until, type SyncPair } from '../daemon/sync-pair.js';
+import { feedTraffic, startTestNode, writeNodeFiles, type TestNode } from '../daemon/fixture.js';
+import { startSyncPair, syncSection, synced, until, type SyncPair } from '../daemon/sync-pair.js';
 
 async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -43,7 +43,7 @@ describe('twinwall sync status', () => {
     expect(lines[0]).toMatch(/^node 1 on sync0 192\.168\.50\.1, multicast 225\.0\.0\.50:3780 \(mtu 1500\), up since \d{4}-/);
     expect(lines[1]).toMatch(/^peer: node 2, up since \S+, last contact \d+\.\d s ago$/);
     expect(lines[2]).toBe("synced: yes (this node holds the peer's whole table)");
-    expect(lines[3]).toMatch(/^lag: p50 \d+\.\d\d ms, p99 \d+(\.\d\d)? ms; \d+ of our messages not applied by the peer yet \(next seq \d+, peer applied \d+\)$/);
+    expect(lines[3]).toMatch(/^lag: p50 \d+(\.\d\d)? ms, p99 \d+(\.\d\d)? ms; \d+ of our messages not applied by the peer yet \(next seq \d+, peer applied \d+\)$/);
     expect(lines[4]).toMatch(/^messages: sent \d+ \(.*update \d+.*\), received \d+ \(.*report \d+.*\)$/);
     expect(lines[5]).toMatch(/^bytes: sent \d+, received \d+$/);
     expect(lines[6]).toBe('entries: sent 2 new / 0 updated / 0 destroyed; applied 0 new / 0 updated / 0 destroyed; 0 refused, 0 table full');
@@ -131,5 +131,24 @@ describe('twinwall ct diff', () => {
     const r = await cli(['--socket', t.socket, 'ct', 'diff', '--peer-socket', '/tmp/twinwall-no-peer.sock']);
     expect(r.code).toBe(2);
     expect(r.err).toContain('DAEMON_UNREACHABLE: cannot reach the twinwall daemon on /tmp/twinwall-no-peer.sock');
+  });
+});
+
+describe('twinwall node with a sync section', () => {
+  it('refuses a missing key file with its path before anything starts (exit 2)', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'tw-cli-sync-'));
+    try {
+      const { configPath } = writeNodeFiles(dir, undefined, { configExtra: syncSection(1).replace('group: 225.0.0.50', 'group: 10.0.0.50') });
+      const r = await cli(['node', '--config', configPath]);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain('CONFIG_INVALID');
+      expect(r.err).toMatch(/\/sync\/keys\/0\/file \(line \d+, column \d+\): cannot read key file .*sync\.key: ENOENT/);
+      expect(r.err).toMatch(/\/sync\/group \(line \d+, column \d+\): 10\.0\.0\.50 is not a multicast address/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

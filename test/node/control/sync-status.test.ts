@@ -26,8 +26,10 @@ describe('GET /sync/status', () => {
     await synced(p);
     feedTraffic(p.a);
     const client = new ControlClient(p.a.socket);
-    await until(() => p!.a.node.sync!.sender.peerApplied === p!.a.node.sync!.sender.nextSeq - 1 && p!.a.node.sync!.lagPercentile(50) >= 0,
-      'the peer to report everything applied');
+    await until(() => {
+      const s = p!.a.node.sync!;
+      return s.stats.entriesSent.create === 2 && s.sender.peerApplied === s.sender.nextSeq - 1 && s.lagPercentile(50) >= 0;
+    }, 'the entries sent and the peer to report them applied');
     const s = await client.call<SyncStatus>('GET', '/sync/status');
     expect(s.nodeId).toBe(1);
     expect(s.link).toEqual({ interface: 'sync0', address: '192.168.50.1', mode: 'multicast', group: '225.0.0.50', peer: null, port: 3780, mtu: 1500 });

@@ -4,8 +4,9 @@ import { existsSync } from 'node:fs';
 import { CtStatus } from '../../../src/node/conntrack/index.js';
 import { FirewallNode, parseConfig } from '../../../src/node/daemon/index.js';
 import { checkSyncAddress } from '../../../src/node/daemon/sync-link.js';
-import { SyncTransportError } from '../../../src/sync/index.js';
-import { FakeDataplane, RULES, feedTraffic, writeNodeFiles } from './fixture.js';
+import { createSocket } from 'node:dgram';
+import { SyncTransportError, UdpTransport } from '../../../src/sync/index.js';
+import { FakeDataplane, RULES, feedTraffic, startTestNode, writeNodeFiles, type TestNode } from './fixture.js';
 import { SYNC_KEY, logged, startSyncPair, syncSection, synced, until, type SyncPair } from './sync-pair.js';
 
 let p: SyncPair | null = null;
@@ -100,6 +101,33 @@ describe('FirewallNode with sync', () => {
     expect(dp.started).toBe(0);
     expect(existsSync(socket)).toBe(false);
     expect(node.state).toBe('stopped');
+  });
+});
+
+describe('FirewallNode with sync over UDP', () => {
+  it('opens the default transport (unicast on loopback, address checked on lo) and replicates', async () => {
+    // A free UDP port (both nodes use the same one, each on its own address).
+    const probe = createSocket('udp4');
+    await new Promise<void>((r) => probe.bind(0, '127.0.0.1', () => r()));
+    const port = probe.address().port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const section = (id: number, peer: number) =>
+      `\nsync:\n  nodeId: ${id}\n  interface: lo\n  address: 127.0.0.${id}\n  peer: 127.0.0.${peer}\n  port: ${port}\n  keys: [{ id: 1, file: sync.key }]\n  sendKey: 1\n`;
+    const nodes: TestNode[] = [];
+    try {
+      // Node a opens its own socket (the default factory); b's address is not listed on lo, so it is given one.
+      nodes.push(await startTestNode({ name: 'fw-a', configExtra: section(1, 2), files: { 'sync.key': SYNC_KEY }, flowingClock: true, tickMs: 20 }));
+      const tb = await UdpTransport.open({ localAddress: '127.0.0.2', port, peerAddress: '127.0.0.1' });
+      nodes.push(await startTestNode({ name: 'fw-b', configExtra: section(2, 1), files: { 'sync.key': SYNC_KEY }, flowingClock: true, tickMs: 20, syncTransport: tb }));
+      const [a, b] = nodes;
+      expect(a.dataplane.options?.excludedUdpPorts).toEqual([port]);
+      await until(() => Boolean(a.node.sync?.peer?.synced && b.node.sync?.peer?.synced), 'both nodes to finish their startup resync');
+      feedTraffic(a);
+      await until(() => b.node.engine.conntrack.table.count === 2, 'the entries on the peer');
+      expect(logged(a, 'sync started (unicast to 127.0.0.2')).toBeDefined();
+    } finally {
+      for (const n of nodes) await n.cleanup();
+    }
   });
 });
 

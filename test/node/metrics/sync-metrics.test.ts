@@ -22,7 +22,10 @@ describe('/metrics with sync', () => {
     feedTraffic(p.a);
     const a = p.a;
     // The peer applied everything and reported it, with lag samples.
-    await until(() => (a.node.sync?.lagPercentile(50) ?? NaN) >= 0 && unappliedMessages(a.node.sync!.sender) === 0, 'the peer to report the messages applied');
+    await until(() => {
+      const s = a.node.sync!;
+      return s.stats.entriesSent.create === 2 && s.lagPercentile(50) >= 0 && unappliedMessages(s.sender) === 0;
+    }, 'the entries sent and the peer to report them applied');
     // In-process, in the same turn of the event loop as the check above: no message can go out
     // in between (the HTTP path is the same registry, tested in metrics.test.ts and below).
     const { samples, types } = parseExposition(await a.node.metrics.metrics());
