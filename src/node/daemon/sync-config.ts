@@ -51,12 +51,13 @@ export const SyncSectionSchema = Type.Object(
       { minItems: 1 },
     ),
     sendKey: Type.Integer({ minimum: 0, maximum: 255, description: 'id of the key this node signs with' }),
-    flushMs: Int(1, 1000, 'new entries and state changes are sent within this'),
+    flushMs: Int(0, 1000, 'coalescing window for new entries and state changes; 0 (default): at the end of the event loop turn'),
     refreshMs: Int(50, 60_000, 'window, counter and timeout changes are sent this often'),
     windowSize: Int(16, 1_048_576, 'messages kept for resending on NACK'),
     aliveIdleMs: Int(1, 1000, 'first ALIVE after the link went idle'),
     aliveIntervalMs: Int(10, 10_000, 'ALIVE heartbeat'),
     resyncBatch: Int(1, 1_000_000, 'entries dumped per turn of the event loop in a bulk resync'),
+    maxInFlight: Int(1, 1_048_576, 'bulk dump messages sent beyond the peer\'s last REPORT at most (default: 160 KiB of them)'),
     nackRetryMs: Int(1, 10_000, 'a gap is NACKed again this often'),
     reportMs: Int(1, 10_000, 'REPORT period while messages are applied'),
     resyncRetryMs: Int(10, 60_000, 'a resync request is repeated this often until the dump ends'),
@@ -80,8 +81,10 @@ export type SyncSectionDoc = Static<typeof SyncSectionSchema>;
 
 /** SyncNode's timing and sizing options that the config may set. */
 export type SyncTuning = Partial<Pick<SyncNodeOptions,
-  'flushMs' | 'refreshMs' | 'windowSize' | 'aliveIdleMs' | 'aliveIntervalMs' | 'resyncBatch' | 'nackRetryMs' | 'reportMs' | 'resyncRetryMs'>>;
-const tuningKeys = ['flushMs', 'refreshMs', 'windowSize', 'aliveIdleMs', 'aliveIntervalMs', 'resyncBatch', 'nackRetryMs', 'reportMs', 'resyncRetryMs'] as const;
+  'flushMs' | 'refreshMs' | 'windowSize' | 'aliveIdleMs' | 'aliveIntervalMs' | 'resyncBatch' | 'maxInFlight' | 'nackRetryMs' | 'reportMs' | 'resyncRetryMs'>>;
+const tuningKeys = [
+  'flushMs', 'refreshMs', 'windowSize', 'aliveIdleMs', 'aliveIntervalMs', 'resyncBatch', 'maxInFlight', 'nackRetryMs', 'reportMs', 'resyncRetryMs',
+] as const;
 
 /** The sync section with defaults applied and the keys read. */
 export interface SyncConfig {

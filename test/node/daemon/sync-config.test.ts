@@ -60,14 +60,15 @@ describe('node config: sync section', () => {
   it('takes unicast, a port, an MTU, tuning and exemptions', () => {
     const c = parseConfig(`${BASE}${SYNC.replace('group: 225.0.0.50', 'peer: 192.168.50.2')}  port: 3790
   mtu: 9000
-  flushMs: 5
+  flushMs: 0
+  maxInFlight: 64
   windowSize: 1024
   resyncRetryMs: 250
   exempt:
     - { proto: udp, dst: 10.0.0.53 }
     - { proto: tcp, state: ESTABLISHED, src: 10.9.0.0/16 }
 `, dir);
-    expect(c.sync).toMatchObject({ group: null, peer: '192.168.50.2', port: 3790, mtu: 9000, tuning: { flushMs: 5, windowSize: 1024, resyncRetryMs: 250 } });
+    expect(c.sync).toMatchObject({ group: null, peer: '192.168.50.2', port: 3790, mtu: 9000, tuning: { flushMs: 0, maxInFlight: 64, windowSize: 1024, resyncRetryMs: 250 } });
     expect(c.sync?.exempt).toEqual([{ proto: 'udp', dst: '10.0.0.53' }, { proto: 'tcp', state: 'ESTABLISHED', src: '10.9.0.0/16' }]);
     expect(c.dataplane.excludedUdpPorts).toEqual([3799, 3790]);
   });
@@ -82,7 +83,7 @@ sync:
   mtu: 100
   keys: [{ id: 1, file: hex.key, colour: red }]
   sendKey: 1
-  flushMs: 0
+  flushMs: -1
   bogus: 1
 `);
     expect(errs.map((e) => e.path)).toEqual(expect.arrayContaining([
