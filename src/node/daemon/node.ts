@@ -20,11 +20,10 @@ import { Engine, dropReasonNames } from '../engine/index.js';
 import { compileRuleset, parseRuleset, RulesetError, RulesetFileError, type CompiledRuleset, type LogSink } from '../filter/index.js';
 import { Dataplane, type DataplaneHooks, type DataplaneOptions, type DataplaneStats } from '../dataplane/index.js';
 import { invalidReasonName } from '../packet/index.js';
-import { ControlServer, TraceHub, type ControlTarget, type RulesetInfo } from '../control/index.js';
+import { ControlServer, TraceHub, type ControlTarget, type RulesetInfo, type SyncStatus } from '../control/index.js';
 import { MetricsServer, NodeMetrics } from '../metrics/index.js';
 import { nullEventSink } from '../conntrack/index.js';
 import { Keyring, SyncNode, compileExemptRules, type ExemptPredicate, type SyncTransport } from '../../sync/index.js';
-import type { SyncStatus } from '../control/index.js';
 import type { NodeConfig } from './config.js';
 import { NodeStateError } from './errors.js';
 import { sysfsInterfaceName } from './ifaces.js';
@@ -232,7 +231,7 @@ export class FirewallNode implements ControlTarget {
     }
   }
 
-  /** Stops the data plane first (kernel rules removed), then the servers. Safe to call twice. */
+  /** Stops the data plane first (kernel rules removed), then sync, then the servers. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
     this.#state = 'stopping';
