@@ -96,6 +96,14 @@ export class SyncReceiver {
     this.#requestResync(0, ResyncReason.STARTUP);
   }
 
+  /**
+   * Ask the peer for its whole table now (an operator's `twinwall sync resync`). Safe at any
+   * time: a dump under way restarts, and at its end replicated entries it did not mention go.
+   */
+  requestResync(): void {
+    this.#requestResync(this.peer?.id ?? 0, ResyncReason.OPERATOR);
+  }
+
   /** The startup request is out and no session began yet: first contact need not ask again. */
   #startupAsked = false;
 

@@ -116,6 +116,11 @@ export class SyncNode {
     this.sender.sendAlive();
   }
 
+  /** Ask the peer for a bulk resync now (operator); see SyncReceiver.requestResync. */
+  requestResync(): void {
+    this.receiver.requestResync();
+  }
+
   /** The event sink the engine's table must call (engine.setEventSink). */
   get sink(): SyncSender {
     return this.sender;

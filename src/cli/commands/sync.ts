@@ -52,5 +52,12 @@ export function syncCommand(io: CliIO): Command {
       io.out(opts.output === 'json' ? json(s) : formatSyncStatus(s));
     });
 
+  sync.command('resync')
+    .description('ask the peer for its whole table now (bulk resync); entries it no longer has are removed at the end')
+    .action(async (_opts: unknown, cmd: Command) => {
+      await clientFor(cmd.optsWithGlobals()).call<{ requested: boolean }>('POST', '/sync/resync');
+      io.err('twinwall: bulk resync asked of the peer; watch `twinwall sync status` for its completion.\n');
+    });
+
   return sync;
 }

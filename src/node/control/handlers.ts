@@ -123,6 +123,13 @@ const routes: Route[] = [
     },
   },
   {
+    method: 'POST', pattern: ['sync', 'resync'],
+    handler: (t) => {
+      if (!t.requestResync()) throw syncNotConfigured();
+      return { requested: true };
+    },
+  },
+  {
     method: 'POST', pattern: ['trace'],
     handler: async (t, req) => {
       const body = validate(TraceBody, await req.body(), 'body');
@@ -178,5 +185,5 @@ export function route(method: string, path: string): { handler: Handler; params:
     if (r.method === method) return { handler: r.handler, params, maxBody: r.maxBody };
   }
   if (pathMatched) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-  throw new ApiError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}. Endpoints: /ct, /ct/:id, /ct/count, /ct/save, /ct/restore, /rules, /stats, /sync/status, /trace, /trace/stream`);
+  throw new ApiError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}. Endpoints: /ct, /ct/:id, /ct/count, /ct/save, /ct/restore, /rules, /stats, /sync/status, /sync/resync, /trace, /trace/stream`);
 }

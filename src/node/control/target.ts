@@ -75,4 +75,6 @@ export interface ControlTarget {
   stats(): Record<string, unknown>;
   /** GET /sync/status; null when the node has no sync section. */
   syncStatus(): SyncStatus | null;
+  /** POST /sync/resync: ask the peer for a bulk resync; false when the node has no sync section. */
+  requestResync(): boolean;
 }

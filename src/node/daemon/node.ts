@@ -290,6 +290,14 @@ export class FirewallNode implements ControlTarget {
     return { ...this.#ruleset };
   }
 
+  requestResync(): boolean {
+    if (!this.config.sync) return false;
+    if (!this.#sync) throw new NodeStateError(`sync is configured but not open: the node is ${this.#state}`);
+    this.#sync.requestResync();
+    this.log.info('sync: bulk resync asked of the peer (operator)');
+    return true;
+  }
+
   /** Null without a sync section. The sync stays readable after stop (its last figures). */
   syncStatus(): SyncStatus | null {
     const c = this.config.sync;

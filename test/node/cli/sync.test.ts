@@ -68,6 +68,32 @@ describe('twinwall sync status', () => {
   });
 });
 
+describe('twinwall sync resync', () => {
+  it('asks the peer for a bulk resync that completes, and removes what the peer no longer has', async () => {
+    p = await startSyncPair();
+    await synced(p);
+    feedTraffic(p.a);
+    await converged(p, 2);
+    const tb = p.b.node.engine.conntrack.table;
+    // A stale replicated entry on b that a never had: only a resync can tell.
+    const rec = new Uint32Array(ENTRY_RECORD_WORDS);
+    tb.forEach((slot) => tb.exportEntry(slot, p!.b.node.engine.now(), rec, 0));
+    rec[8] = (rec[8] & 0xffff) | (61000 << 16);
+    rec[18] = (rec[18] & 0xffff0000) | 61000;
+    tb.importEntry(rec, 0, p.b.node.engine.now(), CtStatus.REPLICATED);
+    expect(tb.count).toBe(3);
+    const done = p.b.node.sync!.stats.resyncsCompleted;
+    const r = await cli(['--socket', p.b.socket, 'sync', 'resync']);
+    expect([r.code, r.err]).toEqual([0, 'twinwall: bulk resync asked of the peer; watch `twinwall sync status` for its completion.\n']);
+    await until(() => p!.b.node.sync!.stats.resyncsCompleted > done, 'the resync to complete');
+    expect(tb.count).toBe(2);
+    expect(p.b.node.sync!.stats.resyncSwept).toBe(1);
+    t = await startTestNode();
+    const off = await cli(['--socket', t.socket, 'sync', 'resync']);
+    expect([off.code, off.err]).toEqual([1, expect.stringContaining('SYNC_NOT_CONFIGURED')]);
+  });
+});
+
 describe('twinwall ct diff', () => {
   it('finds the tables equal once sync converged (exit 0), and lists an entry deleted on the peer (exit 1)', async () => {
     p = await startSyncPair();
