@@ -26,11 +26,13 @@ export interface TwinwallSyncFigures {
   /** Case 2: lag (ms) at the steady rate. */
   lag: { rate: number; flows: number; p50: number; p99: number; max: number; reportP50: number; reportP99: number };
   /** Case 3: bulk resync. */
-  resync: { entries: number; seconds: number; rate: number };
+  resync: { entries: number; seconds: number; rate: number; retransmitted: number; messages: number };
 }
 
 const GROUP = '225.0.0.50';
 const PORT = 3780;
+/** Sync tuning for both nodes, as JSON in TWINWALL_SYNC_TUNING (experiments); defaults otherwise. */
+const tuning = JSON.parse(process.env.TWINWALL_SYNC_TUNING ?? '{}') as Record<string, number>;
 const agentPath = fileURLToPath(new URL('../../test/lab/agents/sync-node.js', import.meta.url));
 
 export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Promise<TwinwallSyncFigures> {
@@ -45,8 +47,9 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Prom
   };
   const start = async (fw: 'fw1' | 'fw2'): Promise<void> => {
     // (The table is sized for the largest case up front: see the agent.)
-    agents[fw] = topo.lab.agent(topo.ns[fw], process.execPath, ['--max-old-space-size=4096', agentPath]);
-    await ask(fw, `start ${JSON.stringify({ nodeId: fw === 'fw1' ? 1 : 2, address: LAB_ADDR[fw].sync, group: GROUP, port: PORT, keyHex: key, maxEntries: quick ? 300_000 : 1_100_000 })}`);
+    const prof = process.env.TWINWALL_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TWINWALL_PROFILE_DIR}`] : [];
+    agents[fw] = topo.lab.agent(topo.ns[fw], process.execPath, ['--max-old-space-size=4096', ...prof, agentPath]);
+    await ask(fw, `start ${JSON.stringify({ nodeId: fw === 'fw1' ? 1 : 2, address: LAB_ADDR[fw].sync, group: GROUP, port: PORT, keyHex: key, maxEntries: quick ? 300_000 : 1_100_000, tuning })}`);
   };
   const stop = async (fw: 'fw1' | 'fw2'): Promise<void> => {
     await ask(fw, 'quit').catch(() => undefined);
@@ -80,7 +83,7 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Prom
     }
   };
 
-  const figures: TwinwallSyncFigures = { replication: [], lag: { rate: 0, flows: 0, p50: 0, p99: 0, max: 0, reportP50: 0, reportP99: 0 }, resync: { entries: 0, seconds: 0, rate: 0 } };
+  const figures: TwinwallSyncFigures = { replication: [], lag: { rate: 0, flows: 0, p50: 0, p99: 0, max: 0, reportP50: 0, reportP99: 0 }, resync: { entries: 0, seconds: 0, rate: 0, retransmitted: 0, messages: 0 } };
   try {
     topo.build();
     // 1. Replication rate with zero divergence.
@@ -127,10 +130,18 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Prom
     await stop('fw2');
     await ask('fw1', `load ${JSON.stringify({ n: big - (await count('fw1')), rate: 0 })}`, 300_000);
     const have = await count('fw1');
-    const t1 = performance.now();
+    type Sent = { stats: { retransmitted: number; sent: Record<string, number> } };
+    const before = (await ask<Sent>('fw1', 'stats')).stats;
+    // From the moment the restarted standby's sync is up (its request goes out at start).
     await start('fw2');
+    const t1 = performance.now();
     const secs = await waitCount(have, t1, 120_000);
-    figures.resync = { entries: have, seconds: secs, rate: have / secs };
+    const after = (await ask<Sent>('fw1', 'stats')).stats;
+    figures.resync = {
+      entries: have, seconds: secs, rate: have / secs,
+      retransmitted: after.retransmitted - before.retransmitted,
+      messages: (after.sent.update ?? 0) - (before.sent.update ?? 0),
+    };
   } finally {
     for (const fw of ['fw1', 'fw2'] as const) if (agents[fw]) await stop(fw);
     topo.cleanup();
@@ -145,7 +156,7 @@ export function printTwinwallSync(f: TwinwallSyncFigures): void {
   }
   const l = f.lag;
   console.log(`  lag at ${l.rate} new conn/s (${l.flows} flows): p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, max ${l.max.toFixed(2)} ms (REPORT estimate p50 ${l.reportP50.toFixed(2)} / p99 ${l.reportP99.toFixed(2)} ms)`);
-  console.log(`  bulk resync of a restarted standby: ${f.resync.entries} entries in ${f.resync.seconds.toFixed(2)} s = ${Math.round(f.resync.rate).toLocaleString('en')} entries/s`);
+  console.log(`  bulk resync of a restarted standby: ${f.resync.entries} entries in ${f.resync.seconds.toFixed(2)} s = ${Math.round(f.resync.rate).toLocaleString('en')} entries/s (${f.resync.messages} messages, ${f.resync.retransmitted} resent)`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

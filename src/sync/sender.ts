@@ -428,7 +428,9 @@ export class SyncSender implements ConntrackEventSink {
     let n = 0;
     let s = this.#dumpCursor;
     const flags = this.#flags;
-    for (; s < end && n < this.o.resyncBatch; s++) {
+    // Stop at the in-flight limit within the step too, not only at its start.
+    const stopSeq = (acked + limit + 1) >>> 0;
+    for (; s < end && n < this.o.resyncBatch && seqDiff(this.nextSeq, stopSeq) > 0; s++) {
       const st = t.statusOf(s);
       if ((st & CtStatus.CONFIRMED) === 0 || (st & ST_REPLICATED) !== 0) continue;
       if (s < flags.length && (flags[s] & F_EXEMPT) !== 0) continue;

@@ -22,7 +22,7 @@ import { Engine, EngineResult } from '../../../src/node/engine/index.js';
 import { compileRuleset, parseRuleset } from '../../../src/node/filter/index.js';
 import { buildTcp, buildUdp } from '../../../src/node/packet/build.js';
 import { TcpFlag } from '../../../src/node/packet/fields.js';
-import { Keyring, SyncNode, UdpTransport } from '../../../src/sync/index.js';
+import { Keyring, SyncNode, UdpTransport, type SyncNodeOptions } from '../../../src/sync/index.js';
 import { badRequest, serveLines } from './serve-lines.js';
 
 const IN = 2;
@@ -47,6 +47,8 @@ interface StartArgs {
   mtu?: number;
   keyHex: string;
   maxEntries?: number;
+  /** Sync tuning (SyncNodeOptions: flushMs, maxInFlight, windowSize...). */
+  tuning?: Partial<SyncNodeOptions>;
 }
 
 let engine: Engine | null = null;
@@ -90,6 +92,7 @@ async function start(a: StartArgs): Promise<object> {
     keys: new Keyring([{ id: 1, secret: Buffer.from(a.keyHex, 'hex') }], 1),
     mtu: a.mtu,
     clock: engine.clock,
+    ...a.tuning,
   });
   engine.setEventSink(new StampingSink(sync.sink));
   sync.start();
