@@ -54,15 +54,21 @@ interface StartArgs {
 let engine: Engine | null = null;
 let sync: SyncNode | null = null;
 const wall = (): number => performance.timeOrigin + performance.now();
-/** Flow key (the original source address and port word) -> ms: created here, or applied here. */
-const stamps = new Map<number, number>();
+/**
+ * Flow number -> ms: created here, or applied here. A preallocated array, not a Map: a Map of
+ * 100 k entries rehashes and collects as it grows, stalls that would show up as sync lag.
+ */
+let stamps = new Float64Array(0);
 let stamping = false;
 
 /** Stamps replicated entries as they arrive, then hands every event to sync. */
 class StampingSink implements ConntrackEventSink {
   constructor(readonly next: ConntrackEventSink) {}
   ctNew(t: ConntrackTable, slot: number): void {
-    if (stamping && (t.statusOf(slot) & CtStatus.REPLICATED) !== 0) stamps.set(flowKey(t, slot), wall());
+    if (stamping && (t.statusOf(slot) & CtStatus.REPLICATED) !== 0) {
+      const n = flowNumber(t, slot);
+      if (n >= 0 && n < stamps.length) stamps[n] = wall();
+    }
     this.next.ctNew(t, slot);
   }
   ctUpdate(t: ConntrackTable, slot: number, changes: number): void {
@@ -73,10 +79,10 @@ class StampingSink implements ConntrackEventSink {
   }
 }
 
-function flowKey(t: ConntrackTable, slot: number): number {
+/** The generator's flow number back from the tuple (see connect): source host and port. */
+function flowNumber(t: ConntrackTable, slot: number): number {
   const o = t.tupleOffset(slot, 0);
-  // Source address low 16 bits and source port: unique per generated flow.
-  return (t.tuples[o] & 0xffff) * 65536 + (t.tuples[o + 8] >>> 16);
+  return ((t.tuples[o] & 0xffffff) - 1) * 64000 + ((t.tuples[o + 8] >>> 16) - 1024);
 }
 
 async function start(a: StartArgs): Promise<object> {
@@ -108,7 +114,7 @@ function connect(e: Engine, tcp: boolean, udpPkt: Buffer): void {
   const host = 1 + Math.floor(n / 64000);
   const sport = 1024 + (n % 64000);
   const now = e.now();
-  if (stamping) stamps.set((host & 0xffff) * 65536 + sport, wall());
+  if (stamping && n < stamps.length) stamps[n] = wall();
   if (!tcp) {
     // Rewrite the source address and port of one datagram in place (checksums are not checked).
     udpPkt.writeUInt32BE((10 << 24) | host, 12);
@@ -165,10 +171,14 @@ serveLines(async (cmd, arg) => {
       return records();
     case 'stamp':
       stamping = arg === 'on';
-      stamps.clear();
+      stamps = new Float64Array(stamping ? (engine?.conntrack.table.maxEntries ?? 0) + 1_000_000 : 0);
       return {};
-    case 'stamps':
-      return { stamps: Object.fromEntries(stamps) };
+    case 'stamps': {
+      // Only the flows stamped: [flow number, ms] pairs.
+      const pairs: [number, number][] = [];
+      for (let i = 0; i < stamps.length; i++) if (stamps[i] > 0) pairs.push([i, stamps[i]]);
+      return { stamps: pairs };
+    }
     case 'stats':
       return { stats: sync?.stats, nextSeq: sync?.sender.nextSeq, peerApplied: sync?.sender.peerApplied, lagP50: sync?.lagPercentile(50), lagP99: sync?.lagPercentile(99) };
     case 'quit':
