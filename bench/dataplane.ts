@@ -17,6 +17,12 @@ import { LabTopology } from '../test/lab/topology.js';
 import type { LineAgent } from '../test/lab/netns.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+function median(f: Figures[]): Figures {
+  const byPps = [...f].sort((x, y) => x.pps - y.pps);
+  return byPps[Math.floor(byPps.length / 2)];
+}
 const agents = fileURLToPath(new URL('../test/lab/agents/', import.meta.url));
 const rules100 = fileURLToPath(new URL('../../test/fixtures/rules/bench-100.yaml', import.meta.url));
 const C = '10.1.0.10';
@@ -83,16 +89,24 @@ async function main(): Promise<void> {
   const servers = [443, 53].map((p) => spawn('ip', ['netns', 'exec', topo.ns.server, 'iperf3', '-s', '-B', S, '-p', String(p)], { stdio: 'ignore' }));
   try {
     await new Promise((r) => setTimeout(r, 500));
-    const res: Record<string, Record<Mode, Figures>> = { udp64: {} as Record<Mode, Figures>, tcp: {} as Record<Mode, Figures> };
-    for (const mode of ['a', 'b', 'c'] as Mode[]) {
-      res.udp64[mode] = await withMode(mode, () => iperf(true));
-      res.tcp[mode] = await withMode(mode, () => iperf(false));
+    // Rounds of a, b, c interleaved, medians reported: this VM's speed drifts by tens of percent
+    // within a minute, so one run of each mode in a row compares different machines.
+    const runs: Record<string, Record<Mode, Figures[]>> = { udp64: { a: [], b: [], c: [] }, tcp: { a: [], b: [], c: [] } };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const mode of ['a', 'b', 'c'] as Mode[]) {
+        runs.udp64[mode].push(await withMode(mode, () => iperf(true)));
+        runs.tcp[mode].push(await withMode(mode, () => iperf(false)));
+      }
     }
     const names: Record<Mode, string> = { a: '(a) kernel forwarding', b: '(b) NFQUEUE accept-all', c: '(c) twinwall, 100 rules+SNAT' };
-    for (const [kind, r] of Object.entries(res)) {
-      console.log(`\n${kind === 'udp64' ? '64-byte UDP' : 'bulk TCP'} (${SECONDS} s each):`);
-      for (const m of ['a', 'b', 'c'] as Mode[]) console.log(`  ${names[m].padEnd(30)} ${Math.round(r[m].pps).toLocaleString('en').padStart(12)} pkt/s ${r[m].mbps.toFixed(1).padStart(9)} Mbit/s`);
-      console.log(`  c/a ${(r.c.pps / r.a.pps).toFixed(3)}   c/b ${(r.c.pps / r.b.pps).toFixed(3)}   b/a ${(r.b.pps / r.a.pps).toFixed(3)}`);
+    for (const [kind, r] of Object.entries(runs)) {
+      console.log(`\n${kind === 'udp64' ? '64-byte UDP' : 'bulk TCP'} (${SECONDS} s each, median of ${ROUNDS} interleaved rounds):`);
+      const med = { a: median(r.a), b: median(r.b), c: median(r.c) };
+      for (const m of ['a', 'b', 'c'] as Mode[]) {
+        console.log(`  ${names[m].padEnd(30)} ${Math.round(med[m].pps).toLocaleString('en').padStart(12)} pkt/s ${med[m].mbps.toFixed(1).padStart(9)} Mbit/s   (rounds: ${r[m].map((f) => Math.round(f.pps)).join(', ')} pkt/s)`);
+      }
+      const perRound = r.c.map((f, i) => (f.pps / r.b[i].pps).toFixed(2)).join(', ');
+      console.log(`  c/a ${(med.c.pps / med.a.pps).toFixed(3)}   c/b ${(med.c.pps / med.b.pps).toFixed(3)} (per round ${perRound})   b/a ${(med.b.pps / med.a.pps).toFixed(3)}`);
     }
   } finally {
     for (const s of servers) s.kill('SIGKILL');
