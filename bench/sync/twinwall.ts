@@ -48,7 +48,11 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Prom
   const start = async (fw: 'fw1' | 'fw2'): Promise<void> => {
     // (The table is sized for the largest case up front: see the agent.)
     const prof = process.env.TWINWALL_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TWINWALL_PROFILE_DIR}`] : [];
-    agents[fw] = topo.lab.agent(topo.ns[fw], process.execPath, ['--max-old-space-size=4096', ...prof, agentPath]);
+    // TWINWALL_BENCH_RT=1 runs the nodes at real-time priority (SCHED_RR) as conntrackd runs by
+    // default; measured: no change to the lag's tail, so off by default.
+    const rt = process.env.TWINWALL_BENCH_RT === '1' ? ['chrt', '-r', '50'] : [];
+    const argv = [...rt, process.execPath, '--max-old-space-size=4096', ...prof, agentPath];
+    agents[fw] = topo.lab.agent(topo.ns[fw], argv[0] as string, argv.slice(1));
     await ask(fw, `start ${JSON.stringify({ nodeId: fw === 'fw1' ? 1 : 2, address: LAB_ADDR[fw].sync, group: GROUP, port: PORT, keyHex: key, maxEntries: quick ? 300_000 : 1_100_000, tuning })}`);
   };
   const stop = async (fw: 'fw1' | 'fw2'): Promise<void> => {
@@ -117,8 +121,12 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Prom
     const flows = quick ? 40_000 : 100_000;
     await ask('fw1', `load ${JSON.stringify({ n: flows, rate })}`);
     await waitCount(await count('fw1'), performance.now(), 10_000);
-    const created = new Map((await ask<{ stamps: [number, number][] }>('fw1', 'stamps')).stamps);
-    const applied = (await ask<{ stamps: [number, number][] }>('fw2', 'stamps')).stamps;
+    type Stamps = { stamps: [number, number][]; loopDelayP99Ms: number; loopDelayMaxMs: number };
+    const s1 = await ask<Stamps>('fw1', 'stamps');
+    const s2 = await ask<Stamps>('fw2', 'stamps');
+    const created = new Map(s1.stamps);
+    const applied = s2.stamps;
+    console.log(`  (event-loop delay p99/max: fw1 ${s1.loopDelayP99Ms.toFixed(1)}/${s1.loopDelayMaxMs.toFixed(1)} ms, fw2 ${s2.loopDelayP99Ms.toFixed(1)}/${s2.loopDelayMaxMs.toFixed(1)} ms)`);
     const lags: number[] = [];
     for (const [k, t] of applied) {
       const c = created.get(k);

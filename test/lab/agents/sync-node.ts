@@ -17,6 +17,7 @@
  *   stats                   sync stats
  *   quit
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { ENTRY_RECORD_BYTES, ENTRY_RECORD_WORDS, CtStatus, recordToBytes, type ConntrackEventSink, type ConntrackTable } from '../../../src/node/conntrack/index.js';
 import { Engine, EngineResult } from '../../../src/node/engine/index.js';
 import { compileRuleset, parseRuleset } from '../../../src/node/filter/index.js';
@@ -52,6 +53,8 @@ interface StartArgs {
 }
 
 let engine: Engine | null = null;
+/** Event-loop delay while stamping (a stall here is lag there). */
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 let sync: SyncNode | null = null;
 const wall = (): number => performance.timeOrigin + performance.now();
 /**
@@ -139,8 +142,12 @@ async function load(a: { n: number; rate?: number; tcp?: boolean }): Promise<obj
     // Batches of at most 1 ms worth (or 2000) so timers and sockets run between them.
     const due = rate > 0 ? Math.min(a.n, Math.floor(((performance.now() - t0) / 1000) * rate) + 1) : Math.min(a.n, done + 2000);
     const pkt = Buffer.from(template);
+    const before = done;
     for (; done < due; done++) connect(e, a.tcp ?? false, pkt);
-    await new Promise((r) => setImmediate(r));
+    // Ahead of the rate: sleep (a timer) rather than spin, so that the generator does not take a
+    // whole core from the peer and the kernel on a 2-core machine (which showed up as lag).
+    if (done === before && rate > 0) await new Promise((r) => setTimeout(r, 1));
+    else await new Promise((r) => setImmediate(r));
   }
   return { created: done, ms: performance.now() - t0 };
 }
@@ -171,13 +178,17 @@ serveLines(async (cmd, arg) => {
       return records();
     case 'stamp':
       stamping = arg === 'on';
+      if (stamping) {
+        loopDelay.reset();
+        loopDelay.enable();
+      } else loopDelay.disable();
       stamps = new Float64Array(stamping ? (engine?.conntrack.table.maxEntries ?? 0) + 1_000_000 : 0);
       return {};
     case 'stamps': {
       // Only the flows stamped: [flow number, ms] pairs.
       const pairs: [number, number][] = [];
       for (let i = 0; i < stamps.length; i++) if (stamps[i] > 0) pairs.push([i, stamps[i]]);
-      return { stamps: pairs };
+      return { stamps: pairs, loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 };
     }
     case 'stats':
       return { stats: sync?.stats, nextSeq: sync?.sender.nextSeq, peerApplied: sync?.sender.peerApplied, lagP50: sync?.lagPercentile(50), lagP99: sync?.lagPercentile(99) };
