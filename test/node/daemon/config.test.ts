@@ -32,6 +32,8 @@ describe('node config', () => {
     expect(c.rulesetPath).toBe('/etc/twinwall/rules.yaml');
     expect(c.dataplane).toEqual({ interfaces: ['inside0', 'outside0'], queue: 2, failOpen: true, excludedUdpPorts: [] });
     expect(c.conntrack.maxEntries).toBe(4096);
+    // Preallocated by default: a growth of the table later would rehash it all in one go.
+    expect(c.conntrack.initialCapacity).toBe(4096);
     expect(c.conntrack.timeouts).toEqual({ udpUnreplied: 10_000 });
     expect(c.conntrack.tcp).toEqual({ timeouts: { established: 3_600_000 }, liberal: true });
     expect(c.controlSocket).toBe(DEFAULT_CONTROL_SOCKET);
