@@ -233,4 +233,26 @@ describe('state sync between two engines (in-process link)', () => {
     expect(missingForGood).toBe(0);
     expect(slowest).toBeLessThan(1000);
   }, 60_000);
+
+  it('never sends a datagram above the configured sync MTU (IP and UDP headers included)', async () => {
+    const mtu = 600;
+    const p = track(pair({ mtu }));
+    await ready(p.a, p.b);
+    let largest = 0;
+    for (const t of [p.ta, p.tb]) {
+      t.fate = (buf) => {
+        largest = Math.max(largest, buf.length);
+        return 0;
+      };
+    }
+    load(p.a.engine, 300);
+    // A bulk dump too: the standby asks for everything again.
+    p.b.sync.requestResync();
+    const { diff } = await converge(p.a, p.b);
+    expect(diff.missing).toHaveLength(0);
+    for (let i = 0; i < 100 && p.b.sync.stats.resyncsCompleted < 2; i++) await sleep(5);
+    expect(p.b.sync.stats.resyncsCompleted).toBeGreaterThanOrEqual(2);
+    expect(largest).toBeGreaterThan(mtu - 28 - 120);
+    expect(largest).toBeLessThanOrEqual(mtu - 28);
+  });
 });
