@@ -38,6 +38,8 @@ export interface SenderOptions {
   resyncBatch: number;
   /** Dump messages sent at most beyond what the peer reported applied. */
   maxInFlight: number;
+  /** Entries per second a bulk dump sends at most (0: as fast as the peer applies). */
+  resyncRate: number;
   /** Entries not replicated (exemptions); checked once per entry at creation. */
   exempt?: (table: ConntrackTable, slot: number) => boolean;
   clock: () => number;
@@ -104,6 +106,7 @@ export class SyncSender implements ConntrackEventSink {
   #dumpCount = 0;
   #dumpAgain = false;
   #dumpScheduled = false;
+  #dumpStartedAt = 0;
   /** Last seq sent before the dump began (flow control before the first REPORT). */
   #dumpBase = 0;
   #pausedAt = -1;
@@ -381,6 +384,7 @@ export class SyncSender implements ConntrackEventSink {
     }
     this.#dumpCursor = 0;
     this.#dumpCount = 0;
+    this.#dumpStartedAt = this.o.clock();
     this.flush();
     this.#dumpBase = (this.nextSeq - 1) >>> 0;
     this.#scheduleDump();
@@ -401,6 +405,7 @@ export class SyncSender implements ConntrackEventSink {
       this.#dumpAgain = false;
       this.#dumpCursor = 0;
       this.#dumpCount = 0;
+      this.#dumpStartedAt = this.o.clock();
     }
     // Flow control: at most maxInFlight messages beyond what the peer reported applied (and never
     // half the resend window, or its NACKs would find nothing to resend). A dump faster than the
@@ -430,7 +435,20 @@ export class SyncSender implements ConntrackEventSink {
     const flags = this.#flags;
     // Stop at the in-flight limit within the step too, not only at its start.
     const stopSeq = (acked + limit + 1) >>> 0;
-    for (; s < end && n < this.o.resyncBatch && seqDiff(this.nextSeq, stopSeq) > 0; s++) {
+    let batch = this.o.resyncBatch;
+    if (this.o.resyncRate > 0) {
+      // Rate limit: no more than resyncRate entries per second since the dump began.
+      const allowed = Math.floor(((now - this.#dumpStartedAt) / 1000) * this.o.resyncRate) + 1 - this.#dumpCount;
+      if (allowed <= 0) {
+        this.#dumpWake ??= setTimeout(() => {
+          this.#dumpWake = null;
+          this.#dumpStep();
+        }, 1);
+        return;
+      }
+      batch = Math.min(batch, allowed);
+    }
+    for (; s < end && n < batch && seqDiff(this.nextSeq, stopSeq) > 0; s++) {
       const st = t.statusOf(s);
       if ((st & CtStatus.CONFIRMED) === 0 || (st & ST_REPLICATED) !== 0) continue;
       if (s < flags.length && (flags[s] & F_EXEMPT) !== 0) continue;

@@ -37,6 +37,8 @@ export interface SyncNodeOptions {
    * 160 KiB, under the 208 KiB a receive socket gets when net.core.rmem_max is Linux's default.
    */
   maxInFlight?: number;
+  /** Entries per second a bulk dump sends at most, to spare a shared sync link (0: no limit). */
+  resyncRate?: number;
   nackRetryMs?: number;
   reportMs?: number;
   resyncRetryMs?: number;
@@ -60,6 +62,7 @@ export const SYNC_DEFAULTS = {
   resyncBatch: 4096,
   /** Bytes of bulk dump in flight (see maxInFlight). */
   inFlightBytes: 160 * 1024,
+  resyncRate: 0,
   nackRetryMs: 10,
   reportMs: 10,
   resyncRetryMs: 100,
@@ -97,6 +100,7 @@ export class SyncNode {
       aliveIntervalMs: o.aliveIntervalMs ?? SYNC_DEFAULTS.aliveIntervalMs,
       resyncBatch: o.resyncBatch ?? SYNC_DEFAULTS.resyncBatch,
       maxInFlight: o.maxInFlight ?? Math.max(8, Math.floor(SYNC_DEFAULTS.inFlightBytes / mtu)),
+      resyncRate: o.resyncRate ?? SYNC_DEFAULTS.resyncRate,
       exempt: o.exempt,
       clock: this.#clock,
     });

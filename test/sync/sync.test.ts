@@ -255,4 +255,36 @@ describe('state sync between two engines (in-process link)', () => {
     expect(largest).toBeGreaterThan(mtu - 28 - 120);
     expect(largest).toBeLessThanOrEqual(mtu - 28);
   });
+
+  it('a bulk dump keeps to its rate limit while live updates and destroys go on, and ends equal', async () => {
+    const [ta, tb] = LoopTransport.pair();
+    const a = side(1, ta, engine(), { resyncRate: 20_000 });
+    open.push(a);
+    a.sync.start();
+    load(a.engine, 3000);
+    await sleep(20);
+    const b = side(2, tb);
+    open.push(b);
+    const t0 = performance.now();
+    b.sync.start();
+    // While the dump runs (3000 entries at 20 k/s: about 150 ms), new flows and destroys.
+    await sleep(40);
+    expect(a.sync.sender.resyncing).toBe(true);
+    load(a.engine, 200);
+    let destroyed = 0;
+    const ta2 = a.engine.conntrack.table;
+    ta2.forEach((slot) => {
+      if (destroyed < 100) {
+        ta2.destroy(slot, 3);
+        destroyed++;
+      }
+    });
+    for (let i = 0; i < 200 && b.sync.stats.resyncsCompleted === 0; i++) await sleep(5);
+    const ms = performance.now() - t0;
+    expect(b.sync.stats.resyncsCompleted).toBe(1);
+    expect(ms).toBeGreaterThanOrEqual(130);
+    const { diff } = await converge(a, b);
+    expect([diff.missing.length, diff.extra.length, diff.differing.length]).toEqual([0, 0, 0]);
+    expect(b.engine.conntrack.table.count).toBe(3100);
+  });
 });

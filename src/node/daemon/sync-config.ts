@@ -58,6 +58,7 @@ export const SyncSectionSchema = Type.Object(
     aliveIntervalMs: Int(10, 10_000, 'ALIVE heartbeat'),
     resyncBatch: Int(1, 1_000_000, 'entries dumped per turn of the event loop in a bulk resync'),
     maxInFlight: Int(1, 1_048_576, 'bulk dump messages sent beyond the peer\'s last REPORT at most (default: 160 KiB of them)'),
+    resyncRate: Int(0, 100_000_000, 'entries per second a bulk dump sends at most (0, the default: as fast as the peer applies)'),
     nackRetryMs: Int(1, 10_000, 'a gap is NACKed again this often'),
     reportMs: Int(1, 10_000, 'REPORT period while messages are applied'),
     resyncRetryMs: Int(10, 60_000, 'a resync request is repeated this often until the dump ends'),
@@ -81,9 +82,9 @@ export type SyncSectionDoc = Static<typeof SyncSectionSchema>;
 
 /** SyncNode's timing and sizing options that the config may set. */
 export type SyncTuning = Partial<Pick<SyncNodeOptions,
-  'flushMs' | 'refreshMs' | 'windowSize' | 'aliveIdleMs' | 'aliveIntervalMs' | 'resyncBatch' | 'maxInFlight' | 'nackRetryMs' | 'reportMs' | 'resyncRetryMs'>>;
+  'flushMs' | 'refreshMs' | 'windowSize' | 'aliveIdleMs' | 'aliveIntervalMs' | 'resyncBatch' | 'maxInFlight' | 'resyncRate' | 'nackRetryMs' | 'reportMs' | 'resyncRetryMs'>>;
 const tuningKeys = [
-  'flushMs', 'refreshMs', 'windowSize', 'aliveIdleMs', 'aliveIntervalMs', 'resyncBatch', 'maxInFlight', 'nackRetryMs', 'reportMs', 'resyncRetryMs',
+  'flushMs', 'refreshMs', 'windowSize', 'aliveIdleMs', 'aliveIntervalMs', 'resyncBatch', 'maxInFlight', 'resyncRate', 'nackRetryMs', 'reportMs', 'resyncRetryMs',
 ] as const;
 
 /** The sync section with defaults applied and the keys read. */
