@@ -4,7 +4,7 @@
  * without a pause: configure the new key on both nodes (accepted), then make it the sending key,
  * then remove the old one.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { MAC_BYTES } from './wire.js';
 
 export class SyncKeyError extends Error {
@@ -54,6 +54,9 @@ export class Keyring {
     if (key === undefined) return 'unknown_key';
     const len = buf.length - MAC_BYTES;
     const mac = createHmac('sha256', key).update(buf.subarray(0, len)).digest();
-    return timingSafeEqual(mac.subarray(0, MAC_BYTES), buf.subarray(len)) ? 'ok' : 'bad_mac';
+    // Constant time, as timingSafeEqual, without two more views per datagram.
+    let diff = 0;
+    for (let i = 0; i < MAC_BYTES; i++) diff |= mac[i] ^ buf[len + i];
+    return diff === 0 ? 'ok' : 'bad_mac';
   }
 }

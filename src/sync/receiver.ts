@@ -75,7 +75,10 @@ export class SyncReceiver {
   #lastReportAt = -Infinity;
   #appliedSinceReport = false;
   #appliedCount = 0;
-  readonly #samples: [number, number][] = [];
+  /** Lag samples for the next REPORT: seq and apply time of recent messages (no array per message). */
+  readonly #sampleSeq = new Uint32Array(MAX_SAMPLES);
+  readonly #sampleAt = new Float64Array(MAX_SAMPLES);
+  #sampleCount = 0;
   #closed = false;
   /** Called when a resync completed (tests, logs). */
   onResyncDone: ((entries: number, swept: number) => void) | null = null;
@@ -237,8 +240,9 @@ export class SyncReceiver {
     this.#appliedSinceReport = true;
     // Under a burst (a dump), report every REPORT_EVERY messages: the sender paces on REPORTs.
     if (++this.#appliedCount % REPORT_EVERY === 0) this.#report(now);
-    if (this.#samples.length < MAX_SAMPLES) this.#samples.push([h.seq, now]);
-    else this.#samples[MAX_SAMPLES - 1] = [h.seq, now];
+    const k = this.#sampleCount < MAX_SAMPLES ? this.#sampleCount++ : MAX_SAMPLES - 1;
+    this.#sampleSeq[k] = h.seq;
+    this.#sampleAt[k] = now;
   }
 
   #applyUpdate(buf: Buffer, off: number, end: number, now: number): void {
@@ -386,15 +390,15 @@ export class SyncReceiver {
     const b = this.framer.controlBuffer;
     b.writeUInt32BE(p.id, HEADER_BYTES);
     b.writeUInt32BE((p.expected - 1) >>> 0, HEADER_BYTES + 4);
-    const n = this.#samples.length;
+    const n = this.#sampleCount;
     b[HEADER_BYTES + 8] = n;
     let o = HEADER_BYTES + 9;
-    for (const [seq, at] of this.#samples) {
-      b.writeUInt32BE(seq, o);
-      b.writeUInt32BE(Math.min(0xffffffff, Math.round((now - at) * 1000)), o + 4);
+    for (let i = 0; i < n; i++) {
+      b.writeUInt32BE(this.#sampleSeq[i], o);
+      b.writeUInt32BE(Math.min(0xffffffff, Math.round((now - this.#sampleAt[i]) * 1000)), o + 4);
       o += 8;
     }
-    this.#samples.length = 0;
+    this.#sampleCount = 0;
     this.framer.sendControl(MsgType.REPORT, o - HEADER_BYTES);
   }
 

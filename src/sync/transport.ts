@@ -83,13 +83,16 @@ export class UdpTransport implements SyncTransport {
   }
 
   send(buf: Buffer): void {
-    this.#sock.send(buf, this.#port, this.#dest, (err) => {
-      if (err) {
-        this.sendErrors++;
-        this.lastSendError = err.message;
-      }
-    });
+    this.#sock.send(buf, this.#port, this.#dest, this.#onSent);
   }
+
+  /** One callback for every send (not a closure per datagram). */
+  readonly #onSent = (err: Error | null): void => {
+    if (err) {
+      this.sendErrors++;
+      this.lastSendError = err.message;
+    }
+  };
 
   close(): Promise<void> {
     return new Promise((resolve) => this.#sock.close(() => resolve()));
