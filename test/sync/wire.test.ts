@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { ENTRY_RECORD_WORDS } from '../../src/node/conntrack/index.js';
 import { decodeEntry, encodeRecord, entryBytes, recordEntryBytes } from '../../src/sync/entry-codec.js';
@@ -117,6 +118,21 @@ describe('sync wire format', () => {
     expect(b.engine.conntrack.table.verify()).toEqual([]);
   });
 
+  it('computes HMAC-SHA256 as RFC 2104 does (truncated to 128 bits), for short and long keys', () => {
+    for (const secret of [Buffer.from('0123456789abcdef'), Buffer.alloc(64, 9), randomBytesLike(100)]) {
+      const k = new Keyring([{ id: 3, secret }], 3);
+      for (const len of [0, 1, 63, 64, 65, 1400, 5000]) {
+        const buf = Buffer.alloc(len + MAC_BYTES, len & 0xff);
+        k.sign(buf, len);
+        const want = createHmac('sha256', secret).update(buf.subarray(0, len)).digest().subarray(0, MAC_BYTES);
+        expect(buf.subarray(len).equals(want)).toBe(true);
+        expect(k.verify(buf, 3)).toBe('ok');
+        buf[len] ^= 1;
+        expect(k.verify(buf, 3)).toBe('bad_mac');
+      }
+    }
+  });
+
   it('authenticates with any configured key and signs with the chosen one (rotation)', () => {
     const k2 = { id: 2, secret: Buffer.from('fedcba9876543210fedcba9876543210') };
     const oldNode = new Keyring([KEY], 1);
@@ -131,3 +147,9 @@ describe('sync wire format', () => {
     expect(oldNode.verify(buf, 2)).toBe('unknown_key');
   });
 });
+
+function randomBytesLike(n: number): Buffer {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 131 + 7) & 0xff;
+  return b;
+}
