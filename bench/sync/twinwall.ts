@@ -12,13 +12,11 @@
  *   4. bytes on the wire per replicated change (fw1's sync bytes sent / entries) in case 1.
  * Run: node dist/bench/sync/twinwall.js [--quick] [--json FILE]
  */
-import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ENTRY_RECORD_BYTES, ENTRY_RECORD_WORDS, recordFromBytes } from '../../src/node/conntrack/index.js';
 import { diffRecords } from '../../src/sync/index.js';
-import { LAB_ADDR, LabTopology } from '../../test/lab/topology.js';
-import type { LineAgent } from '../../test/lab/netns.js';
+import { LabTopology } from '../../test/lab/topology.js';
+import { SyncAgents, type Fw } from '../../test/lab/sync-agents.js';
 
 export interface TwinwallSyncFigures {
   /** Case 1: entries, time to converge (s), entries/s, bytes per change, at each loss. */
@@ -29,47 +27,26 @@ export interface TwinwallSyncFigures {
   resync: { entries: number; seconds: number; rate: number; retransmitted: number; messages: number };
 }
 
-const GROUP = '225.0.0.50';
-const PORT = 3780;
 /** Sync tuning for both nodes, as JSON in TWINWALL_SYNC_TUNING (experiments); defaults otherwise. */
 const tuning = JSON.parse(process.env.TWINWALL_SYNC_TUNING ?? '{}') as Record<string, number>;
-const agentPath = fileURLToPath(new URL('../../test/lab/agents/sync-node.js', import.meta.url));
 
 export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Promise<TwinwallSyncFigures> {
   const quick = opts.quick ?? false;
-  const key = randomBytes(32).toString('hex');
   const topo = new LabTopology();
-  const agents: Partial<Record<'fw1' | 'fw2', LineAgent>> = {};
-  const ask = async <T>(fw: 'fw1' | 'fw2', line: string, ms = 120_000): Promise<T> => {
-    const a = JSON.parse(await (agents[fw] as LineAgent).ask(line, ms)) as T & { ok: boolean; message?: string };
-    if (!a.ok) throw new Error(`bench: ${fw}: ${line.split(' ')[0]}: ${a.message}`);
-    return a;
-  };
-  const start = async (fw: 'fw1' | 'fw2'): Promise<void> => {
+  const nodes = new SyncAgents(topo, 120_000);
+  const ask = <T>(fw: Fw, line: string, ms?: number): Promise<T> => nodes.ask<T>(fw, line, ms);
+  const start = (fw: Fw): Promise<void> => nodes.start(fw, {
     // (The table is sized for the largest case up front: see the agent.)
-    const prof = process.env.TWINWALL_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TWINWALL_PROFILE_DIR}`] : [];
+    maxEntries: quick ? 300_000 : 1_100_000,
+    tuning,
     // TWINWALL_BENCH_RT=1 runs the nodes at real-time priority (SCHED_RR) as conntrackd runs by
     // default; measured: no change to the lag's tail, so off by default.
-    const rt = process.env.TWINWALL_BENCH_RT === '1' ? ['chrt', '-r', '50'] : [];
-    const argv = [...rt, process.execPath, '--max-old-space-size=4096', ...prof, agentPath];
-    agents[fw] = topo.lab.agent(topo.ns[fw], argv[0] as string, argv.slice(1));
-    await ask(fw, `start ${JSON.stringify({ nodeId: fw === 'fw1' ? 1 : 2, address: LAB_ADDR[fw].sync, group: GROUP, port: PORT, keyHex: key, maxEntries: quick ? 300_000 : 1_100_000, tuning })}`);
-  };
-  const stop = async (fw: 'fw1' | 'fw2'): Promise<void> => {
-    await ask(fw, 'quit').catch(() => undefined);
-    agents[fw] = undefined;
-  };
-  const count = async (fw: 'fw1' | 'fw2'): Promise<number> => (await ask<{ count: number }>(fw, 'count')).count;
-  const records = async (fw: 'fw1' | 'fw2'): Promise<Uint32Array[]> => {
-    const b = Buffer.from((await ask<{ records: string }>(fw, 'records')).records, 'base64');
-    const out: Uint32Array[] = [];
-    for (let o = 0; o < b.length; o += ENTRY_RECORD_BYTES) {
-      const w = new Uint32Array(ENTRY_RECORD_WORDS);
-      recordFromBytes(b, o, w, 0);
-      out.push(w);
-    }
-    return out;
-  };
+    wrapper: process.env.TWINWALL_BENCH_RT === '1' ? ['chrt', '-r', '50'] : [],
+    nodeFlags: ['--max-old-space-size=4096', ...(process.env.TWINWALL_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TWINWALL_PROFILE_DIR}`] : [])],
+  });
+  const stop = (fw: Fw): Promise<void> => nodes.stop(fw);
+  const count = (fw: Fw): Promise<number> => nodes.count(fw);
+  const records = (fw: Fw): Promise<Uint32Array[]> => nodes.records(fw);
   /** Wait until fw2 holds `n` entries; seconds since `t0`. */
   const waitCount = async (n: number, t0: number, limitMs: number): Promise<number> => {
     for (;;) {
@@ -80,12 +57,7 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Prom
       await new Promise((r) => setTimeout(r, 2));
     }
   };
-  const loss = (p: number): void => {
-    for (const fw of ['fw1', 'fw2'] as const) {
-      topo.exec(fw, 'iptables', ['-F', 'INPUT']);
-      if (p > 0) topo.exec(fw, 'iptables', ['-A', 'INPUT', '-i', 'sync0', '-p', 'udp', '--dport', String(PORT), '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP']);
-    }
-  };
+  const loss = (p: number): void => nodes.loss(p);
 
   const figures: TwinwallSyncFigures = { replication: [], lag: { rate: 0, flows: 0, p50: 0, p99: 0, max: 0, reportP50: 0, reportP99: 0 }, resync: { entries: 0, seconds: 0, rate: 0, retransmitted: 0, messages: 0 } };
   try {
@@ -156,7 +128,7 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Prom
       messages: (after.sent.update ?? 0) - (before.sent.update ?? 0),
     };
   } finally {
-    for (const fw of ['fw1', 'fw2'] as const) if (agents[fw]) await stop(fw);
+    await nodes.stopAll();
     topo.cleanup();
   }
   return figures;

@@ -9,11 +9,6 @@ import { ENTRY_RECORD_WORDS } from '../node/conntrack/index.js';
 import { RECORD_STATUS_BITS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP } from '../node/conntrack/entry-record.js';
 
 const KEY_WORDS = 10;
-const R_REPLY = ER_REPLY;
-const R_STATUS = ER_STATUS;
-const R_MARK = ER_MARK;
-const R_LABEL = ER_LABEL;
-const R_TCP = ER_TCP;
 /** Status bits compared (REPLICATED is where the entry lives, not what it is). */
 const COMPARED_STATUS = RECORD_STATUS_BITS;
 
@@ -34,15 +29,15 @@ function key(r: Uint32Array): string {
 export function recordDifferences(a: Uint32Array, b: Uint32Array): string[] {
   const d: string[] = [];
   for (let i = 0; i < KEY_WORDS; i++) {
-    if (a[R_REPLY + i] !== b[R_REPLY + i]) {
+    if (a[ER_REPLY + i] !== b[ER_REPLY + i]) {
       d.push('reply tuple (NAT mapping)');
       break;
     }
   }
-  if ((a[R_STATUS] & COMPARED_STATUS) !== (b[R_STATUS] & COMPARED_STATUS)) d.push('status');
-  if (a[R_MARK] !== b[R_MARK]) d.push('mark');
-  if (a[R_LABEL] !== b[R_LABEL]) d.push('label');
-  if ((a[R_TCP] & 0xff) !== (b[R_TCP] & 0xff)) d.push('tcp state');
+  if ((a[ER_STATUS] & COMPARED_STATUS) !== (b[ER_STATUS] & COMPARED_STATUS)) d.push('status');
+  if (a[ER_MARK] !== b[ER_MARK]) d.push('mark');
+  if (a[ER_LABEL] !== b[ER_LABEL]) d.push('label');
+  if ((a[ER_TCP] & 0xff) !== (b[ER_TCP] & 0xff)) d.push('tcp state');
   return d;
 }
 

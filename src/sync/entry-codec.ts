@@ -75,20 +75,27 @@ function readTuple(buf: Buffer, o: number, w: Uint32Array, t: number, family: nu
 }
 
 /**
- * Encode a record (table.exportEntry's words at rec[0..48)) as an entry at buf[off..]; the caller
- * made sure entryBytes() fit. Sections MARK and LABEL are sent only when non-zero, TCP only for
- * TCP. Returns the offset after the entry.
+ * The sections a record's entry carries: of `wanted`, COUNTERS and AGE; MARK and LABEL when
+ * non-zero; TCP for TCP; nothing beyond the tuple for a destroy.
  */
-export function encodeRecord(rec: Uint32Array, op: number, wanted: number, buf: Buffer, off: number): number {
+export function recordSections(rec: Uint32Array, op: number, wanted: number): number {
+  if (op === OP_DESTROY) return 0;
+  let sections = wanted & (S_COUNTERS | S_AGE);
+  if (rec[R_MARK] !== 0) sections |= S_MARK;
+  if (rec[R_LABEL] !== 0) sections |= S_LABEL;
+  if ((rec[9] & 0xff) === 6) sections |= S_TCP;
+  return sections;
+}
+
+/**
+ * Encode a record (table.exportEntry's words at rec[0..48)) as an entry at buf[off..], with the
+ * sections recordSections() chose; the caller made sure entryBytes() fit. Returns the offset
+ * after the entry.
+ */
+export function encodeRecord(rec: Uint32Array, op: number, sections: number, buf: Buffer, off: number): number {
   const fp = rec[9];
   const family = fp >>> 8;
   const proto = fp & 0xff;
-  let sections = wanted & (S_COUNTERS | S_AGE);
-  if (op !== OP_DESTROY) {
-    if (rec[R_MARK] !== 0) sections |= S_MARK;
-    if (rec[R_LABEL] !== 0) sections |= S_LABEL;
-    if (proto === 6) sections |= S_TCP;
-  } else sections = 0;
   const len = entryBytes(family, op, sections);
   buf[off] = op;
   buf[off + 1] = sections;
@@ -122,17 +129,6 @@ export function encodeRecord(rec: Uint32Array, op: number, wanted: number, buf: 
     o += 4;
   }
   return o;
-}
-
-/** Bytes the record would take as an entry (to check room before encoding). */
-export function recordEntryBytes(rec: Uint32Array, op: number, wanted: number): number {
-  const fp = rec[9];
-  if (op === OP_DESTROY) return entryBytes(fp >>> 8, op, 0);
-  let sections = wanted & (S_COUNTERS | S_AGE);
-  if (rec[R_MARK] !== 0) sections |= S_MARK;
-  if (rec[R_LABEL] !== 0) sections |= S_LABEL;
-  if ((fp & 0xff) === 6) sections |= S_TCP;
-  return entryBytes(fp >>> 8, op, sections);
 }
 
 /** What decodeEntry read besides the record. */

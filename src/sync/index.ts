@@ -9,7 +9,8 @@
  * - transport.ts: multicast or unicast UDP; an in-process pair for tests.
  * - sync-node.ts: one node's sync (both halves), with the input checks.
  *
- * Error codes: SYNC_KEY_INVALID (SyncKeyError), SYNC_TRANSPORT (SyncTransportError). Input from
+ * Error codes: SYNC_KEY_INVALID (SyncKeyError), SYNC_TRANSPORT (SyncTransportError),
+ * SYNC_EXEMPT_INVALID (exemption rules, exempt.ts). Input from
  * the network never throws: it is counted by reason (SyncStats.drops) and dropped.
  */
 export { SyncNode, SYNC_DEFAULTS } from './sync-node.js';

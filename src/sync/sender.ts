@@ -16,8 +16,8 @@
  *    flush window is never sent at all;
  *  - entries received from the peer (REPLICATED) are never sent back.
  */
-import { ENTRY_RECORD_WORDS, CtChange, CtStatus, type ConntrackEventSink, type ConntrackTable } from '../node/conntrack/index.js';
-import { encodeRecord, recordEntryBytes } from './entry-codec.js';
+import { ENTRY_RECORD_WORDS, CtChange, CtStatus, TUPLE_WORDS, type ConntrackEventSink, type ConntrackTable } from '../node/conntrack/index.js';
+import { encodeRecord, entryBytes, recordSections } from './entry-codec.js';
 import type { Framer } from './framer.js';
 import { ResendWindow } from './resend-window.js';
 import { seqDiff } from './seq.js';
@@ -171,7 +171,10 @@ export class SyncSender implements ConntrackEventSink {
     this.#flags[slot] = 0;
     // Never sent (created and gone within the flush window), exempt, or the peer's own entry.
     if ((f & F_SENT) === 0 || (table.statusOf(slot) & ST_REPLICATED) !== 0) return;
-    table.exportEntry(slot, this.o.clock(), this.#rec, 0);
+    // A destroy carries the original tuple only.
+    const w = table.tuples;
+    const o = table.tupleOffset(slot, 0);
+    for (let i = 0; i < TUPLE_WORDS; i++) this.#rec[i] = w[o + i];
     this.#put(OP_DESTROY, 0, 0);
     this.stats.entriesSent.destroy++;
     this.#armFlush();
@@ -203,8 +206,10 @@ export class SyncSender implements ConntrackEventSink {
   };
 
   /** Put the entry in #rec into the message being packed, sealing it first when full. */
-  #put(op: number, sections: number, msgFlags: number): void {
-    const need = recordEntryBytes(this.#rec, op, sections);
+  #put(op: number, wanted: number, msgFlags: number): void {
+    const rec = this.#rec;
+    const sections = recordSections(rec, op, wanted);
+    const need = entryBytes(rec[9] >>> 8, op, sections);
     if (this.#msg !== null && (this.#off + need > HEADER_BYTES + this.o.payloadBytes || this.#msgFlags !== msgFlags || this.#count === 0xffff)) {
       this.#seal();
     }
@@ -215,7 +220,7 @@ export class SyncSender implements ConntrackEventSink {
       this.#msgFlags = msgFlags;
       this.#msgChangedAt = this.#pendingSince >= 0 ? this.#pendingSince : this.o.clock();
     }
-    this.#off = encodeRecord(this.#rec, op, sections, this.#msg, this.#off);
+    this.#off = encodeRecord(rec, op, sections, this.#msg, this.#off);
     this.#count++;
   }
 

@@ -2,12 +2,11 @@
  * Sync counters, one per way a message can go or be dropped, each ready to be a Prometheus label
  * (conntrackd's and pfsync's habit: never drop without counting why).
  */
+import { WireDrop } from './wire.js';
+
 export const RecvDrop = {
-  TOO_SHORT: 'too_short',
-  BAD_MAGIC: 'bad_magic',
-  BAD_VERSION: 'bad_version',
-  BAD_LENGTH: 'bad_length',
-  UNKNOWN_TYPE: 'unknown_type',
+  /** The frame's own (wire.ts): too short, bad magic, version or length, unknown type. */
+  ...WireDrop,
   UNKNOWN_KEY: 'unknown_key',
   BAD_MAC: 'bad_mac',
   OWN: 'own_message',

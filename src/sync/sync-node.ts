@@ -4,7 +4,7 @@
  * not our own, not a replay. Each refusal is counted by reason (stats.ts); nothing here throws
  * on input.
  */
-import { Keyring } from './auth.js';
+import type { Keyring } from './auth.js';
 import { Framer } from './framer.js';
 import { SyncReceiver, type PeerView } from './receiver.js';
 import { SyncSender } from './sender.js';
@@ -231,4 +231,3 @@ function controlValid(type: number, len: number, buf: Buffer): boolean {
   }
 }
 
-export { Keyring };

@@ -18,6 +18,7 @@ import { LAB_ADDR, LabTopology } from './topology.js';
 import { buildTcp, buildUdp } from '../../src/node/packet/build.js';
 import { TcpFlag } from '../../src/node/packet/fields.js';
 import { compileProject } from './compile.js';
+import { quitAgent, startDataplaneAgent } from './dataplane-agent.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const rules = fileURLToPath(new URL('./lab-rules.yaml', import.meta.url));
@@ -67,9 +68,7 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
       'import socket', 's=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)', `s.bind(("${LAB_ADDR.server}",5353))`,
       'while True:', ' d,a=s.recvfrom(2048); s.sendto(b"echo:"+d,a)',
     ].join('\n')]);
-    node = topo.lab.agent(topo.ns.fw1, 'node', [join(root, 'dist/test/lab/agents/dataplane-node.js'), rules]);
-    const started = JSON.parse(await node.ask(`start ${JSON.stringify({ queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], excludedUdpPorts: [3780], ipv6: false })}`, 15_000)) as { ok: boolean; message?: string };
-    expect(started, started.message).toMatchObject({ ok: true });
+    node = await startDataplaneAgent(topo, rules, { queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], excludedUdpPorts: [3780], ipv6: false });
     await topo.waitListening('server', 8080);
     await topo.waitListening('server', 8081);
     await topo.waitListening('client', 8080);
@@ -77,7 +76,7 @@ describe.skipIf(!avail.ok)('data plane on NFQUEUE in the lab', () => {
 
   afterAll(async () => {
     try {
-      if (node) await node.ask('quit').catch((e: unknown) => console.error(`lab: node quit: ${String(e)}`));
+      await quitAgent(node);
     } finally {
       for (const s of servers) s.kill('SIGKILL');
       topo.cleanup();

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { labAvailable, labRequired, type LineAgent } from './netns.js';
 import { LAB_ADDR6, LabTopology } from './topology.js';
 import { compileProject } from './compile.js';
+import { quitAgent, startDataplaneAgent } from './dataplane-agent.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const httpServe = fileURLToPath(new URL('./agents/http-serve.py', import.meta.url));
@@ -64,9 +65,7 @@ describe.skipIf(!avail.ok)('IPv6 through the data plane in the lab', () => {
     ] as const) {
       servers.push(spawn('ip', ['netns', 'exec', ns, 'python3', httpServe, addr, port, dir], { stdio: 'ignore' }));
     }
-    node = topo.lab.agent(topo.ns.fw1, 'node', [join(root, 'dist/test/lab/agents/dataplane-node.js'), join(dir, 'rules.yaml')]);
-    const started = JSON.parse(await node.ask(`start ${JSON.stringify({ queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], ipv6: true })}`, 15_000)) as { ok: boolean; message?: string };
-    expect(started, started.message).toMatchObject({ ok: true });
+    node = await startDataplaneAgent(topo, join(dir, 'rules.yaml'), { queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], ipv6: true });
     await topo.waitListening('server', 8080);
     await topo.waitListening('server', 8081);
     await topo.waitListening('client', 8080);
@@ -74,7 +73,7 @@ describe.skipIf(!avail.ok)('IPv6 through the data plane in the lab', () => {
 
   afterAll(async () => {
     try {
-      if (node) await node.ask('quit').catch((e: unknown) => console.error(`lab: node quit: ${String(e)}`));
+      await quitAgent(node);
     } finally {
       for (const s of servers) s.kill('SIGKILL');
       topo.cleanup();

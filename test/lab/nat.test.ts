@@ -11,10 +11,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { labAvailable, labRequired, type LineAgent } from './netns.js';
 import { LAB_ADDR, LabTopology } from './topology.js';
 import { compileProject } from './compile.js';
+import { quitAgent, startDataplaneAgent } from './dataplane-agent.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const rules = fileURLToPath(new URL('./lab-nat-rules.yaml', import.meta.url));
@@ -68,16 +68,14 @@ describe.skipIf(!avail.ok)('NAT on NFQUEUE in the lab', () => {
     topo.build();
     serve(topo.ns.server, ['python3', peerEcho, LAB_ADDR.server, String(ECHO)]);
     serve(topo.ns.client, ['python3', peerEcho, LAB_ADDR.client, String(ECHO)]);
-    node = topo.lab.agent(topo.ns.fw1, 'node', [join(root, 'dist/test/lab/agents/dataplane-node.js'), rules]);
-    const started = JSON.parse(await node.ask(`start ${JSON.stringify({ queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], ipv6: false })}`, 15_000)) as { ok: boolean; message?: string };
-    expect(started, started.message).toMatchObject({ ok: true });
+    node = await startDataplaneAgent(topo, rules, { queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], ipv6: false });
     await topo.waitListening('server', ECHO);
     await topo.waitListening('client', ECHO);
   }, 60_000);
 
   afterAll(async () => {
     try {
-      if (node) await node.ask('quit').catch((e: unknown) => console.error(`lab: node quit: ${String(e)}`));
+      await quitAgent(node);
     } finally {
       for (const s of servers) s.kill('SIGKILL');
       topo.cleanup();

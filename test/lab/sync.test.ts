@@ -5,56 +5,22 @@
  * After the load stops, the standby's table must equal the active's (ct diff empty) within 100 ms.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENTRY_RECORD_BYTES, ENTRY_RECORD_WORDS, recordFromBytes } from '../../src/node/conntrack/index.js';
 import { diffRecords } from '../../src/sync/index.js';
-import { labAvailable, labRequired, type LineAgent } from './netns.js';
-import { LAB_ADDR, LabTopology } from './topology.js';
+import { labAvailable, labRequired } from './netns.js';
+import { LabTopology } from './topology.js';
 import { compileProject } from './compile.js';
+import { SYNC_PORT, SyncAgents, type Fw } from './sync-agents.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const avail = labAvailable();
 if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
-const GROUP = '225.0.0.50';
-const PORT = 3780;
-const KEY = randomBytes(32).toString('hex');
-
 describe.skipIf(!avail.ok)('state sync between fw1 and fw2 over real multicast', () => {
   const topo = new LabTopology();
-  const agents: Partial<Record<'fw1' | 'fw2', LineAgent>> = {};
-
-  async function ask<T>(fw: 'fw1' | 'fw2', line: string, ms = 20_000): Promise<T> {
-    const a = JSON.parse(await (agents[fw] as LineAgent).ask(line, ms)) as T & { ok: boolean; message?: string };
-    if (!a.ok) throw new Error(`${fw}: ${line.split(' ')[0]}: ${a.message}`);
-    return a;
-  }
-
-  /** Multicast by default; unicast to the other node's sync address where a network has no multicast. */
-  async function startNode(fw: 'fw1' | 'fw2', unicast = false): Promise<void> {
-    agents[fw] = topo.lab.agent(topo.ns[fw], 'node', [join(root, 'dist/test/lab/agents/sync-node.js')]);
-    const nodeId = fw === 'fw1' ? 1 : 2;
-    const other = fw === 'fw1' ? 'fw2' : 'fw1';
-    const where = unicast ? { peer: LAB_ADDR[other].sync } : { group: GROUP };
-    await ask(fw, `start ${JSON.stringify({ nodeId, address: LAB_ADDR[fw].sync, ...where, port: PORT, keyHex: KEY })}`);
-  }
-
-  async function stopNode(fw: 'fw1' | 'fw2'): Promise<void> {
-    await ask(fw, 'quit').catch(() => undefined);
-    agents[fw] = undefined;
-  }
-
-  async function records(fw: 'fw1' | 'fw2'): Promise<Uint32Array[]> {
-    const b = Buffer.from((await ask<{ records: string }>(fw, 'records')).records, 'base64');
-    const out: Uint32Array[] = [];
-    for (let o = 0; o < b.length; o += ENTRY_RECORD_BYTES) {
-      const w = new Uint32Array(ENTRY_RECORD_WORDS);
-      recordFromBytes(b, o, w, 0);
-      out.push(w);
-    }
-    return out;
-  }
+  const nodes = new SyncAgents(topo);
+  const ask = <T>(fw: Fw, line: string): Promise<T> => nodes.ask<T>(fw, line);
+  const startNode = (fw: Fw, unicast = false): Promise<void> => nodes.start(fw, { unicast });
+  const stopNode = (fw: Fw): Promise<void> => nodes.stop(fw);
 
   /** ms until fw2's table equals fw1's (counts first, then the full diff), or throws. */
   async function converge(limitMs = 3000): Promise<number> {
@@ -63,7 +29,7 @@ describe.skipIf(!avail.ok)('state sync between fw1 and fw2 over real multicast',
       const [a, b] = await Promise.all([ask<{ count: number }>('fw1', 'count'), ask<{ count: number }>('fw2', 'count')]);
       const ms = performance.now() - t0;
       if (a.count === b.count) {
-        const d = diffRecords(await records('fw1'), await records('fw2'));
+        const d = diffRecords(await nodes.records('fw1'), await nodes.records('fw2'));
         if (d.missing.length + d.extra.length + d.differing.length === 0) return ms;
       }
       if (ms > limitMs) throw new Error(`no convergence after ${Math.round(ms)} ms: fw1 ${a.count} entries, fw2 ${b.count}`);
@@ -71,13 +37,7 @@ describe.skipIf(!avail.ok)('state sync between fw1 and fw2 over real multicast',
     }
   }
 
-  /** Drop sync datagrams arriving at both nodes with this probability (iptables statistic). */
-  function loss(p: number): void {
-    for (const fw of ['fw1', 'fw2'] as const) {
-      topo.exec(fw, 'iptables', ['-F', 'INPUT']);
-      if (p > 0) topo.exec(fw, 'iptables', ['-A', 'INPUT', '-i', 'sync0', '-p', 'udp', '--dport', String(PORT), '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP']);
-    }
-  }
+  const loss = (p: number): void => nodes.loss(p);
 
   beforeAll(async () => {
     compileProject(root);
@@ -88,7 +48,7 @@ describe.skipIf(!avail.ok)('state sync between fw1 and fw2 over real multicast',
 
   afterAll(async () => {
     try {
-      for (const fw of ['fw1', 'fw2'] as const) if (agents[fw]) await stopNode(fw);
+      await nodes.stopAll();
     } finally {
       topo.cleanup();
     }
@@ -113,7 +73,7 @@ describe.skipIf(!avail.ok)('state sync between fw1 and fw2 over real multicast',
   }
 
   it('under bursty loss (the sync link dropping everything for 20 ms in every 100), fw2 equals fw1 within 100 ms', async () => {
-    const rule = ['INPUT', '-i', 'sync0', '-p', 'udp', '--dport', String(PORT), '-j', 'DROP'];
+    const rule = ['INPUT', '-i', 'sync0', '-p', 'udp', '--dport', String(SYNC_PORT), '-j', 'DROP'];
     let on = false;
     let timer: NodeJS.Timeout | null = null;
     const flip = (): void => {

@@ -120,3 +120,24 @@ export function recordFromBytes(b: Uint8Array, boff: number, w: Uint32Array, off
   const dv = new DataView(b.buffer, b.byteOffset + boff, ENTRY_RECORD_BYTES);
   for (let i = 0; i < ENTRY_RECORD_WORDS; i++) w[off + i] = dv.getUint32(i * 4, true);
 }
+
+/** Records back to back as bytes (a table dump for tools and tests). */
+export function recordsToBytes(recs: readonly Uint32Array[]): Buffer {
+  const out = Buffer.alloc(recs.length * ENTRY_RECORD_BYTES);
+  for (let i = 0; i < recs.length; i++) recordToBytes(recs[i], 0, out, i * ENTRY_RECORD_BYTES);
+  return out;
+}
+
+/** Back-to-back records (recordsToBytes) as one Uint32Array each; EntryRecordError if cut short. */
+export function recordsFromBytes(b: Uint8Array): Uint32Array[] {
+  if (b.length % ENTRY_RECORD_BYTES !== 0) {
+    throw new EntryRecordError(`${b.length} bytes are not a whole number of ${ENTRY_RECORD_BYTES}-byte records`);
+  }
+  const out: Uint32Array[] = [];
+  for (let o = 0; o < b.length; o += ENTRY_RECORD_BYTES) {
+    const w = new Uint32Array(ENTRY_RECORD_WORDS);
+    recordFromBytes(b, o, w, 0);
+    out.push(w);
+  }
+  return out;
+}

@@ -23,6 +23,7 @@ export { ConntrackTable, CtStatus, ImportResult, REC_WORDS } from './table.js';
 export type { ConntrackTableOptions, EntryResources } from './table.js';
 export {
   ENTRY_RECORD_WORDS, ENTRY_RECORD_BYTES, EntryRecordError, checkEntryRecord, recordFromBytes, recordToBytes,
+  recordsFromBytes, recordsToBytes,
 } from './entry-record.js';
 export { CtState, TcpState, Dir, ctStateNames, tcpStateNames } from './state.js';
 export type { CtStateCode, TcpStateCode, DirCode } from './state.js';

@@ -18,12 +18,12 @@
  *   quit
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { ENTRY_RECORD_BYTES, ENTRY_RECORD_WORDS, CtStatus, recordToBytes, type ConntrackEventSink, type ConntrackTable } from '../../../src/node/conntrack/index.js';
+import { CtStatus, recordsToBytes, type ConntrackEventSink, type ConntrackTable } from '../../../src/node/conntrack/index.js';
 import { Engine, EngineResult } from '../../../src/node/engine/index.js';
 import { compileRuleset, parseRuleset } from '../../../src/node/filter/index.js';
 import { buildTcp, buildUdp } from '../../../src/node/packet/build.js';
 import { TcpFlag } from '../../../src/node/packet/fields.js';
-import { Keyring, SyncNode, UdpTransport, type SyncNodeOptions } from '../../../src/sync/index.js';
+import { Keyring, SyncNode, UdpTransport, tableRecords, type SyncNodeOptions } from '../../../src/sync/index.js';
 import { badRequest, serveLines } from './serve-lines.js';
 
 const IN = 2;
@@ -153,17 +153,8 @@ async function load(a: { n: number; rate?: number; tcp?: boolean }): Promise<obj
 }
 
 function records(): object {
-  const t = (engine as Engine).conntrack.table;
-  const now = (engine as Engine).now();
-  const w = new Uint32Array(ENTRY_RECORD_WORDS);
-  const parts: Buffer[] = [];
-  t.forEach((slot) => {
-    t.exportEntry(slot, now, w, 0);
-    const b = Buffer.alloc(ENTRY_RECORD_BYTES);
-    recordToBytes(w, 0, b, 0);
-    parts.push(b);
-  });
-  return { records: Buffer.concat(parts).toString('base64') };
+  const e = engine as Engine;
+  return { records: recordsToBytes(tableRecords(e.conntrack.table, e.now())).toString('base64') };
 }
 
 serveLines(async (cmd, arg) => {
