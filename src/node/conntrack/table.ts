@@ -73,6 +73,13 @@ export interface ConntrackTableOptions {
   /** Timer wheel granularity in ms. */
   tickMs?: number;
   sink?: ConntrackEventSink;
+  /**
+   * Write every page of the initial arrays now. The kernel hands out memory on first touch: a
+   * page fault per 21 entries, ~0.5 us per entry paid by whatever first fills the table (a bulk
+   * resync, a flood) instead of at start; and a machine short of memory fails at start, not
+   * under load. What `conntrack.preallocate` asks for.
+   */
+  prefault?: boolean;
 }
 
 /**
@@ -91,6 +98,9 @@ const F_DEADLINE = 11;
 const F_PACKETS = 12;
 const F_BYTES = 14;
 const REC_F64 = REC_WORDS / 2;
+
+/** A free slot's record word that holds the next free slot + 1 (its mark; 0 ends the list). */
+const FREE_NEXT = R_MARK;
 
 /** Every CtChange bit: an imported entry may have changed in any way. */
 const ALL_CHANGES = 127;
@@ -125,9 +135,19 @@ export class ConntrackTable implements TimerExpiry {
   /** The slot importEntry last created or updated (-1 after TABLE_FULL). */
   importedSlot = -1;
 
-  #next: Int32Array;
-  #buckets: Int32Array;
-  #bucketMask: number;
+  /**
+   * The hash index: open addressing with linear probing, two words per bucket: the tuple's hash
+   * and its node (slot * 2 + dir; -1 empty). A lookup reads the hash words of consecutive
+   * buckets (one cache line holds eight) and touches a record only when a hash matches: one
+   * cache miss to find a node or to know it is absent, where hash chains cost one per node
+   * walked (on this kind of VM a dependent miss is ~100 ns; a bulk resync did four per entry).
+   * Load stays under 3/4; deletion shifts followers back (no tombstones).
+   */
+  #index: Int32Array;
+  /** Buckets in the index, and buckets / 2^32: a hash's home bucket is hash * #scale. */
+  #buckets: number;
+  #scale: number;
+  /** Free slots, linked through their records' mark word (FREE_NEXT) as slot + 1 (0: end). */
   #freeHead = -1;
   #highWater = 0;
   #count = 0;
@@ -154,11 +174,16 @@ export class ConntrackTable implements TimerExpiry {
     this.tcp = new TcpStateStore(cap, buf);
     this.wheel = new TimerWheel(cap, opts.tickMs ?? 250);
     this.wheel.useDeadlineStorage(this.#f64, REC_F64, F_DEADLINE);
-    this.#next = new Int32Array(cap * 2).fill(-1);
-    const nb = bucketCountFor(cap);
-    this.#buckets = new Int32Array(nb).fill(-1);
-    this.#bucketMask = nb - 1;
+    this.#buckets = bucketCountFor(cap);
+    this.#scale = this.#buckets / 4294967296;
+    this.#index = newIndex(this.#buckets);
     this.sink = opts.sink ?? nullEventSink;
+    if (opts.prefault === true) {
+      this.tuples.fill(0);
+      this.label.fill(0);
+      this.id.fill(0);
+      this.start.fill(0);
+    }
   }
 
   /** One past the highest slot ever used: every entry's slot is below it (for scans). */
@@ -217,11 +242,17 @@ export class ConntrackTable implements TimerExpiry {
   }
 
   /**
-   * First stage of a batch: the head node of the tuple's hash chain (-1 when empty). Loading the
-   * bucket for every packet of a batch in one tight loop lets the CPU overlap the cache misses.
+   * First stage of a batch: the first node whose hash matches the tuple's (-1 when none). Loading
+   * the buckets for every packet of a batch in one tight loop lets the CPU overlap the misses.
    */
   bucketHead(w: Uint32Array, off: number): number {
-    return this.#buckets[hashTuple(w, off, this.seed) & this.#bucketMask];
+    const h = hashTuple(w, off, this.seed) | 0;
+    const index = this.#index;
+    const nb = this.#buckets;
+    for (let i = home(h, this.#scale); ; i = i + 1 === nb ? 0 : i + 1) {
+      const node = index[i * 2 + 1];
+      if (node < 0 || index[i * 2] === h) return node;
+    }
   }
 
   /**
@@ -239,16 +270,19 @@ export class ConntrackTable implements TimerExpiry {
 
   /** Find the node (slot * 2 + dir) whose tuple equals w[off..off+10), or -1. */
   lookup(w: Uint32Array, off: number): number {
-    const h = hashTuple(w, off, this.seed);
-    let node = this.#buckets[h & this.#bucketMask];
+    return this.#lookupHashed(w, off, hashTuple(w, off, this.seed) | 0);
+  }
+
+  #lookupHashed(w: Uint32Array, off: number, h: number): number {
+    const index = this.#index;
+    const nb = this.#buckets;
     const t = this.tuples;
-    const next = this.#next;
-    while (node >= 0) {
-      const toff = (node >> 1) * REC_WORDS + (node & 1) * TUPLE_WORDS;
-      if (tuplesEqual(t, toff, w, off)) return node;
-      node = next[node];
+    // Terminates: the load stays under 3/4, so an empty bucket follows every run.
+    for (let i = home(h, this.#scale); ; i = i + 1 === nb ? 0 : i + 1) {
+      const node = index[i * 2 + 1];
+      if (node < 0) return -1;
+      if (index[i * 2] === h && tuplesEqual(t, (node >> 1) * REC_WORDS + (node & 1) * TUPLE_WORDS, w, off)) return node;
     }
-    return -1;
   }
 
   /**
@@ -262,8 +296,7 @@ export class ConntrackTable implements TimerExpiry {
     let slot: number;
     if (this.#freeHead >= 0) {
       slot = this.#freeHead;
-      this.#freeHead = this.#next[slot * 2];
-      this.#next[slot * 2] = -1;
+      this.#freeHead = this.tuples[slot * REC_WORDS + FREE_NEXT] - 1;
     } else {
       if (this.#highWater >= this.capacity) this.#grow();
       slot = this.#highWater++;
@@ -289,10 +322,16 @@ export class ConntrackTable implements TimerExpiry {
 
   /** Link a pending slot (tuples filled in) into the table with its first deadline. */
   confirm(slot: number, deadline: number): void {
+    const r = slot * REC_WORDS;
+    this.#confirmHashed(slot, deadline, hashTuple(this.tuples, r, this.seed) | 0, hashTuple(this.tuples, r + R_REPLY, this.seed) | 0);
+  }
+
+  /** confirm() with both tuples' hashes known. */
+  #confirmHashed(slot: number, deadline: number, hOrig: number, hReply: number): void {
     this.#pending--;
     this.addStatus(slot, CtStatus.CONFIRMED);
-    this.#linkNode(slot * 2);
-    this.#linkNode(slot * 2 + 1);
+    this.#insert(slot * 2, hOrig);
+    this.#insert(slot * 2 + 1, hReply);
     this.wheel.insert(slot, deadline);
     this.#count++;
     this.sources.update(this.tuples[slot * REC_WORDS + TW_PROTO] >>> 8, this.tuples, slot * REC_WORDS, 1);
@@ -304,8 +343,8 @@ export class ConntrackTable implements TimerExpiry {
     if ((this.statusOf(slot) & CtStatus.CONFIRMED) === 0) return;
     this.sink.ctDestroy(this, slot, reason);
     if (this.resources !== null) this.resources.release(this, slot);
-    this.#unlinkNode(slot * 2);
-    this.#unlinkNode(slot * 2 + 1);
+    this.#remove(slot * 2);
+    this.#remove(slot * 2 + 1);
     this.wheel.remove(slot);
     this.#count--;
     this.sources.update(this.tuples[slot * REC_WORDS + TW_PROTO] >>> 8, this.tuples, slot * REC_WORDS, -1);
@@ -320,12 +359,6 @@ export class ConntrackTable implements TimerExpiry {
   /** Expire what is due; cheap when no tick boundary passed. */
   advance(now: number): number {
     return this.wheel.advance(now, this);
-  }
-
-  /** Re-hash a confirmed entry after its reply tuple changed (NAT). */
-  rehashReply(slot: number): void {
-    this.#unlinkNode(slot * 2 + 1);
-    this.#linkNode(slot * 2 + 1);
   }
 
   /** Write a confirmed entry as a record (entry-record.ts) at out[off..off+ENTRY_RECORD_WORDS). */
@@ -357,10 +390,12 @@ export class ConntrackTable implements TimerExpiry {
    */
   importEntry(w: Uint32Array, off: number, now: number, extraStatus = 0, keepCounters = false): number {
     assertEntryRecord(w, off);
-    const oNode = this.lookup(w, off + ER_ORIG);
+    const hOrig = hashTuple(w, off + ER_ORIG, this.seed) | 0;
+    const hReply = hashTuple(w, off + ER_REPLY, this.seed) | 0;
+    const oNode = this.#lookupHashed(w, off + ER_ORIG, hOrig);
     let slot = oNode >= 0 && (oNode & 1) === 0 ? oNode >> 1 : -1;
     if (oNode >= 0 && slot < 0) this.#clash(oNode >> 1);
-    const rNode = this.lookup(w, off + ER_REPLY);
+    const rNode = this.#lookupHashed(w, off + ER_REPLY, hReply);
     if (rNode >= 0 && rNode >> 1 !== slot) this.#clash(rNode >> 1);
     let t = this.tuples;
     let created = false;
@@ -371,9 +406,9 @@ export class ConntrackTable implements TimerExpiry {
       for (let i = 0; i < TUPLE_WORDS; i++) if (t[r + R_REPLY + i] !== w[off + ER_REPLY + i]) same = false;
       if (!same) {
         if (this.resources !== null) this.resources.release(this, slot);
-        this.#unlinkNode(slot * 2 + 1);
+        this.#remove(slot * 2 + 1);
         for (let i = 0; i < TUPLE_WORDS; i++) t[r + R_REPLY + i] = w[off + ER_REPLY + i];
-        this.#linkNode(slot * 2 + 1);
+        this.#insert(slot * 2 + 1, hReply);
         if (this.resources !== null) this.resources.adopt(this, slot);
       }
     } else {
@@ -404,7 +439,7 @@ export class ConntrackTable implements TimerExpiry {
     const deadline = now + w[off + ER_TIMEOUT_MS];
     this.importedSlot = slot;
     if (created) {
-      this.confirm(slot, deadline);
+      this.#confirmHashed(slot, deadline, hOrig, hReply);
       if (this.resources !== null) this.resources.adopt(this, slot);
       return ImportResult.CREATED;
     }
@@ -450,7 +485,8 @@ export class ConntrackTable implements TimerExpiry {
 
   /**
    * Check the table's invariants (for tests and `twinwall ct verify`): every confirmed entry is
-   * found by both its tuples, the count and the timer wheel agree. Returns the problems found.
+   * found by both its tuples, the index holds exactly their nodes with their hashes, the count
+   * and the timer wheel agree. Returns the problems found.
    */
   verify(): string[] {
     const problems: string[] = [];
@@ -464,6 +500,16 @@ export class ConntrackTable implements TimerExpiry {
       }
     });
     if (confirmed !== this.#count) problems.push(`count ${this.#count} but ${confirmed} confirmed entries`);
+    const index = this.#index;
+    let nodes = 0;
+    for (let b = 0; b < this.#buckets; b++) {
+      const n = index[b * 2 + 1];
+      if (n < 0) continue;
+      nodes++;
+      if ((this.statusOf(n >> 1) & CtStatus.CONFIRMED) === 0) problems.push(`bucket ${b}: node ${n} of a slot not in use`);
+      else if (index[b * 2] !== (hashTuple(this.tuples, this.tupleOffset(n >> 1, n & 1), this.seed) | 0)) problems.push(`bucket ${b}: node ${n} with a stale hash`);
+    }
+    if (nodes !== this.#count * 2) problems.push(`index holds ${nodes} nodes for ${this.#count} entries`);
     if (this.wheel.linked !== this.#count) problems.push(`timer wheel holds ${this.wheel.linked}, table ${this.#count}`);
     return problems;
   }
@@ -476,8 +522,7 @@ export class ConntrackTable implements TimerExpiry {
       this.id.byteLength +
       this.start.byteLength +
       this.master.byteLength +
-      this.#next.byteLength +
-      this.#buckets.byteLength +
+      this.#index.byteLength +
       this.wheel.byteLength
     );
   }
@@ -485,28 +530,49 @@ export class ConntrackTable implements TimerExpiry {
   #free(slot: number): void {
     this.tuples[slot * REC_WORDS + R_STATUS] = 0;
     this.id[slot] = 0;
-    this.#next[slot * 2] = this.#freeHead;
+    this.tuples[slot * REC_WORDS + FREE_NEXT] = this.#freeHead + 1;
     this.#freeHead = slot;
   }
 
-  #linkNode(node: number): void {
-    const b = hashTuple(this.tuples, (node >> 1) * REC_WORDS + (node & 1) * TUPLE_WORDS, this.seed) & this.#bucketMask;
-    this.#next[node] = this.#buckets[b];
-    this.#buckets[b] = node;
+  /** Put a node with hash h into the index (its first empty bucket from h's). */
+  #insert(node: number, h: number): void {
+    const index = this.#index;
+    const nb = this.#buckets;
+    let i = home(h, this.#scale);
+    while (index[i * 2 + 1] >= 0) i = i + 1 === nb ? 0 : i + 1;
+    index[i * 2] = h;
+    index[i * 2 + 1] = node;
   }
 
-  #unlinkNode(node: number): void {
-    const b = hashTuple(this.tuples, (node >> 1) * REC_WORDS + (node & 1) * TUPLE_WORDS, this.seed) & this.#bucketMask;
-    let cur = this.#buckets[b];
-    let prev = -1;
-    while (cur >= 0 && cur !== node) {
-      prev = cur;
-      cur = this.#next[cur];
+  /**
+   * Take a node out of the index (its tuple must still be the one it was inserted with), then
+   * shift back the nodes after it whose home bucket the hole now separates them from.
+   */
+  #remove(node: number): void {
+    const index = this.#index;
+    const nb = this.#buckets;
+    const scale = this.#scale;
+    const h = hashTuple(this.tuples, (node >> 1) * REC_WORDS + (node & 1) * TUPLE_WORDS, this.seed);
+    let i = home(h, scale);
+    for (;;) {
+      const n = index[i * 2 + 1];
+      if (n === node) break;
+      if (n < 0) return;
+      i = i + 1 === nb ? 0 : i + 1;
     }
-    if (cur < 0) return;
-    if (prev < 0) this.#buckets[b] = this.#next[node];
-    else this.#next[prev] = this.#next[node];
-    this.#next[node] = -1;
+    let j = i;
+    for (;;) {
+      j = j + 1 === nb ? 0 : j + 1;
+      const n = index[j * 2 + 1];
+      if (n < 0) break;
+      // The node at j may fill the hole at i unless its home bucket k lies cyclically in (i, j].
+      const k = home(index[j * 2], scale);
+      if (i <= j ? i < k && k <= j : i < k || k <= j) continue;
+      index[i * 2] = index[j * 2];
+      index[i * 2 + 1] = n;
+      i = j;
+    }
+    index[i * 2 + 1] = -1;
   }
 
   /**
@@ -515,11 +581,13 @@ export class ConntrackTable implements TimerExpiry {
    * flood of half-open connections evicts its own kind, never established (assured) flows.
    */
   #earlyDrop(hash: number): boolean {
-    let b = hash & this.#bucketMask;
+    const index = this.#index;
+    const nb = this.#buckets;
+    let b = home(hash, this.#scale);
     let seen = 0;
-    for (let i = 0; i <= this.#bucketMask && seen < EVICTION_RANGE; i++) {
-      let node = this.#buckets[b];
-      while (node >= 0 && seen < EVICTION_RANGE) {
+    for (let i = 0; i < nb && seen < EVICTION_RANGE; i++) {
+      const node = index[b * 2 + 1];
+      if (node >= 0) {
         const slot = node >> 1;
         seen++;
         if ((this.statusOf(slot) & CtStatus.ASSURED) === 0) {
@@ -527,9 +595,8 @@ export class ConntrackTable implements TimerExpiry {
           this.destroy(slot, DestroyReason.EARLY_DROP);
           return true;
         }
-        node = this.#next[node];
       }
-      b = (b + 1) & this.#bucketMask;
+      b = b + 1 === nb ? 0 : b + 1;
     }
     return false;
   }
@@ -561,36 +628,34 @@ export class ConntrackTable implements TimerExpiry {
     this.master = m;
     this.wheel.grow(cap);
     this.wheel.useDeadlineStorage(this.#f64, REC_F64, F_DEADLINE);
-    const nx = new Int32Array(cap * 2).fill(-1);
-    this.#next = nx;
     this.capacity = cap;
-    // Rehash every linked node into the larger bucket array.
-    const nb = bucketCountFor(cap);
-    this.#buckets = new Int32Array(nb).fill(-1);
-    this.#bucketMask = nb - 1;
-    for (let s = 0; s < this.#highWater; s++) {
-      if ((this.statusOf(s) & CtStatus.CONFIRMED) !== 0) {
-        this.#linkNode(s * 2);
-        this.#linkNode(s * 2 + 1);
-      }
-    }
-    // The free list lived in #next: rebuild it.
-    this.#freeHead = -1;
-    for (let s = this.#highWater - 1; s >= 0; s--) {
-      if (this.statusOf(s) === 0) {
-        this.#next[s * 2] = this.#freeHead;
-        this.#freeHead = s;
-      }
-    }
+    // Every node into the larger index, by the hash the old one kept (nothing re-hashed).
+    const old = this.#index;
+    this.#buckets = bucketCountFor(cap);
+    this.#scale = this.#buckets / 4294967296;
+    this.#index = newIndex(this.#buckets);
+    for (let i = 1; i < old.length; i += 2) if (old[i] >= 0) this.#insert(old[i], old[i - 1]);
+    // The free list lives in the records: it moved with them.
   }
 }
 
+/** An index of `buckets` empty buckets (node words -1). */
+function newIndex(buckets: number): Int32Array {
+  const a = new Int32Array(buckets * 2);
+  for (let i = 1; i < a.length; i += 2) a[i] = -1;
+  return a;
+}
+
 /**
- * Buckets = next power of two >= 2 * capacity: two hash nodes per entry, load factor <= 1. (4x
- * found the head node more often but made the bucket array outgrow L2: no net gain, measured.)
+ * Buckets for `capacity` entries: 4/3 of their nodes (two per entry), so the load stays at most
+ * 3/4. Not a power of two (that would double the index for some sizes): a hash's home bucket is
+ * found by multiplication instead of a mask (home()).
  */
 function bucketCountFor(capacity: number): number {
-  let n = 1024;
-  while (n < capacity * 2) n *= 2;
-  return n;
+  return Math.max(1024, Math.ceil((capacity * 8) / 3));
+}
+
+/** A hash's home bucket: hash * buckets / 2^32 (exact: below 2^53, floored). */
+function home(h: number, scale: number): number {
+  return ((h >>> 0) * scale) | 0;
 }

@@ -1,0 +1,90 @@
+/**
+ * The conntrack table's hash index (open addressing, linear probing, deletion by shifting back)
+ * against a model: any sequence of creates, destroys, NAT re-mappings and growth leaves every
+ * live entry found by both tuples, every gone one not found, and the index consistent.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { ConntrackTable, DestroyReason, ENTRY_RECORD_WORDS } from '../../../src/node/conntrack/index.js';
+
+/** A UDP record for flow k: 10.0.k/256.k%256:k -> 203.0.113.8:53, replied to address `nat`. */
+function record(k: number, nat: number): Uint32Array {
+  const w = new Uint32Array(ENTRY_RECORD_WORDS);
+  w[0] = (10 << 24) | k;
+  w[4] = 0xcb007108;
+  w[8] = ((1024 + (k & 0x3fff)) << 16) | 53;
+  w[9] = (4 << 8) | 17;
+  w[10] = 0xcb007108;
+  w[14] = nat === 0 ? w[0] : (198 << 24) | nat;
+  w[18] = (53 << 16) | (1024 + (k & 0x3fff));
+  w[19] = (4 << 8) | 17;
+  w[23] = 30_000;
+  return w;
+}
+
+type Op = { kind: 'create' | 'destroy'; k: number; nat: number };
+
+const op = fc.record({ kind: fc.constantFrom<'create' | 'destroy'>('create', 'create', 'destroy'), k: fc.integer({ min: 0, max: 2999 }), nat: fc.integer({ min: 0, max: 3 }) });
+
+function run(ops: Op[], seed: number): void {
+  // Starts at 1024 slots and grows twice on the way to 3000 entries.
+  const t = new ConntrackTable({ maxEntries: 4096, initialCapacity: 1024, seed });
+  const live = new Map<number, Uint32Array>();
+  for (const o of ops) {
+    const cur = live.get(o.k);
+    if (o.kind === 'create') {
+      // A new entry, or the same flow re-imported with another NAT mapping (reply tuple moved).
+      const w = record(o.k, o.nat);
+      t.importEntry(w, 0, 0);
+      live.set(o.k, w);
+    } else if (cur !== undefined) {
+      const node = t.lookup(cur, 0);
+      expect(node).toBeGreaterThanOrEqual(0);
+      t.destroy(node >> 1, DestroyReason.DELETED);
+      live.delete(o.k);
+    }
+  }
+  expect(t.verify()).toEqual([]);
+  expect(t.count).toBe(live.size);
+  for (let k = 0; k < 3000; k++) {
+    const w = live.get(k);
+    if (w === undefined) {
+      expect(t.lookup(record(k, 0), 0)).toBe(-1);
+      continue;
+    }
+    const node = t.lookup(w, 0);
+    expect(node & 1).toBe(0);
+    expect(t.lookup(w, 10)).toBe(node + 1);
+    // The reply tuples of the mappings it no longer has are not found.
+    for (let nat = 0; nat < 4; nat++) {
+      const other = record(k, nat);
+      if (other[14] !== w[14]) expect(t.lookup(other, 10)).toBe(-1);
+    }
+  }
+}
+
+describe('conntrack hash index', () => {
+  it('finds exactly the live entries after any creates, destroys, re-mappings and growth (property)', () => {
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 4000 }), fc.integer({ min: 0, max: 0xffffffff }), (ops, seed) => run(ops, seed)),
+      { numRuns: 40 },
+    );
+  });
+
+  it('survives filling to the limit and emptying again, in any order', () => {
+    const t = new ConntrackTable({ maxEntries: 4096, initialCapacity: 4096, seed: 7 });
+    const recs = Array.from({ length: 4096 }, (_, k) => record(k, k % 3));
+    for (const w of recs) t.importEntry(w, 0, 0);
+    expect([t.count, t.verify()]).toEqual([4096, []]);
+    // Destroy in a scrambled order: every removal shifts the runs after it.
+    for (let i = 0; i < 4096; i++) {
+      const w = recs[(i * 2654435761) % 4096 >>> 0];
+      const node = t.lookup(w, 0);
+      expect(node).toBeGreaterThanOrEqual(0);
+      t.destroy(node >> 1, DestroyReason.DELETED);
+      if (i % 512 === 0) expect(t.verify()).toEqual([]);
+    }
+    expect([t.count, t.verify()]).toEqual([0, []]);
+    for (const w of recs) expect(t.lookup(w, 0)).toBe(-1);
+  });
+});
