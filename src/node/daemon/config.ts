@@ -186,6 +186,7 @@ function resolveConfig(doc: NodeConfigDoc, baseDir: string, sync: SyncConfig | n
     conntrack: {
       maxEntries: doc.conntrack?.maxEntries ?? DEFAULT_MAX_ENTRIES,
       initialCapacity: doc.conntrack?.preallocate === false ? undefined : doc.conntrack?.maxEntries ?? DEFAULT_MAX_ENTRIES,
+      prefault: doc.conntrack?.preallocate !== false,
       timeouts,
       tcp,
     },

@@ -14,7 +14,7 @@
  *   records                 every entry as base64 records (for ct diff in the test)
  *   stamps                  creation time (active) or apply time (standby) per flow key, in ms
  *                           of the shared clock performance.timeOrigin + performance.now()
- *   stats                   sync stats
+ *   stats                   sync stats, and the CPU time used so far (cpuUs)
  *   quit
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -92,7 +92,7 @@ async function start(a: StartArgs): Promise<object> {
   engine = new Engine({
     // Sized up front, as operators size nf_conntrack_max: a growth rehashes the whole table (a
     // stall of tens of ms at a million entries) in the middle of the figures.
-    conntrack: { maxEntries: a.maxEntries ?? 200_000, initialCapacity: a.maxEntries ?? 200_000 },
+    conntrack: { maxEntries: a.maxEntries ?? 200_000, initialCapacity: a.maxEntries ?? 200_000, prefault: true },
     ruleset: compileRuleset(parseRuleset(RULES), { interfaceName: (i: number) => (i === IN ? 'inside0' : i === OUT ? 'outside0' : undefined) }),
   });
   const transport = await UdpTransport.open({ localAddress: a.address, port: a.port, group: a.group, peerAddress: a.peer });
@@ -106,6 +106,12 @@ async function start(a: StartArgs): Promise<object> {
   engine.setEventSink(new StampingSink(sync.sink));
   sync.start();
   return { epoch: sync.epoch };
+}
+
+/** CPU time this process used so far (user + system), microseconds. */
+function cpuUs(): number {
+  const c = process.cpuUsage();
+  return c.user + c.system;
 }
 
 let flowSeq = 0;
@@ -182,7 +188,7 @@ serveLines(async (cmd, arg) => {
       return { stamps: pairs, loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 };
     }
     case 'stats':
-      return { stats: sync?.stats, nextSeq: sync?.sender.nextSeq, peerApplied: sync?.sender.peerApplied, lagP50: sync?.lagPercentile(50), lagP99: sync?.lagPercentile(99) };
+      return { cpuUs: cpuUs(), stats: sync?.stats, nextSeq: sync?.sender.nextSeq, peerApplied: sync?.sender.peerApplied, lagP50: sync?.lagPercentile(50), lagP99: sync?.lagPercentile(99) };
     case 'quit':
       await sync?.close();
       setImmediate(() => process.exit(0));

@@ -34,6 +34,8 @@ describe('node config', () => {
     expect(c.conntrack.maxEntries).toBe(4096);
     // Preallocated by default: a growth of the table later would rehash it all in one go.
     expect(c.conntrack.initialCapacity).toBe(4096);
+    // ...and its memory touched at start (no page faults while a resync fills it).
+    expect(c.conntrack.prefault).toBe(true);
     expect(c.conntrack.timeouts).toEqual({ udpUnreplied: 10_000 });
     expect(c.conntrack.tcp).toEqual({ timeouts: { established: 3_600_000 }, liberal: true });
     expect(c.controlSocket).toBe(DEFAULT_CONTROL_SOCKET);
