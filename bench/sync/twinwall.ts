@@ -10,7 +10,7 @@
  *   3. bulk resync: fw2 restarted while fw1 holds N entries (1 M full, 200 k quick); time from
  *      fw2's start until it holds them all, asked for by fw2 itself;
  *   4. bytes on the wire per replicated change (fw1's sync bytes sent / entries) in case 1.
- * Run: node dist/bench/sync/twinwall.js [--quick] [--json FILE]
+ * Run: node dist/bench/sync/twinwall.js [--quick] [--only replication,lag,resync] [--json FILE]
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -24,14 +24,17 @@ export interface TwinwallSyncFigures {
   /** Case 2: lag (ms) at the steady rate. */
   lag: { rate: number; flows: number; p50: number; p99: number; max: number; reportP50: number; reportP99: number };
   /** Case 3: bulk resync. */
-  resync: { entries: number; seconds: number; rate: number; retransmitted: number; messages: number };
+  resync: { entries: number; seconds: number; rate: number; retransmitted: number; messages: number; cpuFw1: number; cpuFw2: number };
 }
 
 /** Sync tuning for both nodes, as JSON in TWINWALL_SYNC_TUNING (experiments); defaults otherwise. */
 const tuning = JSON.parse(process.env.TWINWALL_SYNC_TUNING ?? '{}') as Record<string, number>;
 
-export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Promise<TwinwallSyncFigures> {
+export type SyncCase = 'replication' | 'lag' | 'resync';
+
+export async function runTwinwallSyncBench(opts: { quick?: boolean; cases?: SyncCase[] } = {}): Promise<TwinwallSyncFigures> {
   const quick = opts.quick ?? false;
+  const cases = new Set<SyncCase>(opts.cases ?? ['replication', 'lag', 'resync']);
   const topo = new LabTopology();
   const nodes = new SyncAgents(topo, 120_000);
   const ask = <T>(fw: Fw, line: string, ms?: number): Promise<T> => nodes.ask<T>(fw, line, ms);
@@ -59,12 +62,12 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Prom
   };
   const loss = (p: number): void => nodes.loss(p);
 
-  const figures: TwinwallSyncFigures = { replication: [], lag: { rate: 0, flows: 0, p50: 0, p99: 0, max: 0, reportP50: 0, reportP99: 0 }, resync: { entries: 0, seconds: 0, rate: 0, retransmitted: 0, messages: 0 } };
+  const figures: TwinwallSyncFigures = { replication: [], lag: { rate: 0, flows: 0, p50: 0, p99: 0, max: 0, reportP50: 0, reportP99: 0 }, resync: { entries: 0, seconds: 0, rate: 0, retransmitted: 0, messages: 0, cpuFw1: 0, cpuFw2: 0 } };
   try {
     topo.build();
     // 1. Replication rate with zero divergence.
     const n = quick ? 100_000 : 300_000;
-    for (const p of [0, 0.01]) {
+    for (const p of cases.has('replication') ? [0, 0.01] : []) {
       await start('fw1');
       await start('fw2');
       await new Promise((r) => setTimeout(r, 200));
@@ -86,49 +89,59 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean } = {}): Prom
     await start('fw2');
     await new Promise((r) => setTimeout(r, 200));
     const rate = 20_000;
-    // Steady state: a second of the same load first (JIT, first contact, socket buffers).
-    await ask('fw1', `load ${JSON.stringify({ n: rate, rate })}`);
-    await ask('fw1', 'stamp on');
-    await ask('fw2', 'stamp on');
-    const flows = quick ? 40_000 : 100_000;
-    await ask('fw1', `load ${JSON.stringify({ n: flows, rate })}`);
-    await waitCount(await count('fw1'), performance.now(), 10_000);
-    type Stamps = { stamps: [number, number][]; loopDelayP99Ms: number; loopDelayMaxMs: number };
-    const s1 = await ask<Stamps>('fw1', 'stamps');
-    const s2 = await ask<Stamps>('fw2', 'stamps');
-    const created = new Map(s1.stamps);
-    const applied = s2.stamps;
-    console.log(`  (event-loop delay p99/max: fw1 ${s1.loopDelayP99Ms.toFixed(1)}/${s1.loopDelayMaxMs.toFixed(1)} ms, fw2 ${s2.loopDelayP99Ms.toFixed(1)}/${s2.loopDelayMaxMs.toFixed(1)} ms)`);
-    const lags: number[] = [];
-    for (const [k, t] of applied) {
-      const c = created.get(k);
-      if (c !== undefined) lags.push(t - c);
+    if (cases.has('lag')) {
+      // Steady state: a second of the same load first (JIT, first contact, socket buffers).
+      await ask('fw1', `load ${JSON.stringify({ n: rate, rate })}`);
+      await ask('fw1', 'stamp on');
+      await ask('fw2', 'stamp on');
+      const flows = quick ? 40_000 : 100_000;
+      await ask('fw1', `load ${JSON.stringify({ n: flows, rate })}`);
+      await waitCount(await count('fw1'), performance.now(), 10_000);
+      type Stamps = { stamps: [number, number][]; loopDelayP99Ms: number; loopDelayMaxMs: number };
+      const s1 = await ask<Stamps>('fw1', 'stamps');
+      const s2 = await ask<Stamps>('fw2', 'stamps');
+      const created = new Map(s1.stamps);
+      const applied = s2.stamps;
+      console.log(`  (event-loop delay p99/max: fw1 ${s1.loopDelayP99Ms.toFixed(1)}/${s1.loopDelayMaxMs.toFixed(1)} ms, fw2 ${s2.loopDelayP99Ms.toFixed(1)}/${s2.loopDelayMaxMs.toFixed(1)} ms)`);
+      const lags: number[] = [];
+      for (const [k, t] of applied) {
+        const c = created.get(k);
+        if (c !== undefined) lags.push(t - c);
+      }
+      lags.sort((a, b) => a - b);
+      const pct = (q: number): number => lags[Math.min(lags.length - 1, Math.floor(q * lags.length))];
+      const st = await ask<{ lagP50: number; lagP99: number }>('fw1', 'stats');
+      figures.lag = { rate, flows: lags.length, p50: pct(0.5), p99: pct(0.99), max: lags[lags.length - 1], reportP50: st.lagP50, reportP99: st.lagP99 };
+      await ask('fw1', 'stamp off');
+      await ask('fw2', 'stamp off');
     }
-    lags.sort((a, b) => a - b);
-    const pct = (q: number): number => lags[Math.min(lags.length - 1, Math.floor(q * lags.length))];
-    const st = await ask<{ lagP50: number; lagP99: number }>('fw1', 'stats');
-    figures.lag = { rate, flows: lags.length, p50: pct(0.5), p99: pct(0.99), max: lags[lags.length - 1], reportP50: st.lagP50, reportP99: st.lagP99 };
-    await ask('fw1', 'stamp off');
-    await ask('fw2', 'stamp off');
     // 3. Bulk resync of a restarted standby.
+    if (!cases.has('resync')) return figures;
     const big = quick ? 200_000 : 1_000_000;
     await stop('fw2');
     await ask('fw1', `load ${JSON.stringify({ n: big - (await count('fw1')), rate: 0 })}`, 300_000);
     const have = await count('fw1');
-    type Sent = { stats: { retransmitted: number; sent: Record<string, number> } };
-    const before = (await ask<Sent>('fw1', 'stats')).stats;
+    type Sent = { cpuUs: number; stats: { retransmitted: number; sent: Record<string, number> } };
+    const before = await ask<Sent>('fw1', 'stats');
     // From the moment the restarted standby's sync is up (its request goes out at start).
     await start('fw2');
     const t1 = performance.now();
+    const cpu2 = (await ask<Sent>('fw2', 'stats')).cpuUs;
     const secs = await waitCount(have, t1, 120_000);
-    const after = (await ask<Sent>('fw1', 'stats')).stats;
+    const after = await ask<Sent>('fw1', 'stats');
+    const cpu2end = (await ask<Sent>('fw2', 'stats')).cpuUs;
     figures.resync = {
       entries: have, seconds: secs, rate: have / secs,
-      retransmitted: after.retransmitted - before.retransmitted,
-      messages: (after.sent.update ?? 0) - (before.sent.update ?? 0),
+      retransmitted: after.stats.retransmitted - before.stats.retransmitted,
+      messages: (after.stats.sent.update ?? 0) - (before.stats.sent.update ?? 0),
+      // Share of one core each node used meanwhile (a node at 1.0 is the limit).
+      cpuFw1: (after.cpuUs - before.cpuUs) / 1e6 / secs,
+      cpuFw2: (cpu2end - cpu2) / 1e6 / secs,
     };
   } finally {
     await nodes.stopAll();
+    // Profiles are written at exit: give the agents time before their namespaces go.
+    if (process.env.TWINWALL_PROFILE_DIR) await new Promise((r) => setTimeout(r, 3000));
     topo.cleanup();
   }
   return figures;
@@ -141,13 +154,15 @@ export function printTwinwallSync(f: TwinwallSyncFigures): void {
   }
   const l = f.lag;
   console.log(`  lag at ${l.rate} new conn/s (${l.flows} flows): p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, max ${l.max.toFixed(2)} ms (REPORT estimate p50 ${l.reportP50.toFixed(2)} / p99 ${l.reportP99.toFixed(2)} ms)`);
-  console.log(`  bulk resync of a restarted standby: ${f.resync.entries} entries in ${f.resync.seconds.toFixed(2)} s = ${Math.round(f.resync.rate).toLocaleString('en')} entries/s (${f.resync.messages} messages, ${f.resync.retransmitted} resent)`);
+  console.log(`  bulk resync of a restarted standby: ${f.resync.entries} entries in ${f.resync.seconds.toFixed(2)} s = ${Math.round(f.resync.rate).toLocaleString('en')} entries/s (${f.resync.messages} messages, ${f.resync.retransmitted} resent; CPU fw1 ${(f.resync.cpuFw1 * 100).toFixed(0)} %, fw2 ${(f.resync.cpuFw2 * 100).toFixed(0)} % of a core)`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const quick = process.argv.includes('--quick');
   const j = process.argv.indexOf('--json');
-  const f = await runTwinwallSyncBench({ quick });
+  const o = process.argv.indexOf('--only');
+  const cases = o > 0 ? (process.argv[o + 1].split(',') as SyncCase[]) : undefined;
+  const f = await runTwinwallSyncBench({ quick, cases });
   printTwinwallSync(f);
   if (j > 0) writeFileSync(process.argv[j + 1], JSON.stringify(f, null, 2));
   process.exit(0);
