@@ -302,12 +302,12 @@ export class ConntrackTable implements TimerExpiry {
       slot = this.#highWater++;
     }
     this.#pending++;
+    // The whole record, the TCP tracker's part (its last 16 words) included.
     this.tuples.fill(0, slot * REC_WORDS, (slot + 1) * REC_WORDS);
     this.tuples[slot * REC_WORDS + R_STATUS] = CtStatus.USED;
     this.label[slot] = 0;
     this.master[slot] = -1;
     this.start[slot] = now;
-    this.tcp.clear(slot);
     this.id[slot] = this.#nextId;
     this.#nextId = this.#nextId >= 0xfffffffe ? 1 : this.#nextId + 1;
     return slot;

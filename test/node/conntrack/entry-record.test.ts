@@ -231,13 +231,27 @@ describe('conntrack entry records', () => {
       ['timeout', (w) => (w[23] = 0xffffffff), /10 days/],
       ['tcp state', (w) => (w[33] = 200), /TCP data/],
     ];
+    // The same faults in a record that is not TCP (checked by a shorter path first).
+    const udpCases: [string, (w: Uint32Array) => void, RegExp][] = [
+      ['family', (w) => (w[19] = (7 << 8) | 17), /family 7/],
+      ['ipv4 high words', (w) => (w[15] = 1), /IPv4 address/],
+      ['proto mismatch', (w) => (w[19] = (4 << 8) | 6), /differ/],
+      ['status', (w) => (w[20] |= 0x8000), /status/],
+      ['timeout', (w) => (w[23] = 10 * 24 * 3600 * 1000 + 1), /10 days/],
+      ['counter above 2^53', (w) => (w[25] = 0x200000), /counter/],
+      ['counter high bit', (w) => (w[31] = 0x80000000), /counter/],
+      ['ports without a protocol', (w) => ((w[9] = 4 << 8), (w[19] = 4 << 8)), /protocol 0 with ports/],
+    ];
     const t = new ConntrackTable({ maxEntries: 10 });
-    for (const [, mutate, why] of cases) {
-      const w = tcp.slice();
-      mutate(w);
-      expect(checkEntryRecord(w, 0)).toMatch(why);
-      expect(() => t.importEntry(w, 0, 0)).toThrow(EntryRecordError);
+    for (const [base, list] of [[tcp, cases], [udp, udpCases]] as const) {
+      for (const [, mutate, why] of list) {
+        const w = base.slice();
+        mutate(w);
+        expect(checkEntryRecord(w, 0)).toMatch(why);
+        expect(() => t.importEntry(w, 0, 0)).toThrow(EntryRecordError);
+      }
     }
+    expect(checkEntryRecord(udp, 0)).toBeNull();
     const u = udp.slice();
     u[40] = 1;
     expect(checkEntryRecord(u, 0)).toMatch(/not TCP/);
