@@ -42,34 +42,53 @@ export function entryBytes(family: number, op: number, sections: number): number
   return n;
 }
 
+/**
+ * Write a word big-endian at buf[o..o+4) (the caller made sure it fits): plain byte stores,
+ * cheaper than Buffer#writeUInt32BE's argument checks in the packer's hot loop.
+ */
+function put32(buf: Buffer, o: number, v: number): void {
+  buf[o] = v >>> 24;
+  buf[o + 1] = v >>> 16;
+  buf[o + 2] = v >>> 8;
+  buf[o + 3] = v;
+}
+
 function writeTuple(buf: Buffer, o: number, w: Uint32Array, t: number, family: number): number {
   if (family === 4) {
-    buf.writeUInt32BE(w[t], o);
-    buf.writeUInt32BE(w[t + 4], o + 4);
-    buf.writeUInt32BE(w[t + 8], o + 8);
+    put32(buf, o, w[t]);
+    put32(buf, o + 4, w[t + 4]);
+    put32(buf, o + 8, w[t + 8]);
     return o + 12;
   }
-  for (let i = 0; i < 8; i++) buf.writeUInt32BE(w[t + i], o + i * 4);
-  buf.writeUInt32BE(w[t + 8], o + 32);
+  for (let i = 0; i < 8; i++) put32(buf, o + i * 4, w[t + i]);
+  put32(buf, o + 32, w[t + 8]);
   return o + 36;
+}
+
+/**
+ * A big-endian word at buf[o..o+4) (the caller checked the bounds): plain byte loads, cheaper
+ * than Buffer#readUInt32BE's argument checks on the receive path's hot loop.
+ */
+function u32(buf: Buffer, o: number): number {
+  return ((buf[o] << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]) >>> 0;
 }
 
 function readTuple(buf: Buffer, o: number, w: Uint32Array, t: number, family: number, proto: number): number {
   if (family === 4) {
-    w[t] = buf.readUInt32BE(o);
+    w[t] = u32(buf, o);
     w[t + 1] = 0;
     w[t + 2] = 0;
     w[t + 3] = 0;
-    w[t + 4] = buf.readUInt32BE(o + 4);
+    w[t + 4] = u32(buf, o + 4);
     w[t + 5] = 0;
     w[t + 6] = 0;
     w[t + 7] = 0;
-    w[t + 8] = buf.readUInt32BE(o + 8);
+    w[t + 8] = u32(buf, o + 8);
     w[t + 9] = (family << 8) | proto;
     return o + 12;
   }
-  for (let i = 0; i < 8; i++) w[t + i] = buf.readUInt32BE(o + i * 4);
-  w[t + 8] = buf.readUInt32BE(o + 32);
+  for (let i = 0; i < 8; i++) w[t + i] = u32(buf, o + i * 4);
+  w[t + 8] = u32(buf, o + 32);
   w[t + 9] = (family << 8) | proto;
   return o + 36;
 }
@@ -99,33 +118,35 @@ export function encodeRecord(rec: Uint32Array, op: number, sections: number, buf
   const len = entryBytes(family, op, sections);
   buf[off] = op;
   buf[off + 1] = sections;
-  buf.writeUInt16BE(len, off + 2);
+  buf[off + 2] = len >>> 8;
+  buf[off + 3] = len;
   buf[off + 4] = family;
   buf[off + 5] = proto;
   let o = writeTuple(buf, off + ENTRY_HEAD_BYTES, rec, 0, family);
   if (op === OP_DESTROY) return o;
   o = writeTuple(buf, o, rec, R_REPLY, family);
-  buf.writeUInt16BE(rec[R_STATUS] & 0xffff, o);
-  buf.writeUInt32BE(rec[R_TIMEOUT], o + 2);
+  buf[o] = rec[R_STATUS] >>> 8;
+  buf[o + 1] = rec[R_STATUS];
+  put32(buf, o + 2, rec[R_TIMEOUT]);
   o += 6;
   if (sections & S_MARK) {
-    buf.writeUInt32BE(rec[R_MARK], o);
+    put32(buf, o, rec[R_MARK]);
     o += 4;
   }
   if (sections & S_LABEL) {
-    buf.writeUInt32BE(rec[R_LABEL], o);
+    put32(buf, o, rec[R_LABEL]);
     o += 4;
   }
   if (sections & S_COUNTERS) {
-    for (let i = 0; i < 8; i++) buf.writeUInt32BE(rec[R_COUNTERS + i], o + i * 4);
+    for (let i = 0; i < 8; i++) put32(buf, o + i * 4, rec[R_COUNTERS + i]);
     o += 32;
   }
   if (sections & S_TCP) {
-    for (let i = 0; i < TCP_SECTION_WORDS; i++) buf.writeUInt32BE(rec[R_TCP + i], o + i * 4);
+    for (let i = 0; i < TCP_SECTION_WORDS; i++) put32(buf, o + i * 4, rec[R_TCP + i]);
     o += TCP_SECTION_WORDS * 4;
   }
   if (sections & S_AGE) {
-    buf.writeUInt32BE(rec[R_AGE], o);
+    put32(buf, o, rec[R_AGE]);
     o += 4;
   }
   return o;
@@ -147,7 +168,7 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
   if (end - off < ENTRY_HEAD_BYTES) return 'entry truncated';
   const op = buf[off];
   const sections = buf[off + 1];
-  const len = buf.readUInt16BE(off + 2);
+  const len = (buf[off + 2] << 8) | buf[off + 3];
   const family = buf[off + 4];
   const proto = buf[off + 5];
   if (op < EntryOp.CREATE || op > EntryOp.DESTROY) return `unknown entry op ${op}`;
@@ -155,32 +176,36 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
   if (len > end - off) return 'entry longer than the message';
   const need = entryBytes(family, op, sections & KNOWN_SECTIONS);
   if (len < need || (op === OP_DESTROY && sections !== 0)) return `entry length ${len} does not fit its sections (${need} bytes)`;
+  if (op !== OP_DESTROY && (sections & S_TCP) === 0 && proto === 6) return 'TCP entry without its TCP section';
   out.op = op;
   out.sections = sections;
   out.length = len;
-  rec.fill(0, 0, ENTRY_RECORD_WORDS);
+  // Every word written (absent sections as zeros), no fill first: the receive path's hot loop.
   let o = readTuple(buf, off + ENTRY_HEAD_BYTES, rec, 0, family, proto);
-  if (op === OP_DESTROY) return null;
+  if (op === OP_DESTROY) {
+    rec.fill(0, R_REPLY, ENTRY_RECORD_WORDS);
+    return null;
+  }
   o = readTuple(buf, o, rec, R_REPLY, family, proto);
-  rec[R_STATUS] = buf.readUInt16BE(o);
-  rec[R_TIMEOUT] = buf.readUInt32BE(o + 2);
+  rec[R_STATUS] = (buf[o] << 8) | buf[o + 1];
+  rec[R_TIMEOUT] = u32(buf, o + 2);
   o += 6;
   if (sections & S_MARK) {
-    rec[R_MARK] = buf.readUInt32BE(o);
+    rec[R_MARK] = u32(buf, o);
     o += 4;
-  }
+  } else rec[R_MARK] = 0;
   if (sections & S_LABEL) {
-    rec[R_LABEL] = buf.readUInt32BE(o);
+    rec[R_LABEL] = u32(buf, o);
     o += 4;
-  }
+  } else rec[R_LABEL] = 0;
   if (sections & S_COUNTERS) {
-    for (let i = 0; i < 8; i++) rec[R_COUNTERS + i] = buf.readUInt32BE(o + i * 4);
+    for (let i = 0; i < 8; i++) rec[R_COUNTERS + i] = u32(buf, o + i * 4);
     o += 32;
-  }
+  } else for (let i = 0; i < 8; i++) rec[R_COUNTERS + i] = 0;
   if (sections & S_TCP) {
-    for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[R_TCP + i] = buf.readUInt32BE(o + i * 4);
+    for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[R_TCP + i] = u32(buf, o + i * 4);
     o += TCP_SECTION_WORDS * 4;
-  } else if (proto === 6) return 'TCP entry without its TCP section';
-  if (sections & S_AGE) rec[R_AGE] = buf.readUInt32BE(o);
+  } else for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[R_TCP + i] = 0;
+  rec[R_AGE] = sections & S_AGE ? u32(buf, o) : 0;
   return null;
 }

@@ -54,7 +54,7 @@ const OP_CREATE = EntryOp.CREATE;
 const MAX_NACK_RANGES = 64;
 const MAX_SAMPLES = 16;
 /** Messages applied between two REPORTs at most. */
-const REPORT_EVERY = 16;
+const REPORT_EVERY = 32;
 /** A first contact at a seq below this starts at 1 (see #session). */
 const EARLY_SEQS = 1024;
 
