@@ -50,16 +50,10 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean; cases?: Sync
   const stop = (fw: Fw): Promise<void> => nodes.stop(fw);
   const count = (fw: Fw): Promise<number> => nodes.count(fw);
   const records = (fw: Fw): Promise<Uint32Array[]> => nodes.records(fw);
-  /** Wait until fw2 holds `n` entries; seconds since `t0`. */
-  const waitCount = async (n: number, t0: number, limitMs: number): Promise<number> => {
-    for (;;) {
-      const c = await count('fw2');
-      const s = (performance.now() - t0) / 1000;
-      if (c >= n) return s;
-      if (s * 1000 > limitMs) throw new Error(`bench: fw2 holds ${c} of ${n} entries after ${s.toFixed(1)} s`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
-  };
+  /** The clock every process here shares (the agents stamp with it too). */
+  const wall = (): number => performance.timeOrigin + performance.now();
+  /** Wait until fw2 holds `n` entries (the agent watches, no polling); seconds since `t0` (wall). */
+  const waitCount = async (n: number, t0: number, limitMs: number): Promise<number> => (await nodes.until('fw2', n, limitMs) - t0) / 1000;
   const loss = (p: number): void => nodes.loss(p);
 
   const figures: TwinwallSyncFigures = { replication: [], lag: { rate: 0, flows: 0, p50: 0, p99: 0, max: 0, reportP50: 0, reportP99: 0 }, resync: { entries: 0, seconds: 0, rate: 0, retransmitted: 0, messages: 0, cpuFw1: 0, cpuFw2: 0 } };
@@ -73,7 +67,7 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean; cases?: Sync
       await new Promise((r) => setTimeout(r, 200));
       loss(p);
       const sentBefore = (await ask<{ stats: { sentBytes: number } }>('fw1', 'stats')).stats.sentBytes;
-      const t0 = performance.now();
+      const t0 = wall();
       const loaded = await ask<{ ms: number }>('fw1', `load ${JSON.stringify({ n, rate: 0 })}`);
       const seconds = await waitCount(await count('fw1'), t0, 60_000);
       const d = diffRecords(await records('fw1'), await records('fw2'));
@@ -96,7 +90,7 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean; cases?: Sync
       await ask('fw2', 'stamp on');
       const flows = quick ? 40_000 : 100_000;
       await ask('fw1', `load ${JSON.stringify({ n: flows, rate })}`);
-      await waitCount(await count('fw1'), performance.now(), 10_000);
+      await waitCount(await count('fw1'), wall(), 10_000);
       type Stamps = { stamps: [number, number][]; loopDelayP99Ms: number; loopDelayMaxMs: number };
       const s1 = await ask<Stamps>('fw1', 'stamps');
       const s2 = await ask<Stamps>('fw2', 'stamps');
@@ -125,7 +119,7 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean; cases?: Sync
     const before = await ask<Sent>('fw1', 'stats');
     // From the moment the restarted standby's sync is up (its request goes out at start).
     await start('fw2');
-    const t1 = performance.now();
+    const t1 = wall();
     const cpu2 = (await ask<Sent>('fw2', 'stats')).cpuUs;
     const secs = await waitCount(have, t1, 120_000);
     const after = await ask<Sent>('fw1', 'stats');

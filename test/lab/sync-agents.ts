@@ -67,6 +67,14 @@ export class SyncAgents {
     return (await this.ask<{ count: number }>(fw, 'count')).count;
   }
 
+  /**
+   * Wait until the node holds `n` entries; returns the time it did, in ms of the clock shared by
+   * every process here (performance.timeOrigin + performance.now()).
+   */
+  async until(fw: Fw, n: number, limitMs: number): Promise<number> {
+    return (await this.ask<{ at: number }>(fw, `until ${JSON.stringify({ count: n, ms: limitMs })}`, limitMs + 5000)).at;
+  }
+
   /** The node's table as entry records. */
   async records(fw: Fw): Promise<Uint32Array[]> {
     return recordsFromBytes(Buffer.from((await this.ask<{ records: string }>(fw, 'records')).records, 'base64'));

@@ -11,6 +11,8 @@
  *   load {n, rate?, tcp?}   n new connections (UDP, or TCP handshakes) at `rate` per second (0: as
  *                           fast as possible); answers when done with the time taken
  *   count                   entries in the table, and the peer view
+ *   until {count, ms}       answers when the table holds `count` entries: {count, at} (at: ms of
+ *                           the shared clock), or an error after `ms`
  *   records                 every entry as base64 records (for ct diff in the test)
  *   stamps                  creation time (active) or apply time (standby) per flow key, in ms
  *                           of the shared clock performance.timeOrigin + performance.now()
@@ -158,6 +160,33 @@ async function load(a: { n: number; rate?: number; tcp?: boolean }): Promise<obj
   return { created: done, ms: performance.now() - t0 };
 }
 
+/**
+ * Answer once the table holds at least `count` entries (checked every millisecond here, so that
+ * a benchmark waiting for convergence does not poll over the pipe meanwhile and take CPU from
+ * the node it measures), with the time it did, or an error after `ms`.
+ */
+function until(a: { count: number; ms: number }): Promise<object> {
+  const t = (engine as Engine).conntrack.table;
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const check = (): boolean => {
+      if (t.count >= a.count) {
+        resolve({ count: t.count, at: wall() });
+        return true;
+      }
+      if (performance.now() - t0 > a.ms) {
+        reject(new Error(`the table holds ${t.count} of ${a.count} entries after ${a.ms} ms`));
+        return true;
+      }
+      return false;
+    };
+    if (check()) return;
+    const timer = setInterval(() => {
+      if (check()) clearInterval(timer);
+    }, 1);
+  });
+}
+
 function records(): object {
   const e = engine as Engine;
   return { records: recordsToBytes(tableRecords(e.conntrack.table, e.now())).toString('base64') };
@@ -169,6 +198,8 @@ serveLines(async (cmd, arg) => {
       return start(JSON.parse(arg) as StartArgs);
     case 'load':
       return load(JSON.parse(arg) as { n: number; rate?: number; tcp?: boolean });
+    case 'until':
+      return until(JSON.parse(arg) as { count: number; ms: number });
     case 'count':
       return { count: engine?.conntrack.table.count ?? 0, peer: sync?.peer ?? null };
     case 'records':
@@ -194,7 +225,7 @@ serveLines(async (cmd, arg) => {
       setImmediate(() => process.exit(0));
       return {};
     default:
-      throw badRequest(cmd, 'start, load, count, records, stamp on|off, stamps, stats or quit');
+      throw badRequest(cmd, 'start, load, until, count, records, stamp on|off, stamps, stats or quit');
   }
 }, async () => {
   await sync?.close();
