@@ -3,8 +3,8 @@
  *
  * - conntrack.ts: Conntrack, per-packet tracking (lookup or create, protocol trackers, ct state),
  *   pending entries confirmed or aborted after the filter; UDP, ICMP and generic tracking.
- * - table.ts: ConntrackTable, entries as 128-byte records plus cold arrays, seeded hash chains,
- *   early drop, connlimit counts, invariants (verify).
+ * - table.ts: ConntrackTable, entries as 192-byte records plus cold arrays, a seeded
+ *   open-addressing hash index, early drop, connlimit counts, invariants (verify).
  * - tcp*.ts: the TCP tracker after Linux's nf_conntrack_proto_tcp (state table, window tracking,
  *   64-byte per-entry store, tolerant-until-resynced mode for takeover).
  * - entry-record.ts: one entry as 48 words (save/restore, sync), checked before import.

@@ -2,15 +2,15 @@
  * The conntrack table over typed arrays, so a million entries cost a few hundred megabytes of flat
  * memory and no per-entry JavaScript objects (no GC pressure).
  *
- * What every packet touches sits in one 128-byte record per entry (two cache lines): both tuples,
- * status, mark, deadline, packet and byte counters. With 100k+ random flows the engine is bound by
- * cache misses, so one record beats a dozen parallel arrays. Colder fields (id, start, label,
- * master, hash chain links) stay in arrays of their own.
+ * What every packet touches sits in one 192-byte record per entry: both tuples, status, mark,
+ * deadline, packet and byte counters, and the TCP tracker's 64 bytes. With 100k+ random flows the
+ * engine is bound by cache misses, so one record beats a dozen parallel arrays. Colder fields (id,
+ * start, label, master) stay in arrays of their own.
  *
  * An entry is a slot number. Each entry is reachable from two hash nodes, node = slot * 2 + dir
- * (dir 0 = original tuple, 1 = reply tuple), chained from a power-of-two bucket array; the hash is
- * seeded randomly per table. A slot is allocated "pending" for a new connection and only linked
- * ("confirmed") once the filter accepted its first packet, as Linux confirms at POSTROUTING.
+ * (dir 0 = original tuple, 1 = reply tuple), held in an open-addressing index (see #index); the
+ * hash is seeded randomly per table. A slot is allocated "pending" for a new connection and only
+ * linked ("confirmed") once the filter accepted its first packet, as Linux confirms at POSTROUTING.
  */
 import { randomInt } from 'node:crypto';
 import { TUPLE_WORDS, TW_PROTO, hashTuple, tuplesEqual } from './tuple.js';
