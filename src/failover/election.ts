@@ -1,0 +1,340 @@
+/**
+ * The election of one node: which of the pair is MASTER (owns the virtual addresses and
+ * forwards) and which is BACKUP, after VRRPv3 (RFC 5798 section 6.4) in milliseconds.
+ *
+ *  - INIT -> BACKUP at start, with the master-down timer armed: 3 x the master's advert interval
+ *    + skew, skew = (256 - priority) x interval / 256, so the higher priority wins a race.
+ *  - BACKUP: an advert with priority 0 (the master steps down) cuts the timer to the skew time; an
+ *    advert from a master of higher or equal priority (or any, without preemption, or within the
+ *    preemption delay) re-arms it; a lower one is ignored, so the timer runs out and this node
+ *    takes over (preemption). The timer running out -> MASTER.
+ *  - MASTER: an advert right away and every interval. An advert of higher priority, or equal
+ *    priority from a higher address, -> BACKUP (split brain resolves by priority, then address);
+ *    a lower one from another master is answered at once, so that one yields without waiting.
+ *    Priority 0 from the other -> advertise at once.
+ *  - FAULT: a failed health check (data plane stalled, tracked link down, sync link down, as the
+ *    caller decides) leaves MASTER or BACKUP at once (a master says priority 0 first) and never
+ *    takes over; when every fault cleared -> BACKUP. Health checks may instead lower the
+ *    priority by a weight (keepalived's tracking weights).
+ *  - A master whose advert timer fires more than two intervals late was frozen (SIGSTOP, a stalled
+ *    machine) long enough for the backup to take over: it yields to BACKUP instead of forwarding
+ *    on as a second master.
+ *  - Switchover (planned): the master demotes itself to priority 1 and steps down (priority 0):
+ *    the backup takes over after its skew time. The demotion lasts until this node is master again.
+ *
+ * No I/O and no timers of its own: the clock and timers are injected (ElectionClock) and what
+ * it decides goes out through ElectionOutput, so the state machine is tested on a simulated clock
+ * and runs off the engine's event loop for real (see the README).
+ */
+import type { Keyring } from '../sync/auth.js';
+import {
+  AdvertDrop, Role, decodeAdvert, newAdvert, roleNames, type Advert, type AdvertDropReason, type RoleCode,
+} from './advert.js';
+
+export interface ElectionClock {
+  now(): number;
+  setTimer(fn: () => void, ms: number): unknown;
+  clearTimer(handle: unknown): void;
+}
+
+export interface ElectionOptions {
+  nodeId: number;
+  /** Adverts of another group (another pair on the same links) are ignored. */
+  groupId: number;
+  /** 1-254. */
+  priority: number;
+  /** 1-65535 ms. */
+  advertIntervalMs: number;
+  /** Take over from a master of lower priority (default true, as VRRP). */
+  preempt: boolean;
+  /** After becoming BACKUP, let a lower-priority master be for this long before preempting it. */
+  preemptDelayMs: number;
+  /** This node's address (16 bytes, advert.ts addressBytes): the tie-break. */
+  address: Buffer;
+  /** Start time of this node (ms since 1970): adverts of an earlier start of a peer are stale. */
+  epoch: number;
+  keys: Keyring;
+  clock: ElectionClock;
+}
+
+export interface ElectionOutput {
+  /** Send this advert on every link. */
+  advertise(a: Readonly<Advert>): void;
+  /** The role changed (takeover, release, notify hooks). */
+  transition(from: RoleCode, to: RoleCode, reason: string): void;
+}
+
+export class ElectionConfigError extends Error {
+  readonly code = 'FAILOVER_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ElectionConfigError';
+  }
+}
+
+/** What the node knows of the master it follows (BACKUP) or last saw. */
+export interface MasterView {
+  id: number;
+  priority: number;
+  intervalMs: number;
+  /** ms (own clock) of its last advert. */
+  lastSeen: number;
+}
+
+export interface ElectionStats {
+  advertsSent: number;
+  advertsReceived: number;
+  drops: Partial<Record<AdvertDropReason, number>>;
+  transitions: number;
+  /** Adverts from another master while this node was master (two masters seen). */
+  splitBrainSeen: number;
+}
+
+/** Peers whose replay state is kept at most (a pair has one; more is someone else's group). */
+const MAX_PEERS = 16;
+/** Name of the demotion a switchover sets. */
+const SWITCHOVER = 'switchover';
+
+export class Election {
+  role: RoleCode = Role.INIT;
+  master: MasterView | null = null;
+  readonly stats: ElectionStats = { advertsSent: 0, advertsReceived: 0, drops: {}, transitions: 0, splitBrainSeen: 0 };
+  readonly #o: ElectionOptions;
+  readonly #out: ElectionOutput;
+  readonly #in = newAdvert();
+  readonly #adv: Advert;
+  /** Master's advert interval as learned from its adverts (own interval until then). */
+  #masterIntervalMs: number;
+  #masterDown: unknown = null;
+  #advertTimer: unknown = null;
+  #backupSince = 0;
+  readonly #faults = new Set<string>();
+  readonly #penalties = new Map<string, number>();
+  readonly #peers = new Map<number, { epoch: number; seq: number }>();
+
+  constructor(o: ElectionOptions, out: ElectionOutput) {
+    if (!Number.isInteger(o.priority) || o.priority < 1 || o.priority > 254) throw new ElectionConfigError(`failover priority ${o.priority} is not an integer 1-254`);
+    if (!Number.isInteger(o.advertIntervalMs) || o.advertIntervalMs < 1 || o.advertIntervalMs > 65535) {
+      throw new ElectionConfigError(`failover advert interval ${o.advertIntervalMs} ms is not an integer 1-65535`);
+    }
+    if (!Number.isInteger(o.nodeId) || o.nodeId < 1 || o.nodeId > 0xffffffff) throw new ElectionConfigError(`failover node id ${o.nodeId} is not an integer 1-4294967295`);
+    if (o.address.length !== 16) throw new ElectionConfigError('failover address must be 16 bytes (addressBytes())');
+    this.#o = o;
+    this.#out = out;
+    this.#masterIntervalMs = o.advertIntervalMs;
+    this.#adv = { ...newAdvert(), groupId: o.groupId, intervalMs: o.advertIntervalMs, sender: o.nodeId, epoch: o.epoch, address: o.address };
+  }
+
+  /** The priority advertised: configured, less health penalties and demotions, at least 1. */
+  get priority(): number {
+    let p = this.#o.priority;
+    for (const w of this.#penalties.values()) p -= w;
+    return Math.max(1, Math.min(254, p));
+  }
+
+  get faults(): string[] {
+    return [...this.#faults];
+  }
+
+  get roleName(): string {
+    return roleNames[this.role];
+  }
+
+  start(): void {
+    if (this.role !== Role.INIT) return;
+    if (this.#faults.size > 0) this.#become(Role.FAULT, `fault: ${this.faults.join(', ')}`);
+    else this.#becomeBackup('start');
+  }
+
+  /** Stop (shutdown): a master steps down first (priority 0), so the backup takes over at once. */
+  stop(): void {
+    if (this.role === Role.MASTER) this.#advertise(0);
+    this.#clearTimers();
+    if (this.role !== Role.INIT) this.#become(Role.INIT, 'stop');
+  }
+
+  /** Planned switchover: the master demotes itself and steps down. Returns false if not master. */
+  switchover(): boolean {
+    if (this.role !== Role.MASTER) return false;
+    this.#penalties.set(SWITCHOVER, 254);
+    this.#advertise(0);
+    this.#becomeBackup('switchover');
+    return true;
+  }
+
+  /**
+   * A health check's state: `fault` puts the node in FAULT while it lasts; `penalty` lowers the
+   * priority by that much; null clears the check.
+   */
+  setHealth(name: string, state: { fault: true } | { penalty: number } | null): void {
+    const wasFault = this.#faults.size > 0;
+    const before = this.priority;
+    this.#faults.delete(name);
+    this.#penalties.delete(name);
+    if (state !== null && 'fault' in state) this.#faults.add(name);
+    else if (state !== null && state.penalty > 0) this.#penalties.set(name, state.penalty);
+    if (this.role === Role.INIT) return;
+    const isFault = this.#faults.size > 0;
+    if (isFault && this.role !== Role.FAULT) {
+      if (this.role === Role.MASTER) this.#advertise(0);
+      this.#clearTimers();
+      this.#become(Role.FAULT, `fault: ${this.faults.join(', ')}`);
+    } else if (!isFault && wasFault) {
+      this.#becomeBackup('healthy');
+    } else if (this.role === Role.MASTER && this.priority !== before) {
+      // Tell the backup at once: with preemption it takes over if now higher.
+      this.#advertise(this.priority);
+    }
+  }
+
+  /** A datagram from any election link. Counted and dropped unless it is a fresh advert of our group. */
+  receive(buf: Buffer): void {
+    const a = this.#in;
+    const bad = decodeAdvert(buf, this.#o.keys, a);
+    if (bad !== null) return this.#drop(bad);
+    if (a.groupId !== this.#o.groupId) return this.#drop(AdvertDrop.OTHER_GROUP);
+    if (a.sender === this.#o.nodeId) return this.#drop(AdvertDrop.OWN);
+    const p = this.#peers.get(a.sender);
+    if (p !== undefined) {
+      if (a.epoch < p.epoch) return this.#drop(AdvertDrop.STALE_EPOCH);
+      if (a.epoch === p.epoch && a.seq === p.seq) return this.#drop(AdvertDrop.DUPLICATE);
+      if (a.epoch === p.epoch && (a.seq - p.seq) >>> 0 > 0x7fffffff) return this.#drop(AdvertDrop.REPLAY);
+      p.epoch = a.epoch;
+      p.seq = a.seq;
+    } else {
+      if (this.#peers.size >= MAX_PEERS) this.#peers.delete(this.#peers.keys().next().value as number);
+      this.#peers.set(a.sender, { epoch: a.epoch, seq: a.seq });
+    }
+    this.stats.advertsReceived++;
+    this.#onAdvert(a);
+  }
+
+  #onAdvert(a: Advert): void {
+    const now = this.#o.clock.now();
+    switch (this.role) {
+      case Role.BACKUP: {
+        if (a.priority === 0) {
+          // The master steps down: take over after the skew time only.
+          this.master = null;
+          this.#armMasterDown(this.#skewMs());
+          return;
+        }
+        const mine = this.priority;
+        const inDelay = now - this.#backupSince < this.#o.preemptDelayMs;
+        if (!this.#o.preempt || a.priority >= mine || inDelay) {
+          this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
+          this.#masterIntervalMs = a.intervalMs;
+          this.#armMasterDown(this.#masterDownMs());
+        }
+        // else: a lower master and preemption: let the timer run out and take over.
+        return;
+      }
+      case Role.MASTER: {
+        if (a.priority === 0) {
+          this.#advertise(this.priority);
+          return;
+        }
+        this.stats.splitBrainSeen++;
+        if (a.priority > this.priority || (a.priority === this.priority && this.#higherThanMe(a))) {
+          this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
+          this.#masterIntervalMs = a.intervalMs;
+          this.#becomeBackup(`master ${a.sender} has priority ${a.priority}`);
+        } else {
+          // The other one yields when it hears this.
+          this.#advertise(this.priority);
+        }
+        return;
+      }
+      default:
+        // INIT, FAULT: remember who is master, nothing else.
+        if (a.priority > 0 && a.role === Role.MASTER) this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
+    }
+  }
+
+  /** The advert's address is above ours (bytewise, as VRRP compares addresses). */
+  #higherThanMe(a: Advert): boolean {
+    return Buffer.compare(a.address, this.#o.address) > 0;
+  }
+
+  #skewMs(): number {
+    return ((256 - this.priority) * this.#masterIntervalMs) / 256;
+  }
+
+  #masterDownMs(): number {
+    return 3 * this.#masterIntervalMs + this.#skewMs();
+  }
+
+  #becomeBackup(reason: string): void {
+    this.#clearTimers();
+    this.#backupSince = this.#o.clock.now();
+    this.#armMasterDown(this.#masterDownMs());
+    this.#become(Role.BACKUP, reason);
+  }
+
+  #becomeMaster(reason: string): void {
+    this.#clearTimers();
+    this.#penalties.delete(SWITCHOVER);
+    this.master = null;
+    this.#become(Role.MASTER, reason);
+    // (The transition handler has made the entries live and claimed the addresses by now.)
+    if (this.role !== Role.MASTER) return;
+    this.#advertise(this.priority);
+    this.#armAdvert();
+  }
+
+  #armMasterDown(ms: number): void {
+    const c = this.#o.clock;
+    if (this.#masterDown !== null) c.clearTimer(this.#masterDown);
+    this.#masterDown = c.setTimer(() => {
+      this.#masterDown = null;
+      if (this.role === Role.BACKUP) this.#becomeMaster(this.master === null ? 'no master' : `master ${this.master.id} silent`);
+    }, ms);
+  }
+
+  #armAdvert(): void {
+    const c = this.#o.clock;
+    const due = c.now() + this.#o.advertIntervalMs;
+    this.#advertTimer = c.setTimer(() => {
+      this.#advertTimer = null;
+      if (this.role !== Role.MASTER) return;
+      // Frozen (SIGSTOP, a stalled machine) for longer than a backup waits: it may be master by
+      // now. Forwarding on as a second master would split the flows; yield and listen instead
+      // (its adverts, or their absence within the master-down time, decide).
+      const late = c.now() - due;
+      if (late > 2 * this.#o.advertIntervalMs) {
+        this.#becomeBackup(`stalled ${Math.round(late)} ms: the peer may have taken over`);
+        return;
+      }
+      this.#advertise(this.priority);
+      this.#armAdvert();
+    }, this.#o.advertIntervalMs);
+  }
+
+  #clearTimers(): void {
+    const c = this.#o.clock;
+    if (this.#masterDown !== null) c.clearTimer(this.#masterDown);
+    if (this.#advertTimer !== null) c.clearTimer(this.#advertTimer);
+    this.#masterDown = this.#advertTimer = null;
+  }
+
+  #advertise(priority: number): void {
+    const a = this.#adv;
+    a.priority = priority;
+    a.role = this.role;
+    a.seq = (a.seq + 1) >>> 0;
+    this.stats.advertsSent++;
+    this.#out.advertise(a);
+  }
+
+  #become(to: RoleCode, reason: string): void {
+    const from = this.role;
+    if (from === to) return;
+    this.role = to;
+    this.stats.transitions++;
+    this.#out.transition(from, to, reason);
+  }
+
+  #drop(why: AdvertDropReason): void {
+    this.stats.drops[why] = (this.stats.drops[why] ?? 0) + 1;
+  }
+}

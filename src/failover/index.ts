@@ -1,0 +1,14 @@
+/**
+ * Failover: the public surface of src/failover (README.md says what each file does).
+ *
+ * - advert.ts: the election's datagram (VRRPv3-like, authenticated with the sync keys).
+ * - election.ts: one node's election state machine (INIT / BACKUP / MASTER / FAULT) on an
+ *   injected clock.
+ *
+ * Error codes: FAILOVER_CONFIG (ElectionConfigError). Input from the network never throws: it is
+ * counted by reason (Election.stats.drops) and dropped.
+ */
+export { Election, ElectionConfigError } from './election.js';
+export type { ElectionClock, ElectionOptions, ElectionOutput, ElectionStats, MasterView } from './election.js';
+export { ADVERT_DATAGRAM_BYTES, AdvertDrop, Role, addressBytes, decodeAdvert, encodeAdvert, newAdvert, roleNames } from './advert.js';
+export type { Advert, AdvertDropReason, RoleCode } from './advert.js';
