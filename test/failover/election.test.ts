@@ -16,6 +16,15 @@ function pair(o: { a?: number; b?: number; preempt?: boolean; preemptDelayMs?: n
   return { net, a, b };
 }
 
+/** A pair started and settled: A master, B backup (with the default priorities). */
+function running(o: Parameters<typeof pair>[0] = {}) {
+  const p = pair(o);
+  p.a.election.start();
+  p.b.election.start();
+  p.net.run(20 * I);
+  return p;
+}
+
 describe('election', () => {
   it('elects the higher priority at start, within its master-down interval, and the other follows it', () => {
     const { net, a, b } = pair();
@@ -34,10 +43,7 @@ describe('election', () => {
   });
 
   it('takes over from a killed master after the backup\'s master-down interval (3 x interval + skew)', () => {
-    const { net, a, b } = pair();
-    a.election.start();
-    b.election.start();
-    net.run(20 * I);
+    const { net, a, b } = running();
     const killedAt = net.clock.now;
     a.dead = true;
     net.run(10 * I);
@@ -50,10 +56,7 @@ describe('election', () => {
   });
 
   it('hands over within the skew time when the master stops (priority 0), not the whole interval', () => {
-    const { net, a, b } = pair();
-    a.election.start();
-    b.election.start();
-    net.run(20 * I);
+    const { net, a, b } = running();
     const stoppedAt = net.clock.now;
     a.election.stop();
     expect(a.role).toBe(Role.INIT);
@@ -91,10 +94,7 @@ describe('election', () => {
   });
 
   it('switches over on demand within the skew time, stays switched, and back again (A -> B -> A)', () => {
-    const { net, a, b } = pair();
-    a.election.start();
-    b.election.start();
-    net.run(20 * I);
+    const { net, a, b } = running();
     let t = net.clock.now;
     expect(a.election.switchover()).toBe(true);
     expect(b.election.switchover()).toBe(false); // not master
@@ -118,10 +118,7 @@ describe('election', () => {
 
   it('resolves split brain when the link heals: priority first, then the higher address', () => {
     for (const [pa, pb, winner] of [[200, 100, 1], [100, 200, 2], [150, 150, 2]] as const) {
-      const { net, a, b } = pair({ a: pa, b: pb });
-      a.election.start();
-      b.election.start();
-      net.run(20 * I);
+      const { net, a, b } = running({ a: pa, b: pb });
       net.setCut(1, 2, true);
       net.run(20 * I);
       expect(net.masters()).toHaveLength(2);
@@ -138,10 +135,7 @@ describe('election', () => {
   });
 
   it('a fault steps the master down at once and keeps the node out until it clears', () => {
-    const { net, a, b } = pair();
-    a.election.start();
-    b.election.start();
-    net.run(20 * I);
+    const { net, a, b } = running();
     const t = net.clock.now;
     a.election.setHealth('dataplane', { fault: true });
     expect(a.role).toBe(Role.FAULT);
@@ -160,10 +154,7 @@ describe('election', () => {
   });
 
   it('a health penalty below the backup\'s priority hands over (tracking weight)', () => {
-    const { net, a, b } = pair({ a: 200, b: 150 });
-    a.election.start();
-    b.election.start();
-    net.run(20 * I);
+    const { net, a, b } = running({ a: 200, b: 150 });
     a.election.setHealth('sync-link', { penalty: 100 });
     expect(a.election.priority).toBe(100);
     net.run(masterDown(150) + 2 * I);
@@ -174,10 +165,7 @@ describe('election', () => {
   });
 
   it('a master frozen (SIGSTOP) for longer than the master-down time yields when it resumes, never forwarding as a second master', () => {
-    const { net, a, b } = pair();
-    a.election.start();
-    b.election.start();
-    net.run(20 * I);
+    const { net, a, b } = running();
     a.paused = true;
     net.run(10 * I);
     expect(b.role).toBe(Role.MASTER);
@@ -194,10 +182,7 @@ describe('election', () => {
   });
 
   it('counts and ignores forged, garbled, truncated, foreign, replayed and duplicated adverts', () => {
-    const { net, a, b } = pair();
-    a.election.start();
-    b.election.start();
-    net.run(20 * I);
+    const { net, a, b } = running();
     const genuine = net.wire.filter((w) => w.from === 1).at(-1)!.buf;
     const before = { role: b.role, master: b.election.master?.id, received: b.election.stats.advertsReceived };
     const forger = new Keyring([{ id: 1, secret: Buffer.from('another key, same id, 32 bytes!!') }], 1);
