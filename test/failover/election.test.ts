@@ -182,7 +182,7 @@ describe('election', () => {
   });
 
   it('counts and ignores forged, garbled, truncated, foreign, replayed and duplicated adverts', () => {
-    const { net, a, b } = running();
+    const { net, b } = running();
     const genuine = net.wire.filter((w) => w.from === 1).at(-1)!.buf;
     const before = { role: b.role, master: b.election.master?.id, received: b.election.stats.advertsReceived };
     const forger = new Keyring([{ id: 1, secret: Buffer.from('another key, same id, 32 bytes!!') }], 1);
