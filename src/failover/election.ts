@@ -108,6 +108,8 @@ export class Election {
   #masterDown: unknown = null;
   #advertTimer: unknown = null;
   #backupSince = 0;
+  /** The master whose adverts this BACKUP ignores to preempt it. */
+  #preempting = 0;
   readonly #faults = new Set<string>();
   readonly #penalties = new Map<string, number>();
   readonly #peers = new Map<number, { epoch: number; seq: number }>();
@@ -225,8 +227,12 @@ export class Election {
           this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
           this.#masterIntervalMs = a.intervalMs;
           this.#armMasterDown(this.#masterDownMs());
+          this.#preempting = 0;
+          return;
         }
-        // else: a lower master and preemption: let the timer run out and take over.
+        // A lower master and preemption: let the timer run out and take over.
+        this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
+        this.#preempting = a.sender;
         return;
       }
       case Role.MASTER: {
@@ -267,6 +273,7 @@ export class Election {
   #becomeBackup(reason: string): void {
     this.#clearTimers();
     this.#backupSince = this.#o.clock.now();
+    this.#preempting = 0;
     this.#armMasterDown(this.#masterDownMs());
     this.#become(Role.BACKUP, reason);
   }
@@ -287,7 +294,10 @@ export class Election {
     if (this.#masterDown !== null) c.clearTimer(this.#masterDown);
     this.#masterDown = c.setTimer(() => {
       this.#masterDown = null;
-      if (this.role === Role.BACKUP) this.#becomeMaster(this.master === null ? 'no master' : `master ${this.master.id} silent`);
+      if (this.role !== Role.BACKUP) return;
+      const m = this.master;
+      if (m !== null && this.#preempting === m.id) this.#becomeMaster(`preempting master ${m.id} (priority ${m.priority})`);
+      else this.#becomeMaster(m === null ? 'no master' : `master ${m.id} silent`);
     }, ms);
   }
 

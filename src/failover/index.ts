@@ -12,3 +12,5 @@ export { Election, ElectionConfigError } from './election.js';
 export type { ElectionClock, ElectionOptions, ElectionOutput, ElectionStats, MasterView } from './election.js';
 export { ADVERT_DATAGRAM_BYTES, AdvertDrop, Role, addressBytes, decodeAdvert, encodeAdvert, newAdvert, roleNames } from './advert.js';
 export type { Advert, AdvertDropReason, RoleCode } from './advert.js';
+export { ElectionRunner, FailoverStartError } from './runner.js';
+export type { ElectionStatus, RunnerConfig, RunnerLink, WorkerEvent } from './runner.js';

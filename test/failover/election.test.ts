@@ -79,6 +79,7 @@ describe('election', () => {
       const waited = a.becameMasterAt() - startedAt;
       expect(waited).toBeGreaterThanOrEqual(delay);
       expect(waited).toBeLessThanOrEqual(delay + masterDown(200) + I + 0.2);
+      expect(a.log.at(-1)?.reason).toBe('preempting master 2 (priority 100)');
       expect(net.masters()).toHaveLength(1);
     }
   });

@@ -107,6 +107,11 @@ export class LineAgent {
     child.stderr.on('data', (d: Buffer) => (this.#stderr += d.toString()));
   }
 
+  /** Send a signal to the agent's process (`ip netns exec` execs it: the same pid). */
+  signal(sig: NodeJS.Signals): void {
+    this.#child.kill(sig);
+  }
+
   ask(line: string, timeoutMs = 5000): Promise<string> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`lab agent did not answer "${line.slice(0, 40)}" in ${timeoutMs} ms; stderr: ${this.#stderr}`)), timeoutMs);

@@ -1,0 +1,151 @@
+/**
+ * The election's own thread: its timers and sockets live here, off the engine's event loop, so a
+ * busy packet path (or a stall of tens of ms in it) never delays an advert or a master-down timer
+ * (at a 10 ms interval, a 30 ms stall of the main loop would otherwise be a false failover).
+ *
+ * Sockets: one receiving (the election port, joined to the group on every link: the protected
+ * networks and the sync link) and one sending per link (bound to the link's address, TTL 1,
+ * loopback off). Every advert goes out on every link; each copy after the first that arrives is
+ * counted as a duplicate.
+ *
+ * The main thread proves it is alive by bumping a shared counter (ElectionRunner.beat()); if it
+ * does not move for `stallMs`, the node goes to FAULT ('dataplane') and a master steps down.
+ * Messages: see runner.ts (WorkerRequest / WorkerEvent).
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { parentPort, workerData } from 'node:worker_threads';
+import { Keyring } from '../sync/auth.js';
+import { encodeAdvert, type Advert } from './advert.js';
+import { Election, type ElectionClock } from './election.js';
+import type { RunnerConfig, WorkerEvent, WorkerRequest } from './runner.js';
+
+const cfg = workerData as RunnerConfig & { heartbeat: SharedArrayBuffer };
+const port = parentPort as NonNullable<typeof parentPort>;
+const post = (e: WorkerEvent): void => port.postMessage(e);
+
+const clock: ElectionClock = {
+  now: () => performance.now(),
+  setTimer: (fn, ms) => setTimeout(fn, ms),
+  clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+const keys = new Keyring(cfg.keys.map((k) => ({ id: k.id, secret: Buffer.from(k.secretHex, 'hex') })), cfg.sendKeyId);
+/** One sending socket per link, and the one that receives. */
+const sockets: Socket[] = [];
+let receiver: Socket | null = null;
+const out = Buffer.alloc(64);
+const sendErrors: Record<string, number> = {};
+
+const election = new Election(
+  {
+    nodeId: cfg.nodeId, groupId: cfg.groupId, priority: cfg.priority, advertIntervalMs: cfg.advertIntervalMs,
+    preempt: cfg.preempt, preemptDelayMs: cfg.preemptDelayMs, address: Buffer.from(cfg.addressHex, 'hex'), epoch: cfg.epoch, keys, clock,
+  },
+  {
+    advertise(a: Readonly<Advert>): void {
+      const buf = encodeAdvert(a, keys, out);
+      for (let i = 0; i < sockets.length; i++) {
+        // A copy per send: the socket sends on a later tick, and `out` is reused.
+        sockets[i].send(Buffer.from(buf), cfg.port, cfg.group, (err) => {
+          if (err) sendErrors[cfg.links[i].name] = (sendErrors[cfg.links[i].name] ?? 0) + 1;
+        });
+      }
+    },
+    transition(from, to, reason): void {
+      post({ type: 'transition', from, to, reason, at: Date.now() });
+    },
+  },
+);
+
+/** Bind a socket; resolves once bound. */
+function bound(s: Socket, port: number, address?: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.bind(port, address, () => {
+      s.removeListener('error', reject);
+      resolve();
+    });
+  });
+}
+
+/**
+ * The receiving socket: the election port on any address, joined to the group on every link.
+ * One socket only: Linux hands a group's datagrams to every socket bound to the port that joined
+ * it anywhere (IP_MULTICAST_ALL), so a socket per link would see each datagram once per link.
+ */
+async function openReceiver(): Promise<Socket> {
+  const s = createSocket({ type: 'udp4', reuseAddr: true });
+  await bound(s, cfg.port);
+  for (const l of cfg.links) s.addMembership(cfg.group, l.address);
+  s.on('message', (msg) => election.receive(msg));
+  s.on('error', () => (sendErrors.receive = (sendErrors.receive ?? 0) + 1));
+  return s;
+}
+
+/** A sending socket per link: bound to the link's address (an ephemeral port), sending out there. */
+async function openSender(address: string): Promise<Socket> {
+  const s = createSocket({ type: 'udp4' });
+  await bound(s, 0, address);
+  s.setMulticastInterface(address);
+  s.setMulticastTTL(1);
+  s.setMulticastLoopback(false);
+  // Errors after the start (a link gone): counted, the other links carry on.
+  s.on('error', () => (sendErrors[address] = (sendErrors[address] ?? 0) + 1));
+  return s;
+}
+
+/** The data plane's heartbeat: a counter the main thread bumps; stuck for stallMs -> FAULT. */
+const beats = new Int32Array(cfg.heartbeat);
+let lastBeat = Atomics.load(beats, 0);
+let lastMove = performance.now();
+function watchHeartbeat(): void {
+  const b = Atomics.load(beats, 0);
+  const now = performance.now();
+  if (b !== lastBeat) {
+    lastBeat = b;
+    lastMove = now;
+    if (election.faults.includes('dataplane')) election.setHealth('dataplane', null);
+  } else if (now - lastMove > cfg.stallMs && !election.faults.includes('dataplane')) {
+    election.setHealth('dataplane', { fault: true });
+  }
+}
+
+function status(): WorkerEvent {
+  return {
+    type: 'status', role: election.role, priority: election.priority, faults: election.faults,
+    master: election.master, stats: election.stats, sendErrors,
+  };
+}
+
+port.on('message', (m: WorkerRequest) => {
+  switch (m.type) {
+    case 'health':
+      election.setHealth(m.name, m.state);
+      break;
+    case 'switchover':
+      post({ type: 'switchover', done: election.switchover() });
+      break;
+    case 'status':
+      post(status());
+      break;
+    case 'stop':
+      election.stop();
+      // Let the priority-0 adverts leave before the sockets close.
+      setTimeout(() => {
+        for (const s of sockets) s.close();
+        receiver?.close();
+        post({ type: 'stopped' });
+      }, 20);
+      break;
+  }
+});
+
+try {
+  receiver = await openReceiver();
+  for (const l of cfg.links) sockets.push(await openSender(l.address));
+  if (cfg.stallMs > 0) setInterval(watchHeartbeat, Math.max(1, Math.min(cfg.advertIntervalMs, cfg.stallMs / 4)));
+  election.start();
+  post({ type: 'started' });
+} catch (e) {
+  post({ type: 'error', message: `failover: cannot open the election sockets: ${(e as Error).message}` });
+}
