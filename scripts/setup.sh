@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # kernel conntrack as the reference, raw-socket agents); libnetfilter-queue-dev for the nfqueue
 # binding (built by npm ci, allowed in package.json allowScripts); iputils-ping, iperf3 and curl for the
 # data plane lab (test/lab, bench/dataplane, the lab demo); conntrackd and conntrack for the rival
-# side of the state-sync benchmark (bench/sync/conntrackd.ts); sync and drills add theirs.
-DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev iputils-ping iperf3 curl conntrackd conntrack)
+# side of the state-sync benchmark (bench/sync/conntrackd.ts); iputils-arping for the gratuitous ARP
+# that announces virtual addresses after a takeover (src/failover/vip.ts).
+DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev iputils-ping iperf3 curl conntrackd conntrack iputils-arping)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then

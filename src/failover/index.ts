@@ -14,3 +14,7 @@ export { ADVERT_DATAGRAM_BYTES, AdvertDrop, Role, addressBytes, decodeAdvert, en
 export type { Advert, AdvertDropReason, RoleCode } from './advert.js';
 export { ElectionRunner, FailoverStartError } from './runner.js';
 export type { ElectionStatus, RunnerConfig, RunnerLink, WorkerEvent } from './runner.js';
+export { VirtualAddresses, VipError, checkVirtualAddress } from './vip.js';
+export type { Exec, Launch, VirtualAddress } from './vip.js';
+export { Takeover } from './takeover.js';
+export type { TakeoverStep } from './takeover.js';

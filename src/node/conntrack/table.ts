@@ -209,6 +209,10 @@ export class ConntrackTable implements TimerExpiry {
     this.tuples[slot * REC_WORDS + R_STATUS] |= bits;
   }
 
+  clearStatus(slot: number, bits: number): void {
+    this.tuples[slot * REC_WORDS + R_STATUS] &= ~bits;
+  }
+
   markOf(slot: number): number {
     return this.tuples[slot * REC_WORDS + R_MARK];
   }

@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { CtState, CtStatus } from '../../src/node/conntrack/index.js';
+import { EngineResult } from '../../src/node/engine/index.js';
+import { Verdict } from '../../src/node/filter/index.js';
+import { buildTcp } from '../../src/node/packet/build.js';
+import { TcpFlag } from '../../src/node/packet/fields.js';
+import { Role, Takeover, VipError, VirtualAddresses, type Exec, type Launch } from '../../src/failover/index.js';
+
+import { converge, load, pair, ready } from '../sync/pair.js';
+
+/** Commands as they would run, and the table's REPLICATED count at each (the order of steps). */
+function fakeCommands(replicated: () => number) {
+  const calls: { cmd: string; args: string[]; input?: string; replicated: number }[] = [];
+  const exec: Exec = async (cmd, args, input) => {
+    calls.push({ cmd, args, input, replicated: replicated() });
+    return '';
+  };
+  const launch: Launch = async (cmd, args, done) => {
+    calls.push({ cmd, args, replicated: replicated() });
+    done(true);
+  };
+  return { calls, exec, launch };
+}
+
+const VIPS = [{ interface: 'inside0', cidr: '10.50.1.1/24' }, { interface: 'outside0', cidr: '198.51.100.10/24' }];
+
+describe('virtual addresses', () => {
+  it('are claimed in one ip batch, then announced with gratuitous ARP on each interface; released in one batch', async () => {
+    const f = fakeCommands(() => 0);
+    const v = new VirtualAddresses(VIPS, { exec: f.exec, launch: f.launch, announceCount: 3 });
+    await v.claim();
+    await v.release();
+    expect(f.calls.map((c) => [c.cmd, ...c.args, c.input ?? ''])).toEqual([
+      ['ip', '-batch', '-', 'addr replace 10.50.1.1/24 dev inside0\naddr replace 198.51.100.10/24 dev outside0\n'],
+      ['arping', '-q', '-U', '-c', '3', '-I', 'inside0', '10.50.1.1', ''],
+      ['arping', '-q', '-U', '-c', '3', '-I', 'outside0', '198.51.100.10', ''],
+      ['ip', '-force', '-batch', '-', 'addr del 10.50.1.1/24 dev inside0\naddr del 198.51.100.10/24 dev outside0\n'],
+    ]);
+    expect(v.stats).toEqual({ claims: 1, releases: 1, announcements: 2, errors: 0 });
+  });
+
+  it('refuses bad settings whole, with the path and reason of each', () => {
+    expect(() => new VirtualAddresses([{ interface: 'inside0', cidr: '10.50.1.1' }, { interface: 'bad name!', cidr: '10.0.0.1/24' }])).toThrow(VipError);
+    expect(() => new VirtualAddresses([{ interface: 'inside0', cidr: '10.50.1.1' }, { interface: 'bad name!', cidr: '10.0.0.1/24' }]))
+      .toThrow(/failover.virtualAddresses\[0\]: "10.50.1.1" is not an IPv4 address with a prefix length.*failover.virtualAddresses\[1\]: interface "bad name!"/);
+  });
+});
+
+describe('takeover', () => {
+  it('makes the replicated entries live before claiming the addresses, and a TCP flow goes on through the new master', async () => {
+    const { a, b } = pair();
+    await ready(a, b);
+    load(a.engine, 200);
+    // A transfer of our own through A: the handshake is replicated at once (a state change), the
+    // 70 KB after it only with the lazy refresh (every second), so B's window data stays behind.
+    const C = '10.7.7.7';
+    const S = '203.0.113.7';
+    const V = '198.51.100.10'; // pair.ts SNATs the inside to this
+    const out = new EngineResult();
+    const via = (e: typeof a.engine, pkt: Buffer, inIf: number) => {
+      e.process(pkt, 0, pkt.length, { inIf, outIf: inIf === 2 ? 3 : 2, mark: 0, now: e.now() }, out);
+      return out.verdict;
+    };
+    expect(via(a.engine, buildTcp({ src: C, dst: S, sport: 40000, dport: 443, flags: TcpFlag.SYN, seq: 1000, window: 65535 }), 2)).toBe(Verdict.ACCEPT);
+    expect(via(a.engine, buildTcp({ src: S, dst: V, sport: 443, dport: 40000, flags: TcpFlag.SYN | TcpFlag.ACK, seq: 5000, ack: 1001, window: 65535 }), 3)).toBe(Verdict.ACCEPT);
+    expect(via(a.engine, buildTcp({ src: C, dst: S, sport: 40000, dport: 443, flags: TcpFlag.ACK, seq: 1001, ack: 5001, window: 65535 }), 2)).toBe(Verdict.ACCEPT);
+    expect((await converge(a, b)).diff.missing).toEqual([]);
+    let seq = 1001;
+    for (let i = 0; i < 50; i++) {
+      expect(via(a.engine, buildTcp({ src: C, dst: S, sport: 40000, dport: 443, flags: TcpFlag.ACK, seq, ack: 5001, window: 65535, payloadLength: 1400 }), 2)).toBe(Verdict.ACCEPT);
+      seq += 1400;
+      expect(via(a.engine, buildTcp({ src: S, dst: V, sport: 443, dport: 40000, flags: TcpFlag.ACK, seq: 5001, ack: seq, window: 65535 }), 3)).toBe(Verdict.ACCEPT);
+    }
+    const next = buildTcp({ src: C, dst: S, sport: 40000, dport: 443, flags: TcpFlag.ACK, seq, ack: 5001, window: 65535, payloadLength: 1400 });
+
+    const t = b.engine.conntrack.table;
+    const replicated = (): number => {
+      let n = 0;
+      t.forEach((s) => void (n += (t.statusOf(s) & CtStatus.REPLICATED) !== 0 ? 1 : 0));
+      return n;
+    };
+    expect(replicated()).toBe(201);
+    const f = fakeCommands(replicated);
+    const takeover = new Takeover(t, b.engine.conntrack.tcp, new VirtualAddresses(VIPS, { exec: f.exec, launch: f.launch }));
+    await takeover.transition(Role.BACKUP, Role.MASTER);
+    expect(replicated()).toBe(0);
+    // The addresses were claimed (and announced) only once every entry was live.
+    expect(f.calls.map((c) => [c.cmd, c.replicated])).toEqual([['ip', 0], ['arping', 0], ['arping', 0]]);
+    expect(takeover.steps.at(-1)).toMatchObject({ to: 'master', entries: 201 });
+    let tolerant = 0;
+    t.forEach((s) => void (tolerant += b.engine.conntrack.tcp.isTolerant(t.tcp, s) ? 1 : 0));
+    expect(tolerant).toBe(101); // load()'s TCP half and ours
+    // The transfer goes on through B, 70 KB past the window data B was last sent.
+    expect(via(b.engine, next, 2)).toBe(Verdict.ACCEPT);
+    expect(out.ctState).toBe(CtState.ESTABLISHED);
+    // Leaving: the addresses go first, then the entries are the peer's again.
+    await takeover.transition(Role.MASTER, Role.BACKUP);
+    expect(f.calls.at(-1)).toMatchObject({ cmd: 'ip', args: ['-force', '-batch', '-'], replicated: 0 });
+    expect(replicated()).toBe(201);
+    await a.sync.close();
+    await b.sync.close();
+  });
+
+  it('runs quick transitions one after the other: a release never overtakes the claim before it', async () => {
+    const { a, b } = pair();
+    await ready(a, b);
+    const order: string[] = [];
+    const slow: Exec = async (_cmd, args) => {
+      order.push(`start ${args.includes('-force') ? 'release' : 'claim'}`);
+      await new Promise((r) => setTimeout(r, 20));
+      order.push(`end ${args.includes('-force') ? 'release' : 'claim'}`);
+      return '';
+    };
+    const takeover = new Takeover(b.engine.conntrack.table, b.engine.conntrack.tcp, new VirtualAddresses(VIPS, { exec: slow, launch: async (_c, _a, done) => done(true) }));
+    const p1 = takeover.transition(Role.BACKUP, Role.MASTER);
+    const p2 = takeover.transition(Role.MASTER, Role.FAULT);
+    await Promise.all([p1, p2]);
+    expect(order).toEqual(['start claim', 'end claim', 'start release', 'end release']);
+    await a.sync.close();
+    await b.sync.close();
+  });
+});
+
