@@ -13,6 +13,7 @@ import { nodeCommand } from './commands/node.js';
 import { rulesCommand } from './commands/rules.js';
 import { statsCommand } from './commands/stats.js';
 import { syncCommand } from './commands/sync.js';
+import { failoverCommand } from './commands/failover.js';
 import { traceCommand } from './commands/trace.js';
 
 export function buildProgram(io: CliIO): Command {
@@ -21,7 +22,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--socket <path>', 'control socket of the node to talk to')
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
-  for (const c of [nodeCommand(io), ctCommand(io), rulesCommand(io), statsCommand(io), syncCommand(io), traceCommand(io)]) program.addCommand(c);
+  for (const c of [nodeCommand(io), ctCommand(io), rulesCommand(io), statsCommand(io), syncCommand(io), failoverCommand(io), traceCommand(io)]) program.addCommand(c);
   // Subcommands inherit the output and the exit override (commander copies settings on .command(),
   // not on addCommand()).
   const inherit = (c: Command): void => {

@@ -9,48 +9,32 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labAvailable, labRequired } from './netns.js';
-import { LAB_ADDR, LabTopology } from './topology.js';
+import { LAB_ADDR } from './topology.js';
 import { compileProject } from './compile.js';
+import { DaemonPair, type Fw } from './daemon-pair.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const cli = join(root, 'dist/src/cli/main.js');
 const rules = fileURLToPath(new URL('./lab-nat-rules.yaml', import.meta.url));
 const peerEcho = fileURLToPath(new URL('./agents/peer-echo.py', import.meta.url));
 const ECHO = 7001;
 const avail = labAvailable();
 if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
 
-type Fw = 'fw1' | 'fw2';
-
 describe.skipIf(!avail.ok)('a twinwall pair with state sync in the lab (two daemons, real multicast)', () => {
-  const topo = new LabTopology();
-  const dir = mkdtempSync(join(tmpdir(), 'twpair-'));
-  const sock = (fw: Fw): string => join(dir, `${fw}.sock`);
-  const daemons: Partial<Record<Fw, { child: ChildProcess; exited: Promise<number | null> }>> = {};
+  const pair = new DaemonPair('twpair-');
+  const { topo, dir, daemons } = pair;
+  const sock = (fw: Fw): string => pair.sock(fw);
+  const twinwall = (fw: Fw, ...args: string[]) => pair.twinwall(fw, ...args);
+  const until = (what: string, ok: () => boolean, ms?: number): Promise<void> => pair.until(what, ok, ms);
   const servers: ChildProcess[] = [];
-  let log = '';
   let clientPort = 0;
 
-  function twinwall(fw: Fw, ...args: string[]): { code: number; out: string; err: string } {
-    return topo.try(fw, 'node', [cli, ...args, '--socket', sock(fw)]);
-  }
-
-  async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-    for (const end = Date.now() + ms; Date.now() < end;) {
-      if (ok()) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${what} not within ${ms} ms; daemon logs:\n${log}`);
-  }
-
   function start(fw: Fw, queue: number, nodeId: number, metricsPort: number): void {
-    const config = join(dir, `${fw}.yaml`);
-    writeFileSync(config, [
+    pair.start(fw, [
       `node: { name: lab-${fw} }`,
       `dataplane: { interfaces: [inside0, outside0], queue: ${queue} }`,
       `ruleset: ${rules}`,
@@ -66,12 +50,7 @@ describe.skipIf(!avail.ok)('a twinwall pair with state sync in the lab (two daem
       '  port: 3781',
       '  keys: [{ id: 1, file: sync.key }]',
       '  sendKey: 1',
-      '',
-    ].join('\n'));
-    const child = spawn('ip', ['netns', 'exec', topo.ns[fw], process.execPath, cli, 'node', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout?.on('data', (d: Buffer) => (log += `[${fw}] ${d.toString()}`));
-    child.stderr?.on('data', (d: Buffer) => (log += `[${fw}] ${d.toString()}`));
-    daemons[fw] = { child, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
+    ]);
   }
 
   beforeAll(async () => {
@@ -87,13 +66,11 @@ describe.skipIf(!avail.ok)('a twinwall pair with state sync in the lab (two daem
     await until('the echo server', () => topo.try('server', 'ss', ['-Hltn', `sport = :${ECHO}`]).out.trim() !== '', 5000);
   }, 90_000);
 
-  afterAll(async () => {
+  afterAll(() => {
     try {
-      for (const d of Object.values(daemons)) d?.child.kill('SIGKILL');
       for (const s of servers) s.kill('SIGKILL');
     } finally {
-      topo.cleanup();
-      rmSync(dir, { recursive: true, force: true });
+      pair.cleanup();
     }
   });
 
@@ -130,7 +107,7 @@ describe.skipIf(!avail.ok)('a twinwall pair with state sync in the lab (two daem
 
   it("the standby's /metrics count what it applied and say it is synced", () => {
     const r = topo.try('fw2', 'curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:9732/metrics']);
-    expect(r.code, `${r.err}\n${log}`).toBe(0);
+    expect(r.code, `${r.err}\n${pair.log}`).toBe(0);
     const text = r.out;
     const value = (re: RegExp): number => Number(re.exec(text)?.[1] ?? NaN);
     expect(value(/^twinwall_sync_peer_synced\{node="lab-fw2"\} (\S+)$/m)).toBe(1);

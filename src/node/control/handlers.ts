@@ -41,6 +41,12 @@ function rulesetRefused(e: RulesetError): ApiError {
   })));
 }
 
+/** /failover/* on a node without a failover section. */
+function failoverNotConfigured(): ApiError {
+  return new ApiError(409, 'FAILOVER_NOT_CONFIGURED',
+    'failover is not configured on this node: add a failover section to its config (see src/node/daemon/README.md) and restart it');
+}
+
 /** GET /sync/status on a node without a sync section. */
 function syncNotConfigured(): ApiError {
   return new ApiError(409, 'SYNC_NOT_CONFIGURED',
@@ -130,6 +136,24 @@ const routes: Route[] = [
     },
   },
   {
+    method: 'GET', pattern: ['failover', 'status'],
+    handler: async (t, req) => {
+      validate(EmptyQuery, req.query, 'query');
+      const status = await t.failoverStatus();
+      if (status === null) throw failoverNotConfigured();
+      return status;
+    },
+  },
+  {
+    method: 'POST', pattern: ['failover', 'switchover'],
+    handler: async (t) => {
+      const done = await t.switchover();
+      if (done === null) throw failoverNotConfigured();
+      if (!done) throw new ApiError(409, 'NOT_MASTER', 'this node is not master: run the switchover on the master (see `twinwall failover status`)');
+      return { switchedOver: true };
+    },
+  },
+  {
     method: 'POST', pattern: ['trace'],
     handler: async (t, req) => {
       const body = validate(TraceBody, await req.body(), 'body');
@@ -185,5 +209,5 @@ export function route(method: string, path: string): { handler: Handler; params:
     if (r.method === method) return { handler: r.handler, params, maxBody: r.maxBody };
   }
   if (pathMatched) throw new ApiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-  throw new ApiError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}. Endpoints: /ct, /ct/:id, /ct/count, /ct/save, /ct/restore, /rules, /stats, /sync/status, /sync/resync, /trace, /trace/stream`);
+  throw new ApiError(404, 'NOT_FOUND', `no such endpoint: ${method} ${path}. Endpoints: /ct, /ct/:id, /ct/count, /ct/save, /ct/restore, /rules, /stats, /sync/status, /sync/resync, /failover/status, /failover/switchover, /trace, /trace/stream`);
 }

@@ -65,6 +65,19 @@ export interface SyncStatus {
   stats: SyncStatsDoc;
 }
 
+/** GET /failover/status. */
+export interface FailoverStatus {
+  role: string;
+  priority: number;
+  faults: string[];
+  /** The master this node follows or last heard (id, priority), null when none. */
+  master: { id: number; priority: number } | null;
+  stats: { advertsSent: number; advertsReceived: number; drops: Record<string, number>; transitions: number; splitBrainSeen: number };
+  virtualAddresses: { interface: string; cidr: string }[];
+  /** The last takeover steps (entries made live or replicated, addresses claimed or released), newest last. */
+  steps: { to: string; entries: number; entriesMs: number; addressesMs: number; error?: string }[];
+}
+
 export interface ControlTarget {
   readonly engine: Engine;
   readonly traces: TraceHub;
@@ -77,4 +90,8 @@ export interface ControlTarget {
   syncStatus(): SyncStatus | null;
   /** POST /sync/resync: ask the peer for a bulk resync; false when the node has no sync section. */
   requestResync(): boolean;
+  /** GET /failover/status; null when the node has no failover section. */
+  failoverStatus(): Promise<FailoverStatus | null>;
+  /** POST /failover/switchover: true done, false not master, null no failover section. */
+  switchover(): Promise<boolean | null>;
 }

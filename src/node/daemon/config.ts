@@ -18,6 +18,7 @@ import { ConfigError, ConfigFileError, type ConfigIssue } from './errors.js';
 import { locate } from '../yaml/locate.js';
 import { IfName } from './schema-parts.js';
 import { SyncSectionSchema, readSyncSection, type SyncConfig } from './sync-config.js';
+import { FailoverSectionSchema, readFailoverSection, type FailoverConfig } from './failover-config.js';
 
 const Seconds = (description: string) => Type.Integer({ minimum: 1, maximum: 2_000_000, description });
 
@@ -101,6 +102,8 @@ export const NodeConfigSchema = Type.Object(
     ),
     /** State sync with the peer node (sync-config.ts). */
     sync: Type.Optional(SyncSectionSchema),
+    /** Election and virtual addresses (failover-config.ts); needs sync. */
+    failover: Type.Optional(FailoverSectionSchema),
   },
   { additionalProperties: false },
 );
@@ -121,6 +124,8 @@ export interface NodeConfig {
   logLevel: LogLevel;
   /** null: this node runs alone (no sync section). */
   sync: SyncConfig | null;
+  /** null: no election (the node forwards whenever it runs). */
+  failover: FailoverConfig | null;
 }
 
 export const DEFAULT_MAX_ENTRIES = 262_144;
@@ -152,7 +157,7 @@ function meaningIssues(doc: NodeConfigDoc): ConfigIssue[] {
   return out;
 }
 
-function resolveConfig(doc: NodeConfigDoc, baseDir: string, sync: SyncConfig | null): NodeConfig {
+function resolveConfig(doc: NodeConfigDoc, baseDir: string, sync: SyncConfig | null, failover: FailoverConfig | null): NodeConfig {
   const t = doc.conntrack?.timeouts ?? {};
   const tcpTimeouts = Object.fromEntries(
     Object.entries({
@@ -176,6 +181,8 @@ function resolveConfig(doc: NodeConfigDoc, baseDir: string, sync: SyncConfig | n
   const excludedUdpPorts = [...(doc.dataplane.excludedUdpPorts ?? [])];
   // Sync traffic is never queued: a node whose queue stalls must still hear its peer.
   if (sync && !excludedUdpPorts.includes(sync.port)) excludedUdpPorts.push(sync.port);
+  // Nor are adverts: a stalled queue must not silence the election.
+  if (failover && !excludedUdpPorts.includes(failover.port)) excludedUdpPorts.push(failover.port);
   return {
     name: doc.node.name,
     dataplane: {
@@ -196,6 +203,7 @@ function resolveConfig(doc: NodeConfigDoc, baseDir: string, sync: SyncConfig | n
     metrics,
     logLevel: doc.log?.level ?? 'info',
     sync,
+    failover,
   };
 }
 
@@ -218,6 +226,7 @@ export function parseConfig(text: string, baseDir: string, source?: string): Nod
   const value: unknown = doc.toJS({ maxAliasCount: 100 });
   let issues = schemaIssues(value);
   let sync: SyncConfig | null = null;
+  let failover: FailoverConfig | null = null;
   if (issues.length === 0) {
     const d = value as NodeConfigDoc;
     issues = meaningIssues(d);
@@ -226,9 +235,14 @@ export function parseConfig(text: string, baseDir: string, source?: string): Nod
       issues.push(...read.issues);
       sync = read.config;
     }
+    if (d.failover) {
+      const read = readFailoverSection(d.failover, baseDir, sync, d.sync !== undefined);
+      issues.push(...read.issues);
+      failover = read.config;
+    }
   }
   if (issues.length > 0) throw new ConfigError(issues.map((e) => ({ ...e, ...locate(doc, lc, e.path) })), source);
-  return resolveConfig(value as NodeConfigDoc, baseDir, sync);
+  return resolveConfig(value as NodeConfigDoc, baseDir, sync, failover);
 }
 
 /** Reads and parses a config file (ConfigFileError when unreadable, ConfigError when bad). */

@@ -20,7 +20,7 @@ import { Engine, dropReasonNames } from '../engine/index.js';
 import { compileRuleset, parseRuleset, RulesetError, RulesetFileError, type CompiledRuleset, type LogSink } from '../filter/index.js';
 import { Dataplane, type DataplaneHooks, type DataplaneOptions, type DataplaneStats } from '../dataplane/index.js';
 import { invalidReasonName } from '../packet/index.js';
-import { ControlServer, TraceHub, type ControlTarget, type RulesetInfo, type SyncStatus } from '../control/index.js';
+import { ControlServer, TraceHub, type ControlTarget, type FailoverStatus, type RulesetInfo, type SyncStatus } from '../control/index.js';
 import { MetricsServer, NodeMetrics } from '../metrics/index.js';
 import { nullEventSink } from '../conntrack/index.js';
 import { Keyring, SyncNode, compileExemptRules, type ExemptPredicate, type SyncTransport } from '../../sync/index.js';
@@ -30,6 +30,7 @@ import { sysfsInterfaceName } from './ifaces.js';
 import { udpSyncTransport, type SyncTransportFactory } from './sync-link.js';
 import { syncStatus } from './sync-status.js';
 import { SyncWatch } from './sync-watch.js';
+import { NodeFailover } from './failover-link.js';
 
 /** What the node needs of a data plane (src/node/dataplane's Dataplane has it). */
 export interface DataplanePort {
@@ -82,6 +83,7 @@ export class FirewallNode implements ControlTarget {
   #syncTransport: SyncTransport | null = null;
   #sync: SyncNode | null = null;
   #syncWatch: SyncWatch | null = null;
+  #failover: NodeFailover | null = null;
   #ruleset: RulesetInfo;
   #tick: NodeJS.Timeout | null = null;
   #state: NodeState = 'created';
@@ -163,6 +165,9 @@ export class FirewallNode implements ControlTarget {
       this.#createSync();
       await this.dataplane.start();
       this.#startSync();
+      if (this.config.failover && this.config.sync) {
+        this.#failover = await NodeFailover.start(this.config.failover, this.config.sync, this.engine, this.log.child({ component: 'failover' }));
+      }
     } catch (e) {
       this.log.error({ err: e }, 'start failed; stopping what was started');
       await this.stop();
@@ -240,6 +245,8 @@ export class FirewallNode implements ControlTarget {
     this.engine.filter.setTrace(null);
     const failures: unknown[] = [];
     for (const [what, stop] of [
+      // First: a master steps down and releases its addresses while it still forwards.
+      ['failover', () => this.#failover?.stop() ?? Promise.resolve()],
       ['data plane', () => this.dataplane.stop()],
       ['sync link', () => this.#stopSync()],
       ['control API', () => this.#control.stop()],
@@ -296,6 +303,20 @@ export class FirewallNode implements ControlTarget {
     this.#sync.requestResync();
     this.log.info('sync: bulk resync asked of the peer (operator)');
     return true;
+  }
+
+  async failoverStatus(): Promise<FailoverStatus | null> {
+    if (!this.config.failover) return null;
+    if (!this.#failover) throw new NodeStateError(`failover is configured but not running: the node is ${this.#state}`);
+    return this.#failover.status();
+  }
+
+  async switchover(): Promise<boolean | null> {
+    if (!this.config.failover) return null;
+    if (!this.#failover) throw new NodeStateError(`failover is configured but not running: the node is ${this.#state}`);
+    const done = await this.#failover.switchover();
+    if (done) this.log.info('failover: planned switchover (operator): stepping down');
+    return done;
   }
 
   /** Null without a sync section. The sync stays readable after stop (its last figures). */

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ConfigFileError, DEFAULT_CONTROL_SOCKET, loadConfigFile, parseConfig } from '../../../src/node/daemon/index.js';
+import { configIssues } from './config-issues.js';
 
 const GOOD = `
 node: { name: fw-a }
@@ -15,15 +16,7 @@ conntrack:
 metrics: { listen: "[::]:9720" }
 `;
 
-function issues(text: string): { path: string; message: string; line?: number }[] {
-  try {
-    parseConfig(text, '/etc/twinwall', 'node.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).errors;
-  }
-  throw new Error('config was accepted');
-}
+const issues = (text: string): ReturnType<typeof configIssues> => configIssues(text, '/etc/twinwall');
 
 describe('node config', () => {
   it('resolves defaults, seconds to ms and relative paths', () => {

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../../src/node/daemon/index.js';
+import { parseConfig } from '../../../src/node/daemon/index.js';
+import { configIssues } from './config-issues.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tw-sync-cfg-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,15 +30,7 @@ sync:
   sendKey: 1
 `;
 
-function issues(text: string): { path: string; message: string; line?: number }[] {
-  try {
-    parseConfig(text, dir, 'node.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).errors;
-  }
-  throw new Error('config was accepted');
-}
+const issues = (text: string): ReturnType<typeof configIssues> => configIssues(text, dir);
 
 describe('node config: sync section', () => {
   it('is optional: without it the node runs alone', () => {

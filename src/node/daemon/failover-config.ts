@@ -1,0 +1,95 @@
+/**
+ * The config's `failover` section: the election and the virtual addresses (src/failover). Needs
+ * the sync section: the adverts are signed with the sync keys and carry the sync node id.
+ *
+ *   failover:
+ *     priority: 200               # 1..254, the higher is master
+ *     advertIntervalMs: 100       # 1..65535, default 100
+ *     preempt: true               # default true
+ *     preemptDelayMs: 0
+ *     groupId: 1                  # the pair's id on the links (another pair uses another)
+ *     group: 225.0.0.51           # multicast group of the adverts (default), port 3781 (default)
+ *     links: [inside0, outside0, sync0]    # adverts go out and are heard on each
+ *     virtualAddresses:
+ *       - { interface: inside0, cidr: 10.50.1.1/24 }
+ *       - { interface: outside0, cidr: 198.51.100.10/24 }   # SNAT maps to it
+ *     notify: notify.sh           # run on each transition: NEW_ROLE OLD_ROLE REASON
+ *     stallMs: 500                # the main loop stuck this long -> FAULT (0: not watched)
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { checkVirtualAddress, type VirtualAddress } from '../../failover/index.js';
+import type { ConfigIssue } from './errors.js';
+import { IfName, Ipv4Text } from './schema-parts.js';
+import type { SyncConfig } from './sync-config.js';
+
+export const DEFAULT_FAILOVER_GROUP = '225.0.0.51';
+export const DEFAULT_FAILOVER_PORT = 3781;
+export const DEFAULT_ADVERT_INTERVAL_MS = 100;
+export const DEFAULT_STALL_MS = 500;
+
+export const FailoverSectionSchema = Type.Object(
+  {
+    priority: Type.Integer({ minimum: 1, maximum: 254, description: 'the higher priority is master' }),
+    advertIntervalMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    preempt: Type.Optional(Type.Boolean()),
+    preemptDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+    groupId: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    group: Type.Optional(Ipv4Text('multicast group of the adverts')),
+    port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    links: Type.Array(IfName, { minItems: 1, description: 'interfaces the adverts go out and are heard on' }),
+    virtualAddresses: Type.Array(
+      Type.Object({ interface: IfName, cidr: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+    ),
+    notify: Type.Optional(Type.String({ minLength: 1, description: 'script run on each transition: NEW_ROLE OLD_ROLE REASON' })),
+    stallMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+  },
+  { additionalProperties: false },
+);
+export type FailoverSectionDoc = Static<typeof FailoverSectionSchema>;
+
+export interface FailoverConfig {
+  priority: number;
+  advertIntervalMs: number;
+  preempt: boolean;
+  preemptDelayMs: number;
+  groupId: number;
+  group: string;
+  port: number;
+  links: string[];
+  virtualAddresses: VirtualAddress[];
+  /** Absolute path, or null. */
+  notify: string | null;
+  stallMs: number;
+}
+
+/** Checks the failover section (the schema has passed); `config` is null when there are issues. */
+export function readFailoverSection(doc: FailoverSectionDoc, baseDir: string, sync: SyncConfig | null, syncGiven: boolean): { issues: ConfigIssue[]; config: FailoverConfig | null } {
+  const issues: ConfigIssue[] = [];
+  if (!syncGiven) issues.push({ path: '/failover', message: 'failover needs the sync section: adverts are signed with the sync keys, and a standby without the state would drop every flow' });
+  const group = doc.group ?? DEFAULT_FAILOVER_GROUP;
+  const first = Number(group.split('.')[0]);
+  if (first < 224 || first > 239) issues.push({ path: '/failover/group', message: `${group} is not a multicast address (224.0.0.0/4); e.g. ${DEFAULT_FAILOVER_GROUP}` });
+  const port = doc.port ?? DEFAULT_FAILOVER_PORT;
+  if (sync !== null && port === sync.port) issues.push({ path: '/failover/port', message: `port ${port} is the sync port; give the election a port of its own (default ${DEFAULT_FAILOVER_PORT})` });
+  const seen = new Set<string>();
+  doc.links.forEach((l, i) => {
+    if (seen.has(l)) issues.push({ path: `/failover/links/${i}`, message: `${l} is listed twice` });
+    seen.add(l);
+  });
+  doc.virtualAddresses.forEach((v, i) => {
+    const why = checkVirtualAddress(v);
+    if (why !== null) issues.push({ path: `/failover/virtualAddresses/${i}`, message: why });
+  });
+  if (issues.length > 0) return { issues, config: null };
+  return {
+    issues,
+    config: {
+      priority: doc.priority, advertIntervalMs: doc.advertIntervalMs ?? DEFAULT_ADVERT_INTERVAL_MS, preempt: doc.preempt ?? true,
+      preemptDelayMs: doc.preemptDelayMs ?? 0, groupId: doc.groupId ?? 1, group, port, links: [...doc.links],
+      virtualAddresses: doc.virtualAddresses.map((v) => ({ ...v })),
+      notify: doc.notify === undefined ? null : isAbsolute(doc.notify) ? doc.notify : resolve(baseDir, doc.notify),
+      stallMs: doc.stallMs ?? DEFAULT_STALL_MS,
+    },
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * The daemon's failover: the election thread (ElectionRunner) on the configured links, the
+ * takeover steps on its transitions (entries live, then addresses claimed and announced; on the
+ * way out addresses released first), the notify script, and logs. Started once sync runs (the
+ * adverts are signed with the sync keys); stopped first on shutdown, so that a master steps down
+ * (priority 0: the peer takes over within its skew time) and releases its addresses before the
+ * data plane goes.
+ */
+import { execFile } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
+import type { Logger } from 'pino';
+import {
+  ElectionRunner, FailoverStartError, Role, Takeover, VirtualAddresses, addressBytes, roleNames, type RoleCode, type WorkerEvent,
+} from '../../failover/index.js';
+import type { FailoverStatus } from '../control/index.js';
+import type { Engine } from '../engine/index.js';
+import type { FailoverConfig } from './failover-config.js';
+import type { SyncConfig } from './sync-config.js';
+
+/** This node's IPv4 address on an interface (the election sends from it and joins there). */
+function ipv4Of(name: string): string {
+  const a = networkInterfaces()[name]?.find((x) => x.family === 'IPv4' && !x.internal);
+  if (a === undefined) throw new FailoverStartError(`failover: link ${name} has no IPv4 address (or does not exist); give it one or remove it from failover.links`);
+  return a.address;
+}
+
+export class NodeFailover {
+  role: RoleCode = Role.INIT;
+  readonly #runner: ElectionRunner;
+  readonly #takeover: Takeover;
+  readonly #config: FailoverConfig;
+
+  private constructor(runner: ElectionRunner, takeover: Takeover, config: FailoverConfig) {
+    this.#runner = runner;
+    this.#takeover = takeover;
+    this.#config = config;
+  }
+
+  static async start(c: FailoverConfig, sync: SyncConfig, engine: Engine, log: Logger): Promise<NodeFailover> {
+    const links = c.links.map((name) => ({ name, address: ipv4Of(name) }));
+    const vips = new VirtualAddresses(c.virtualAddresses);
+    const takeover = new Takeover(engine.conntrack.table, engine.conntrack.tcp, vips);
+    takeover.onStep = (s) => {
+      if (s.error) log.error({ step: s }, `failover: ${s.to}: ${s.error}`);
+      else log.info({ step: s }, `failover: ${s.to === 'master' ? `${s.entries} entries live, addresses claimed and announced` : `addresses released, ${s.entries} entries now the peer's`}`);
+    };
+    let self: NodeFailover | null = null;
+    const early: Extract<WorkerEvent, { type: 'transition' }>[] = [];
+    const onTransition = (e: Extract<WorkerEvent, { type: 'transition' }>): void => {
+      if (self === null) early.push(e);
+      else self.#transition(e, log);
+    };
+    const runner = await ElectionRunner.start({
+      nodeId: sync.nodeId, groupId: c.groupId, priority: c.priority, advertIntervalMs: c.advertIntervalMs, preempt: c.preempt,
+      preemptDelayMs: c.preemptDelayMs, addressHex: addressBytes(sync.address).toString('hex'), epoch: Date.now(),
+      keys: sync.keys.map((k) => ({ id: k.id, secretHex: k.secret.toString('hex') })), sendKeyId: sync.sendKey,
+      group: c.group, port: c.port, links, stallMs: c.stallMs,
+    }, onTransition);
+    self = new NodeFailover(runner, takeover, c);
+    for (const e of early) self.#transition(e, log);
+    log.info({ priority: c.priority, advertIntervalMs: c.advertIntervalMs, links, group: `${c.group}:${c.port}`, virtualAddresses: c.virtualAddresses }, 'failover: election started');
+    return self;
+  }
+
+  #transition(e: Extract<WorkerEvent, { type: 'transition' }>, log: Logger): void {
+    this.role = e.to;
+    const [from, to] = [roleNames[e.from], roleNames[e.to]];
+    log.info({ from, to, reason: e.reason }, `failover: ${from} -> ${to} (${e.reason})`);
+    void this.#takeover.transition(e.from, e.to);
+    const script = this.#config.notify;
+    if (script !== null) {
+      execFile(script, [to, from, e.reason], { timeout: 10_000 }, (err, _out, stderr) => {
+        if (err) log.error({ err, script, stderr }, `failover: notify script failed on ${from} -> ${to}`);
+      });
+    }
+  }
+
+  async status(): Promise<FailoverStatus> {
+    const s = await this.#runner.status();
+    return {
+      role: roleNames[s.role], priority: s.priority, faults: s.faults,
+      master: s.master === null ? null : { id: s.master.id, priority: s.master.priority },
+      stats: { ...s.stats, drops: { ...s.stats.drops } as Record<string, number> },
+      virtualAddresses: this.#config.virtualAddresses.map((v) => ({ ...v })),
+      steps: this.#takeover.steps.map((x) => ({ ...x })),
+    };
+  }
+
+  switchover(): Promise<boolean> {
+    return this.#runner.switchover();
+  }
+
+  /** Step down (priority 0) and release the addresses, then end the election thread. */
+  async stop(): Promise<void> {
+    const wasMaster = this.role === Role.MASTER;
+    await this.#runner.stop();
+    // The stop's own transition (master -> init) has queued the release; make sure of it.
+    if (wasMaster && this.role === Role.MASTER) {
+      this.role = Role.INIT;
+      await this.#takeover.transition(Role.MASTER, Role.INIT);
+    }
+    await this.#takeover.transition(Role.INIT, Role.INIT);
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The pair with failover as operators run it: `twinwall node --config FILE` in fw1 (priority 200)
+ * and fw2 (100), each with sync and a failover section (adverts every 20 ms on inside0, outside0
+ * and sync0; virtual addresses on inside0 and outside0). What an operator sees: `twinwall failover
+ * status` on both, the virtual addresses on the master only, a planned switchover moving them,
+ * a killed master replaced, SIGTERM releasing them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { labAvailable, labRequired } from './netns.js';
+import { LAB_ADDR } from './topology.js';
+import { compileProject } from './compile.js';
+import { DaemonPair, type Fw } from './daemon-pair.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const rules = fileURLToPath(new URL('./lab-nat-rules.yaml', import.meta.url));
+const avail = labAvailable();
+if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
+
+const VIP_IN = '10.50.1.1';
+const VIP_OUT = '10.50.2.1';
+
+describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemons)', () => {
+  const pair = new DaemonPair('twfo-');
+  const { topo, dir, daemons } = pair;
+  const twinwall = (fw: Fw, ...args: string[]) => pair.twinwall(fw, ...args);
+  const until = (what: string, ok: () => boolean, ms?: number): Promise<void> => pair.until(what, ok, ms);
+
+  type Status = { role: string; priority: number; master: { id: number } | null; steps: { to: string; entries: number; error?: string }[] };
+  const status = (fw: Fw): Status | null => {
+    const r = twinwall(fw, 'failover', 'status', '-o', 'json');
+    return r.code === 0 ? (JSON.parse(r.out) as Status) : null;
+  };
+  const holds = (fw: Fw): [boolean, boolean] => {
+    const a = topo.exec(fw, 'ip', ['-4', '-o', 'addr', 'show']);
+    return [a.includes(`${VIP_IN}/24`), a.includes(`${VIP_OUT}/24`)];
+  };
+
+  function start(fw: Fw, queue: number, nodeId: number, priority: number): void {
+    pair.start(fw, [
+      `node: { name: lab-${fw} }`,
+      `dataplane: { interfaces: [inside0, outside0], queue: ${queue} }`,
+      `ruleset: ${rules}`,
+      'conntrack: { maxEntries: 4096 }',
+      `control: { socket: ${pair.sock(fw)} }`,
+      'log: { level: info }',
+      'sync:',
+      `  nodeId: ${nodeId}`,
+      '  interface: sync0',
+      `  address: ${LAB_ADDR[fw].sync}`,
+      '  group: 225.0.0.50',
+      '  keys: [{ id: 1, file: sync.key }]',
+      '  sendKey: 1',
+      'failover:',
+      `  priority: ${priority}`,
+      '  advertIntervalMs: 20',
+      '  links: [inside0, outside0, sync0]',
+      '  virtualAddresses:',
+      `    - { interface: inside0, cidr: ${VIP_IN}/24 }`,
+      `    - { interface: outside0, cidr: ${VIP_OUT}/24 }`,
+      `  notify: ${join(dir, 'notify.sh')}`,
+    ]);
+  }
+
+  beforeAll(async () => {
+    compileProject(root);
+    topo.build();
+    writeFileSync(join(dir, 'sync.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    // The notify hook: one line per transition, as keepalived's notify scripts are used.
+    writeFileSync(join(dir, 'notify.sh'), `#!/bin/sh\necho "$(hostname) $1 $2 $3" >> ${join(dir, 'notify.log')}\n`, { mode: 0o755 });
+    start('fw1', 57, 1, 200);
+    start('fw2', 58, 2, 100);
+    for (const fw of ['fw1', 'fw2'] as const) await until(`${fw} answering on its socket`, () => existsSync(pair.sock(fw)) && status(fw) !== null);
+  }, 90_000);
+
+  afterAll(() => pair.cleanup());
+
+  it('elects fw1: it holds both virtual addresses, fw2 follows it and holds none', async () => {
+    await until('fw1 master, fw2 backup', () => status('fw1')?.role === 'master' && status('fw2')?.role === 'backup');
+    expect(status('fw2')?.master?.id).toBe(1);
+    await until('the addresses on fw1', () => holds('fw1').every(Boolean));
+    expect(holds('fw2')).toEqual([false, false]);
+    expect(status('fw1')?.steps.at(-1)).toMatchObject({ to: 'master' });
+    expect(status('fw1')?.steps.at(-1)?.error).toBeUndefined();
+    const text = twinwall('fw2', 'failover', 'status');
+    expect(text.out).toMatch(/^role: backup, priority 100$/m);
+    expect(text.out).toMatch(/^master: node 1 \(priority 200\)$/m);
+  });
+
+  it('a planned switchover moves the addresses to fw2, and fw1 stays backup', async () => {
+    const r = twinwall('fw1', 'failover', 'switchover');
+    expect(r.code, r.err).toBe(0);
+    await until('fw2 master with the addresses', () => status('fw2')?.role === 'master' && holds('fw2').every(Boolean));
+    expect(holds('fw1')).toEqual([false, false]);
+    await new Promise((r2) => setTimeout(r2, 500));
+    expect(status('fw1')?.role).toBe('backup');
+    // The backup refuses a switchover: it is not master.
+    const again = twinwall('fw1', 'failover', 'switchover');
+    expect(again.code).not.toBe(0);
+    expect(again.err).toMatch(/not master/);
+  });
+
+  it('a killed master (SIGKILL) is replaced: fw1 takes over and claims the addresses', async () => {
+    daemons.fw2?.child.kill('SIGKILL');
+    await daemons.fw2?.exited;
+    await until('fw1 master with the addresses', () => status('fw1')?.role === 'master' && holds('fw1').every(Boolean), 5000);
+  });
+
+  it('SIGTERM: the master steps down and releases its addresses, exit 0; the notify hook saw every transition', async () => {
+    daemons.fw1?.child.kill('SIGTERM');
+    expect(await daemons.fw1?.exited).toBe(0);
+    expect(holds('fw1')).toEqual([false, false]);
+    const notes = topo.exec('fw1', 'cat', [join(dir, 'notify.log')]);
+    expect(notes).toMatch(/ master backup /);
+    expect(notes).toMatch(/ backup master switchover/);
+    expect(notes).toMatch(/ init master stop/);
+  });
+});

@@ -1,0 +1,63 @@
+/**
+ * Two real daemons (`twinwall node --config FILE`) in fw1 and fw2 of a lab of their own, for the
+ * lab tests of the pair as operators run it: config files and the control sockets in a temporary
+ * folder, the CLI run inside each namespace, the daemons' output collected for failure messages.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LabTopology } from './topology.js';
+
+export type Fw = 'fw1' | 'fw2';
+const cli = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../src/cli/main.js' : '../../dist/src/cli/main.js', import.meta.url));
+
+export class DaemonPair {
+  readonly topo = new LabTopology();
+  readonly dir: string;
+  readonly daemons: Partial<Record<Fw, { child: ChildProcess; exited: Promise<number | null> }>> = {};
+  /** Everything the daemons printed, prefixed by node. */
+  log = '';
+
+  constructor(prefix: string) {
+    this.dir = mkdtempSync(join(tmpdir(), prefix));
+  }
+
+  sock(fw: Fw): string {
+    return join(this.dir, `${fw}.sock`);
+  }
+
+  /** The CLI against fw's daemon, run in fw's namespace. */
+  twinwall(fw: Fw, ...args: string[]): { code: number; out: string; err: string } {
+    return this.topo.try(fw, 'node', [cli, ...args, '--socket', this.sock(fw)]);
+  }
+
+  async until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+    for (const end = Date.now() + ms; Date.now() < end;) {
+      if (ok()) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${what} not within ${ms} ms; daemon logs:\n${this.log}`);
+  }
+
+  /** Write fw's config (its lines, YAML) and start its daemon. */
+  start(fw: Fw, configLines: string[]): void {
+    const config = join(this.dir, `${fw}.yaml`);
+    writeFileSync(config, `${configLines.join('\n')}\n`);
+    const child = spawn('ip', ['netns', 'exec', this.topo.ns[fw], process.execPath, cli, 'node', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (d: Buffer) => (this.log += `[${fw}] ${d.toString()}`));
+    child.stderr?.on('data', (d: Buffer) => (this.log += `[${fw}] ${d.toString()}`));
+    this.daemons[fw] = { child, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
+  }
+
+  /** Kill what still runs, remove the lab and the folder. */
+  cleanup(): void {
+    try {
+      for (const d of Object.values(this.daemons)) d?.child.kill('SIGKILL');
+    } finally {
+      this.topo.cleanup();
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../src/node/daemon/index.js';
+import { configIssues } from './config-issues.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tw-failover-cfg-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+writeFileSync(join(dir, 'hex.key'), `${'ab'.repeat(32)}\n`);
+
+const BASE = `
+node: { name: fw-a }
+dataplane: { interfaces: [inside0, outside0], queue: 2 }
+ruleset: rules.yaml
+`;
+const SYNC = `
+sync:
+  nodeId: 1
+  interface: sync0
+  address: 192.168.50.1
+  group: 225.0.0.50
+  keys: [{ id: 1, file: hex.key }]
+  sendKey: 1
+`;
+const FAILOVER = `
+failover:
+  priority: 200
+  links: [inside0, outside0, sync0]
+  virtualAddresses:
+    - { interface: inside0, cidr: 10.50.1.1/24 }
+    - { interface: outside0, cidr: 198.51.100.10/24 }
+  notify: notify.sh
+`;
+
+const issues = (text: string): ReturnType<typeof configIssues> => configIssues(text, dir);
+
+describe('node config: failover section', () => {
+  it('is optional', () => {
+    expect(parseConfig(BASE + SYNC, dir).failover).toBeNull();
+  });
+
+  it('resolves defaults and the notify script, and keeps the election port out of the queue', () => {
+    const c = parseConfig(BASE + SYNC + FAILOVER, dir);
+    expect(c.failover).toEqual({
+      priority: 200, advertIntervalMs: 100, preempt: true, preemptDelayMs: 0, groupId: 1, group: '225.0.0.51', port: 3781,
+      links: ['inside0', 'outside0', 'sync0'],
+      virtualAddresses: [{ interface: 'inside0', cidr: '10.50.1.1/24' }, { interface: 'outside0', cidr: '198.51.100.10/24' }],
+      notify: join(dir, 'notify.sh'), stallMs: 500,
+    });
+    expect(c.dataplane.excludedUdpPorts).toEqual([3780, 3781]);
+  });
+
+  it('refuses it whole without sync, with a bad group, the sync port, a link twice or a bad address, each with its path and line', () => {
+    expect(issues(BASE + FAILOVER)).toEqual([{ path: '/failover', message: expect.stringMatching(/needs the sync section/), line: 7, column: 3 }]);
+    const bad = FAILOVER
+      .replace('priority: 200', 'priority: 200\n  group: 10.0.0.1\n  port: 3780')
+      .replace('[inside0, outside0, sync0]', '[inside0, inside0]')
+      .replace('cidr: 198.51.100.10/24', 'cidr: 198.51.100.10');
+    const got = issues(BASE + SYNC + bad);
+    expect(got.map((i) => i.path)).toEqual(['/failover/group', '/failover/port', '/failover/links/1', '/failover/virtualAddresses/1']);
+    expect(got[0].message).toMatch(/not a multicast address/);
+    expect(got[1].message).toMatch(/the sync port/);
+    expect(got[3].message).toMatch(/prefix length/);
+    expect(got.every((i) => typeof i.line === 'number')).toBe(true);
+    expect(issues(BASE + SYNC + FAILOVER.replace('priority: 200', 'priority: 255')).map((i) => i.path)).toEqual(['/failover/priority']);
+  });
+});
