@@ -46,6 +46,7 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
       `ruleset: ${rules}`,
       'conntrack: { maxEntries: 4096 }',
       `control: { socket: ${pair.sock(fw)} }`,
+      `metrics: { listen: "127.0.0.1:${fw === 'fw1' ? 9751 : 9752}" }`,
       'log: { level: info }',
       'sync:',
       `  nodeId: ${nodeId}`,
@@ -88,6 +89,17 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
     const text = twinwall('fw2', 'failover', 'status');
     expect(text.out).toMatch(/^role: backup, priority 100$/m);
     expect(text.out).toMatch(/^master: node 1 \(priority 200\)$/m);
+    // The role and the election's counters in /metrics, for the alert rules (no master, two masters).
+    await new Promise((r) => setTimeout(r, 1100)); // the counters are fetched from the election thread every second
+    const scrape = (fw: Fw): string => topo.exec(fw, 'curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${fw === 'fw1' ? 9751 : 9752}/metrics`]);
+    const m1 = scrape('fw1');
+    const m2 = scrape('fw2');
+    expect(m1).toMatch(/^twinwall_failover_role\{role="master",node="lab-fw1"\} 1$/m);
+    expect(m2).toMatch(/^twinwall_failover_role\{role="backup",node="lab-fw2"\} 1$/m);
+    expect(m2).toMatch(/^twinwall_failover_role\{role="master",node="lab-fw2"\} 0$/m);
+    expect(Number(/^twinwall_failover_adverts_received_total\{node="lab-fw2"\} (\d+)$/m.exec(m2)?.[1])).toBeGreaterThan(10);
+    expect(Number(/^twinwall_failover_adverts_sent_total\{node="lab-fw1"\} (\d+)$/m.exec(m1)?.[1])).toBeGreaterThan(10);
+    expect(m1).toMatch(/^twinwall_failover_priority\{node="lab-fw1"\} 200$/m);
   });
 
   it('a planned switchover moves the addresses to fw2, and fw1 stays backup', async () => {

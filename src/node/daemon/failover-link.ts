@@ -13,6 +13,7 @@ import {
   ElectionRunner, FailoverStartError, Role, Takeover, VirtualAddresses, addressBytes, roleNames, type RoleCode, type WorkerEvent,
 } from '../../failover/index.js';
 import type { FailoverStatus } from '../control/index.js';
+import type { FailoverMetricsView } from '../metrics/index.js';
 import type { Engine } from '../engine/index.js';
 import type { FailoverConfig } from './failover-config.js';
 import type { SyncConfig } from './sync-config.js';
@@ -24,8 +25,14 @@ function ipv4Of(name: string): string {
   return a.address;
 }
 
+/** How often the election's counters are fetched for the metrics (they move only per advert). */
+const STATUS_POLL_MS = 1000;
+
 export class NodeFailover {
   role: RoleCode = Role.INIT;
+  /** What the metrics read: the role now, and the counters as of the last poll. */
+  readonly view: FailoverMetricsView = { role: 'init', priority: 0, transitions: {}, advertsSent: 0, advertsReceived: 0, drops: {} };
+  readonly #poll: NodeJS.Timeout;
   readonly #runner: ElectionRunner;
   readonly #takeover: Takeover;
   readonly #config: FailoverConfig;
@@ -34,6 +41,9 @@ export class NodeFailover {
     this.#runner = runner;
     this.#takeover = takeover;
     this.#config = config;
+    this.view.priority = config.priority;
+    this.#poll = setInterval(() => void this.status().catch(() => undefined), STATUS_POLL_MS);
+    this.#poll.unref();
   }
 
   static async start(c: FailoverConfig, sync: SyncConfig, engine: Engine, log: Logger): Promise<NodeFailover> {
@@ -65,6 +75,8 @@ export class NodeFailover {
   #transition(e: Extract<WorkerEvent, { type: 'transition' }>, log: Logger): void {
     this.role = e.to;
     const [from, to] = [roleNames[e.from], roleNames[e.to]];
+    this.view.role = to;
+    this.view.transitions[to] = (this.view.transitions[to] ?? 0) + 1;
     log.info({ from, to, reason: e.reason }, `failover: ${from} -> ${to} (${e.reason})`);
     void this.#takeover.transition(e.from, e.to);
     const script = this.#config.notify;
@@ -77,6 +89,7 @@ export class NodeFailover {
 
   async status(): Promise<FailoverStatus> {
     const s = await this.#runner.status();
+    Object.assign(this.view, { priority: s.priority, advertsSent: s.stats.advertsSent, advertsReceived: s.stats.advertsReceived, drops: { ...s.stats.drops } });
     return {
       role: roleNames[s.role], priority: s.priority, faults: s.faults,
       master: s.master === null ? null : { id: s.master.id, priority: s.master.priority },
@@ -92,6 +105,7 @@ export class NodeFailover {
 
   /** Step down (priority 0) and release the addresses, then end the election thread. */
   async stop(): Promise<void> {
+    clearInterval(this.#poll);
     const wasMaster = this.role === Role.MASTER;
     await this.#runner.stop();
     // The stop's own transition (master -> init) has queued the release; make sure of it.

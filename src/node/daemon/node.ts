@@ -131,6 +131,7 @@ export class FirewallNode implements ControlTarget {
         engine: this.engine,
         dataplaneDrops: () => dataplaneDrops(this.dataplane.stats()),
         sync: config.sync ? () => this.#sync : undefined,
+        failover: config.failover ? () => this.#failover?.view ?? null : undefined,
       },
       { nodeName: config.name, defaultMetrics: options.defaultMetrics },
     );

@@ -8,4 +8,6 @@ export { MetricsServer, MetricsListenError } from './server.js';
 export { conntrackCensus } from './conntrack-census.js';
 export { registerSyncMetrics, unappliedMessages, SYNC_LAG_BUCKETS } from './sync-metrics.js';
 export type { SyncMetricsSource } from './sync-metrics.js';
+export { registerFailoverMetrics } from './failover-metrics.js';
+export type { FailoverMetricsView } from './failover-metrics.js';
 export type { CensusRow } from './conntrack-census.js';

@@ -11,6 +11,7 @@ import { invalidReasonName } from '../packet/index.js';
 import { protoName } from '../conntrack/index.js';
 import { conntrackCensus } from './conntrack-census.js';
 import { registerSyncMetrics } from './sync-metrics.js';
+import { registerFailoverMetrics, type FailoverMetricsView } from './failover-metrics.js';
 import type { SyncNode } from '../../sync/index.js';
 
 /** What the metrics read besides the engine; each is called at scrape time. */
@@ -20,6 +21,8 @@ export interface MetricsSources {
   dataplaneDrops?: () => Record<string, number>;
   /** The node's sync (null until it started); given only when the node has a sync section. */
   sync?: () => SyncNode | null;
+  /** What the node knows of its election (null until it started); only with a failover section. */
+  failover?: () => FailoverMetricsView | null;
 }
 
 export interface NodeMetricsOptions {
@@ -160,6 +163,7 @@ export class NodeMetrics {
       },
     });
     if (sources.sync) this.observeSyncLag = registerSyncMetrics(reg, { sync: sources.sync, now: () => engine.now() });
+    if (sources.failover) registerFailoverMetrics(reg, sources.failover);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: reg, eventLoopMonitoringPrecision: 10 });
   }
 
