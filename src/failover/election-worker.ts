@@ -10,9 +10,11 @@
  *
  * The main thread proves it is alive by bumping a shared counter (ElectionRunner.beat()); if it
  * does not move for `stallMs`, the node goes to FAULT ('dataplane') and a master steps down.
+ * Tracked interfaces are read from /sys/class/net/NAME/operstate: down -> FAULT or a penalty.
  * Messages: see runner.ts (WorkerRequest / WorkerEvent).
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Keyring } from '../sync/auth.js';
 import { encodeAdvert, type Advert } from './advert.js';
@@ -110,6 +112,26 @@ function watchHeartbeat(): void {
   }
 }
 
+/** Tracked interfaces: down (operstate not up) -> FAULT, or a penalty when they have a weight. */
+const linkDown = new Map<string, boolean>();
+function watchLinks(): void {
+  for (const t of cfg.track ?? []) {
+    let state: string;
+    try {
+      state = readFileSync(`/sys/class/net/${t.name}/operstate`, 'latin1').trim();
+    } catch {
+      state = 'gone';
+    }
+    // 'unknown' is what interfaces without carrier reporting say (dummy, some tunnels): up.
+    const down = state !== 'up' && state !== 'unknown';
+    if (linkDown.get(t.name) === down) continue;
+    linkDown.set(t.name, down);
+    const name = `link ${t.name} down`;
+    if (!down) election.setHealth(name, null);
+    else election.setHealth(name, t.weight === null ? { fault: true } : { penalty: t.weight });
+  }
+}
+
 function status(): WorkerEvent {
   return {
     type: 'status', role: election.role, priority: election.priority, faults: election.faults,
@@ -144,6 +166,11 @@ try {
   receiver = await openReceiver();
   for (const l of cfg.links) sockets.push(await openSender(l.address));
   if (cfg.stallMs > 0) setInterval(watchHeartbeat, Math.max(1, Math.min(cfg.advertIntervalMs, cfg.stallMs / 4)));
+  if ((cfg.track ?? []).length > 0) {
+    // Before the start: a node whose tracked link is down starts in FAULT.
+    watchLinks();
+    setInterval(watchLinks, Math.min(cfg.advertIntervalMs, 100));
+  }
   election.start();
   post({ type: 'started' });
 } catch (e) {

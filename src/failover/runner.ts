@@ -29,6 +29,11 @@ export interface RunnerConfig extends Pick<ElectionOptions, 'nodeId' | 'groupId'
   links: RunnerLink[];
   /** The main loop stuck this long -> FAULT; 0: not watched. */
   stallMs: number;
+  /**
+   * Interfaces watched (operstate, every min(interval, 100 ms)): down -> FAULT ('link NAME
+   * down'), or with a weight the priority lowered by it while down.
+   */
+  track?: { name: string; weight: number | null }[];
 }
 
 export type WorkerRequest =

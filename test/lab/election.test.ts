@@ -1,8 +1,8 @@
 /**
  * The election against the real thing: fw1 and fw2 of the lab each run ElectionRunner (its own
  * worker thread, real multicast sockets on inside0, outside0 and sync0) at a 10 ms advert
- * interval. SIGKILL, SIGSTOP/SIGCONT, links down, a busy or stalled main thread, and forged
- * adverts from the client's network.
+ * interval. SIGKILL, SIGSTOP/SIGCONT, links down (tracked: data links fault, the sync link a
+ * weight), a busy or stalled main thread, and forged adverts from the client's network.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -44,6 +44,8 @@ describe.skipIf(!avail.ok)('election between fw1 and fw2 over real multicast', (
       nodeId: fw === 'fw1' ? 1 : 2, priority: fw === 'fw1' ? 200 : 100, intervalMs: I, keyHex: key,
       links: [{ name: LAB_IF.inside, address: addr.inside }, { name: LAB_IF.outside, address: addr.outside }, { name: LAB_IF.sync, address: addr.sync }],
       tieAddress: addr.sync, group: GROUP, port: PORT, stallMs: o.stallMs ?? 300,
+      // The data links down -> FAULT; the sync link down lowers the priority below the peer's.
+      track: [{ name: LAB_IF.inside, weight: null }, { name: LAB_IF.outside, weight: null }, { name: LAB_IF.sync, weight: 150 }],
     })}`);
   }
 
@@ -140,7 +142,7 @@ describe.skipIf(!avail.ok)('election between fw1 and fw2 over real multicast', (
     expect((await log('fw2')).filter((e) => e.at >= t).map((e) => e.to)).toEqual([Role.MASTER, Role.BACKUP]);
   });
 
-  it('all of the master\'s links down: the backup takes over; up again: the master preempts back', async () => {
+  it('all of the master\'s links down: it goes to FAULT at once and the backup takes over; up again: the master returns and preempts', async () => {
     const t = Date.now();
     for (const i of Object.values(LAB_IF)) topo.exec('fw1', 'ip', ['link', 'set', i, 'down']);
     const up = (): number => {
@@ -150,16 +152,32 @@ describe.skipIf(!avail.ok)('election between fw1 and fw2 over real multicast', (
     };
     try {
       await until('fw2', Role.MASTER, t);
+      const f = await seen('fw1', Role.FAULT, t);
+      expect(f.find((e) => e.to === Role.FAULT)?.reason).toMatch(/link (inside0|outside0) down/);
     } catch (e) {
       up();
       throw e;
     }
     const u = up();
-    // fw1 never heard fw2 meanwhile: it was master all along and is heard again (split brain,
-    // resolved by priority on the first advert).
+    await until('fw1', Role.MASTER, u);
     await until('fw2', Role.BACKUP, u);
-    expect(await role('fw1')).toBe(Role.MASTER);
-    expect((await log('fw1')).filter((e) => e.at >= t)).toEqual([]);
+    expect((await log('fw1')).filter((e) => e.at >= u).map((e) => e.to)).toEqual([Role.BACKUP, Role.MASTER]);
+  });
+
+  it('the sync link down lowers the master\'s priority (a tracking weight): the backup preempts; up again: back', async () => {
+    const t = Date.now();
+    topo.exec('fw1', 'ip', ['link', 'set', LAB_IF.sync, 'down']);
+    try {
+      await until('fw2', Role.MASTER, t);
+      await until('fw1', Role.BACKUP, t);
+      const s = (await ask<{ status: { priority: number; faults: string[] } }>('fw1', 'status')).status;
+      expect(s).toMatchObject({ priority: 50, faults: [] });
+    } finally {
+      topo.exec('fw1', 'ip', ['link', 'set', LAB_IF.sync, 'up']);
+    }
+    const u = Date.now();
+    await until('fw1', Role.MASTER, u);
+    await until('fw2', Role.BACKUP, u);
   });
 
   it('a stalled main thread (data plane) puts the node in FAULT and the backup takes over; it returns when the loop runs again', async () => {

@@ -236,7 +236,7 @@ export function parseConfig(text: string, baseDir: string, source?: string): Nod
       sync = read.config;
     }
     if (d.failover) {
-      const read = readFailoverSection(d.failover, baseDir, sync, d.sync !== undefined);
+      const read = readFailoverSection(d.failover, baseDir, sync, d.sync !== undefined, d.dataplane.interfaces);
       issues.push(...read.issues);
       failover = read.config;
     }

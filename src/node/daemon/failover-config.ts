@@ -15,6 +15,9 @@
  *       - { interface: outside0, cidr: 198.51.100.10/24 }   # SNAT maps to it
  *     notify: notify.sh           # run on each transition: NEW_ROLE OLD_ROLE REASON
  *     stallMs: 500                # the main loop stuck this long -> FAULT (0: not watched)
+ *     track:                      # default: the data plane's interfaces (FAULT when down) and
+ *       - { interface: inside0 }  # the sync interface (weight 50)
+ *       - { interface: sync0, weight: 50 }
  */
 import { isAbsolute, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
@@ -43,6 +46,9 @@ export const FailoverSectionSchema = Type.Object(
     ),
     notify: Type.Optional(Type.String({ minLength: 1, description: 'script run on each transition: NEW_ROLE OLD_ROLE REASON' })),
     stallMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
+    track: Type.Optional(Type.Array(
+      Type.Object({ interface: IfName, weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 253, description: 'lower the priority by this much while down (without: FAULT)' })) }, { additionalProperties: false }),
+    )),
   },
   { additionalProperties: false },
 );
@@ -61,10 +67,17 @@ export interface FailoverConfig {
   /** Absolute path, or null. */
   notify: string | null;
   stallMs: number;
+  /** Interfaces watched: down -> FAULT (weight null) or the priority lowered by weight. */
+  track: { interface: string; weight: number | null }[];
 }
 
 /** Checks the failover section (the schema has passed); `config` is null when there are issues. */
-export function readFailoverSection(doc: FailoverSectionDoc, baseDir: string, sync: SyncConfig | null, syncGiven: boolean): { issues: ConfigIssue[]; config: FailoverConfig | null } {
+/** The sync link down: lower the priority by this much (a master then hands over to a peer within 50). */
+export const DEFAULT_SYNC_LINK_WEIGHT = 50;
+
+export function readFailoverSection(
+  doc: FailoverSectionDoc, baseDir: string, sync: SyncConfig | null, syncGiven: boolean, dataInterfaces: string[],
+): { issues: ConfigIssue[]; config: FailoverConfig | null } {
   const issues: ConfigIssue[] = [];
   if (!syncGiven) issues.push({ path: '/failover', message: 'failover needs the sync section: adverts are signed with the sync keys, and a standby without the state would drop every flow' });
   const group = doc.group ?? DEFAULT_FAILOVER_GROUP;
@@ -81,7 +94,15 @@ export function readFailoverSection(doc: FailoverSectionDoc, baseDir: string, sy
     const why = checkVirtualAddress(v);
     if (why !== null) issues.push({ path: `/failover/virtualAddresses/${i}`, message: why });
   });
+  const tracked = new Set<string>();
+  (doc.track ?? []).forEach((t, i) => {
+    if (tracked.has(t.interface)) issues.push({ path: `/failover/track/${i}/interface`, message: `${t.interface} is tracked twice` });
+    tracked.add(t.interface);
+  });
   if (issues.length > 0) return { issues, config: null };
+  const track = doc.track !== undefined
+    ? doc.track.map((t) => ({ interface: t.interface, weight: t.weight ?? null }))
+    : [...dataInterfaces.map((i) => ({ interface: i, weight: null as number | null })), ...(sync ? [{ interface: sync.interface, weight: DEFAULT_SYNC_LINK_WEIGHT }] : [])];
   return {
     issues,
     config: {
@@ -90,6 +111,7 @@ export function readFailoverSection(doc: FailoverSectionDoc, baseDir: string, sy
       virtualAddresses: doc.virtualAddresses.map((v) => ({ ...v })),
       notify: doc.notify === undefined ? null : isAbsolute(doc.notify) ? doc.notify : resolve(baseDir, doc.notify),
       stallMs: doc.stallMs ?? DEFAULT_STALL_MS,
+      track,
     },
   };
 }

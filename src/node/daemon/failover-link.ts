@@ -64,7 +64,7 @@ export class NodeFailover {
       nodeId: sync.nodeId, groupId: c.groupId, priority: c.priority, advertIntervalMs: c.advertIntervalMs, preempt: c.preempt,
       preemptDelayMs: c.preemptDelayMs, addressHex: addressBytes(sync.address).toString('hex'), epoch: Date.now(),
       keys: sync.keys.map((k) => ({ id: k.id, secretHex: k.secret.toString('hex') })), sendKeyId: sync.sendKey,
-      group: c.group, port: c.port, links, stallMs: c.stallMs,
+      group: c.group, port: c.port, links, stallMs: c.stallMs, track: c.track.map((t) => ({ name: t.interface, weight: t.weight })),
     }, onTransition);
     self = new NodeFailover(runner, takeover, c);
     for (const e of early) self.#transition(e, log);

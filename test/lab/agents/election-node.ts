@@ -6,7 +6,7 @@
  *
  * Requests:
  *   start {nodeId, priority, intervalMs, preempt?, preemptDelayMs?, keyHex, links, tieAddress,
- *          group, port, stallMs?}
+ *          group, port, stallMs?, track?}
  *   log               the transitions so far: [{from, to, reason, at}] (at: Date.now())
  *   status            the election's status
  *   switchover        a planned switchover; {done}
@@ -29,6 +29,7 @@ interface StartArgs {
   group: string;
   port: number;
   stallMs?: number;
+  track?: { name: string; weight: number | null }[];
 }
 
 let runner: ElectionRunner | null = null;
@@ -39,7 +40,7 @@ async function start(a: StartArgs): Promise<object> {
     {
       nodeId: a.nodeId, groupId: 1, priority: a.priority, advertIntervalMs: a.intervalMs, preempt: a.preempt ?? true,
       preemptDelayMs: a.preemptDelayMs ?? 0, addressHex: addressBytes(a.tieAddress).toString('hex'), epoch: Date.now(),
-      keys: [{ id: 1, secretHex: a.keyHex }], sendKeyId: 1, group: a.group, port: a.port, links: a.links, stallMs: a.stallMs ?? 0,
+      keys: [{ id: 1, secretHex: a.keyHex }], sendKeyId: 1, group: a.group, port: a.port, links: a.links, stallMs: a.stallMs ?? 0, track: a.track,
     },
     (e) => log.push(e),
   );

@@ -47,7 +47,11 @@ describe('node config: failover section', () => {
       links: ['inside0', 'outside0', 'sync0'],
       virtualAddresses: [{ interface: 'inside0', cidr: '10.50.1.1/24' }, { interface: 'outside0', cidr: '198.51.100.10/24' }],
       notify: join(dir, 'notify.sh'), stallMs: 500,
+      // By default the data interfaces (FAULT when down) and the sync link (a weight).
+      track: [{ interface: 'inside0', weight: null }, { interface: 'outside0', weight: null }, { interface: 'sync0', weight: 50 }],
     });
+    const own = parseConfig(BASE + SYNC + FAILOVER + '  track: [{ interface: outside0 }, { interface: sync0, weight: 120 }]\n', dir);
+    expect(own.failover?.track).toEqual([{ interface: 'outside0', weight: null }, { interface: 'sync0', weight: 120 }]);
     expect(c.dataplane.excludedUdpPorts).toEqual([3780, 3781]);
   });
 
