@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # binding (built by npm ci, allowed in package.json allowScripts); iputils-ping, iperf3 and curl for the
 # data plane lab (test/lab, bench/dataplane, the lab demo); conntrackd and conntrack for the rival
 # side of the state-sync benchmark (bench/sync/conntrackd.ts); iputils-arping for the gratuitous ARP
-# that announces virtual addresses after a takeover (src/failover/vip.ts).
-DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev iputils-ping iperf3 curl conntrackd conntrack iputils-arping)
+# that announces virtual addresses after a takeover (src/failover/vip.ts); prometheus for promtool
+# (deploy/prometheus, checked by test/deploy) and a real Prometheus scraping the lab.
+DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev iputils-ping iperf3 curl conntrackd conntrack iputils-arping prometheus)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then
