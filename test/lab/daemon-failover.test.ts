@@ -3,11 +3,13 @@
  * and fw2 (100), each with sync and a failover section (adverts every 20 ms on inside0, outside0
  * and sync0; virtual addresses on inside0 and outside0). What an operator sees: `twinwall failover
  * status` on both, the virtual addresses on the master only, a planned switchover moving them,
- * a killed master replaced, SIGTERM releasing them.
+ * a killed master replaced, SIGTERM releasing them; a real Prometheus scraping both with the
+ * alert rules of deploy/.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labAvailable, labRequired } from './netns.js';
@@ -25,6 +27,7 @@ const VIP_OUT = '10.50.2.1';
 
 describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemons)', () => {
   const pair = new DaemonPair('twfo-');
+  let prom: ChildProcess | null = null;
   const { topo, dir, daemons } = pair;
   const twinwall = (fw: Fw, ...args: string[]) => pair.twinwall(fw, ...args);
   const until = (what: string, ok: () => boolean, ms?: number): Promise<void> => pair.until(what, ok, ms);
@@ -46,7 +49,7 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
       `ruleset: ${rules}`,
       'conntrack: { maxEntries: 4096 }',
       `control: { socket: ${pair.sock(fw)} }`,
-      `metrics: { listen: "127.0.0.1:${fw === 'fw1' ? 9751 : 9752}" }`,
+      `metrics: { listen: "${LAB_ADDR[fw].sync}:${fw === 'fw1' ? 9751 : 9752}" }`,
       'log: { level: info }',
       'sync:',
       `  nodeId: ${nodeId}`,
@@ -77,7 +80,10 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
     for (const fw of ['fw1', 'fw2'] as const) await until(`${fw} answering on its socket`, () => existsSync(pair.sock(fw)) && status(fw) !== null);
   }, 90_000);
 
-  afterAll(() => pair.cleanup());
+  afterAll(() => {
+    prom?.kill('SIGKILL');
+    pair.cleanup();
+  });
 
   it('elects fw1: it holds both virtual addresses, fw2 follows it and holds none', async () => {
     await until('fw1 master, fw2 backup', () => status('fw1')?.role === 'master' && status('fw2')?.role === 'backup');
@@ -91,7 +97,7 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
     expect(text.out).toMatch(/^master: node 1 \(priority 200\)$/m);
     // The role and the election's counters in /metrics, for the alert rules (no master, two masters).
     await new Promise((r) => setTimeout(r, 1100)); // the counters are fetched from the election thread every second
-    const scrape = (fw: Fw): string => topo.exec(fw, 'curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${fw === 'fw1' ? 9751 : 9752}/metrics`]);
+    const scrape = (fw: Fw): string => topo.exec(fw, 'curl', ['-sS', '--max-time', '5', `http://${LAB_ADDR[fw].sync}:${fw === 'fw1' ? 9751 : 9752}/metrics`]);
     const m1 = scrape('fw1');
     const m2 = scrape('fw2');
     expect(m1).toMatch(/^twinwall_failover_role\{role="master",node="lab-fw1"\} 1$/m);
@@ -101,6 +107,41 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
     expect(Number(/^twinwall_failover_adverts_sent_total\{node="lab-fw1"\} (\d+)$/m.exec(m1)?.[1])).toBeGreaterThan(10);
     expect(m1).toMatch(/^twinwall_failover_priority\{node="lab-fw1"\} 200$/m);
   });
+
+  it('a real Prometheus scrapes both nodes: role and sync series come back from its API, the pair\'s alert rules load and none fires', async () => {
+    const promDir = join(dir, 'prometheus');
+    mkdirSync(promDir);
+    copyFileSync(join(root, 'deploy/prometheus/twinwall-rules.yml'), join(promDir, 'twinwall-rules.yml'));
+    writeFileSync(join(promDir, 'prometheus.yml'), [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      'rule_files: [twinwall-rules.yml]',
+      'scrape_configs:',
+      '  - job_name: twinwall',
+      `    static_configs: [{ targets: ["${LAB_ADDR.fw1.sync}:9751", "${LAB_ADDR.fw2.sync}:9752"] }]`,
+      '',
+    ].join('\n'));
+    // In fw1's namespace: it reaches both nodes on the sync network.
+    prom = spawn('ip', ['netns', 'exec', topo.ns.fw1, 'prometheus', `--config.file=${join(promDir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(promDir, 'data')}`, '--web.listen-address=127.0.0.1:9790'], { stdio: 'ignore' });
+    const query = (q: string): { metric: Record<string, string>; value: [number, string] }[] => {
+      const r = topo.try('fw1', 'curl', ['-sS', '--max-time', '5', '--get', '--data-urlencode', `query=${q}`, 'http://127.0.0.1:9790/api/v1/query']);
+      if (r.code !== 0) return [];
+      return (JSON.parse(r.out) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }).data.result;
+    };
+    const valueOf = (q: string, node: string): string | undefined => query(q).find((x) => x.metric.node === node)?.value[1];
+    await until('Prometheus scraped both nodes', () => query('up{job="twinwall"} == 1').length === 2, 30_000);
+    await until('role series in Prometheus', () => valueOf('twinwall_failover_role{role="master"}', 'lab-fw1') === '1', 10_000);
+    expect(valueOf('twinwall_failover_role{role="master"}', 'lab-fw2')).toBe('0');
+    expect(valueOf('twinwall_failover_role{role="backup"}', 'lab-fw2')).toBe('1');
+    expect(valueOf('twinwall_sync_peer_synced', 'lab-fw2')).toBe('1');
+    expect(query('twinwall_sync_lag_seconds_count').map((x) => x.metric.node).sort()).toEqual(['lab-fw1', 'lab-fw2']);
+    expect(query('sum(twinwall_failover_role{role="master"})')[0]?.value[1]).toBe('1');
+    // The rules from deploy/ are loaded, and with one master nothing fires.
+    const rules = JSON.parse(topo.exec('fw1', 'curl', ['-sS', 'http://127.0.0.1:9790/api/v1/rules'])) as { data: { groups: { rules: { name: string }[] }[] } };
+    expect(rules.data.groups.flatMap((g) => g.rules.map((r) => r.name))).toContain('TwinwallTwoMasters');
+    const alerts = JSON.parse(topo.exec('fw1', 'curl', ['-sS', 'http://127.0.0.1:9790/api/v1/alerts'])) as { data: { alerts: { labels: { alertname: string }; state: string }[] } };
+    expect(alerts.data.alerts.filter((a) => a.labels.alertname === 'TwinwallNoMaster' || a.labels.alertname === 'TwinwallTwoMasters')).toEqual([]);
+  }, 60_000);
 
   it('a planned switchover moves the addresses to fw2, and fw1 stays backup', async () => {
     const r = twinwall('fw1', 'failover', 'switchover');
