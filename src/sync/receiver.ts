@@ -273,7 +273,7 @@ export class SyncReceiver {
       }
       let r: number;
       try {
-        r = t.importEntry(rec, 0, now, ST_REPLICATED, (dec.sections & Section.COUNTERS) === 0);
+        r = t.importEntry(rec, 0, now, ST_REPLICATED, (dec.sections & Section.COUNTERS) === 0, ST_REPLICATED);
       } catch (e) {
         if (!(e instanceof EntryRecordError)) throw e;
         this.stats.entriesRefused++;
@@ -281,6 +281,11 @@ export class SyncReceiver {
       }
       if (r === ImportResult.TABLE_FULL) {
         this.stats.entriesTableFull++;
+        continue;
+      }
+      if (r === ImportResult.KEPT) {
+        // Our own live entry (we took over; the peer's message was older): ours stands.
+        this.stats.entriesKeptLocal++;
         continue;
       }
       const slot = t.importedSlot;

@@ -258,6 +258,11 @@ export class SyncSender implements ConntrackEventSink {
       const slot = list[i];
       const f = flags[slot];
       if ((f & F_NOW) === 0) continue;
+      // No longer ours (we left mastership since the change): the peer owns it now.
+      if ((t.statusOf(slot) & ST_REPLICATED) !== 0) {
+        flags[slot] = f & ~(F_NOW | F_LAZY);
+        continue;
+      }
       flags[slot] = (f & ~(F_NOW | F_LAZY)) | F_SENT;
       t.exportEntry(slot, now, this.#rec, 0);
       const op = (f & F_SENT) !== 0 ? OP_UPDATE : OP_CREATE;
@@ -281,6 +286,10 @@ export class SyncSender implements ConntrackEventSink {
       const slot = list[i];
       const f = flags[slot];
       if ((f & F_LAZY) === 0 || (f & F_NOW) !== 0) continue;
+      if ((t.statusOf(slot) & ST_REPLICATED) !== 0) {
+        flags[slot] = f & ~F_LAZY;
+        continue;
+      }
       flags[slot] = (f & ~F_LAZY) | F_SENT;
       t.exportEntry(slot, now, this.#rec, 0);
       this.#put((f & F_SENT) !== 0 ? OP_UPDATE : OP_CREATE, LAZY_SECTIONS, 0);

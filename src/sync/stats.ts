@@ -34,6 +34,8 @@ export class SyncStats {
   entriesRefused = 0;
   /** Entries not applied because the table was full. */
   entriesTableFull = 0;
+  /** Entries not applied because this node's own live entry has the tuple (after a takeover). */
+  entriesKeptLocal = 0;
   nacksSent = 0;
   nacksReceived = 0;
   /** Messages resent for NACKs. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CtState, CtStatus } from '../../src/node/conntrack/index.js';
+import { CtState, CtStatus, ImportResult } from '../../src/node/conntrack/index.js';
 import { EngineResult } from '../../src/node/engine/index.js';
 import { Verdict } from '../../src/node/filter/index.js';
 import { buildTcp } from '../../src/node/packet/build.js';
@@ -97,6 +97,52 @@ describe('takeover', () => {
     await takeover.transition(Role.MASTER, Role.BACKUP);
     expect(f.calls.at(-1)).toMatchObject({ cmd: 'ip', args: ['-force', '-batch', '-'], replicated: 0 });
     expect(replicated()).toBe(201);
+    await a.sync.close();
+    await b.sync.close();
+  });
+
+  it('after a switchover, neither the old master\'s pending refresh nor its messages in flight touch the new master\'s live entries', async () => {
+    const { a, b } = pair({ refreshMs: 100 });
+    await ready(a, b);
+    const C = '10.7.7.9';
+    const S = '203.0.113.7';
+    const V = '198.51.100.10';
+    const out = new EngineResult();
+    const via = (e: typeof a.engine, pkt: Buffer, inIf: number) => {
+      e.process(pkt, 0, pkt.length, { inIf, outIf: inIf === 2 ? 3 : 2, mark: 0, now: e.now() }, out);
+      return out.verdict;
+    };
+    via(a.engine, buildTcp({ src: C, dst: S, sport: 40002, dport: 443, flags: TcpFlag.SYN, seq: 1000, window: 65535 }), 2);
+    via(a.engine, buildTcp({ src: S, dst: V, sport: 443, dport: 40002, flags: TcpFlag.SYN | TcpFlag.ACK, seq: 5000, ack: 1001, window: 65535 }), 3);
+    via(a.engine, buildTcp({ src: C, dst: S, sport: 40002, dport: 443, flags: TcpFlag.ACK, seq: 1001, ack: 5001, window: 65535 }), 2);
+    expect((await converge(a, b)).diff.missing).toEqual([]);
+    // Data through A: a window change, pending in A's lazy refresh.
+    via(a.engine, buildTcp({ src: C, dst: S, sport: 40002, dport: 443, flags: TcpFlag.ACK, seq: 1001, ack: 5001, window: 65535, payloadLength: 1000 }), 2);
+    const vips = () => new VirtualAddresses([], {});
+    // The switchover: A leaves (its entries become the peer's), B takes over (live, tolerant).
+    await new Takeover(a.engine.conntrack.table, a.engine.conntrack.tcp, vips()).transition(Role.MASTER, Role.BACKUP);
+    await new Takeover(b.engine.conntrack.table, b.engine.conntrack.tcp, vips()).transition(Role.BACKUP, Role.MASTER);
+    const tb = b.engine.conntrack.table;
+    const live = (): { replicated: number; tolerant: number } => {
+      let replicated = 0;
+      let tolerant = 0;
+      tb.forEach((s) => {
+        if ((tb.statusOf(s) & CtStatus.REPLICATED) !== 0) replicated++;
+        if (b.engine.conntrack.tcp.isTolerant(tb.tcp, s)) tolerant++;
+      });
+      return { replicated, tolerant };
+    };
+    expect(live()).toEqual({ replicated: 0, tolerant: 1 });
+    const sentBefore = a.sync.stats.entriesSent.update;
+    // A's refresh comes and goes: it sends nothing for entries it no longer owns.
+    await new Promise((r) => setTimeout(r, 250));
+    expect(a.sync.stats.entriesSent.update).toBe(sentBefore);
+    expect(live()).toEqual({ replicated: 0, tolerant: 1 });
+    // A message from A still in flight (sent before it stepped down) reaches B: B's live entry stands.
+    const w = new Uint32Array(48);
+    a.engine.conntrack.table.forEach((s) => a.engine.conntrack.table.exportEntry(s, a.engine.now(), w, 0));
+    expect(tb.importEntry(w, 0, b.engine.now(), CtStatus.REPLICATED, true, CtStatus.REPLICATED)).toBe(ImportResult.KEPT);
+    expect(live()).toEqual({ replicated: 0, tolerant: 1 });
     await a.sync.close();
     await b.sync.close();
   });

@@ -34,7 +34,7 @@ export function formatSyncStatus(s: SyncStatus): string {
   lines.push(`lag: ${lag}; ${s.sender.unapplied} of our messages not applied by the peer yet (next seq ${s.sender.nextSeq}, peer applied ${s.sender.peerApplied})`);
   lines.push(`messages: sent ${byKind(st.sent)}, received ${byKind(st.received)}`);
   lines.push(`bytes: sent ${st.sentBytes}, received ${st.receivedBytes}`);
-  lines.push(`entries: sent ${ops(st.entriesSent)}; applied ${ops(st.entriesApplied)}; ${st.entriesRefused} refused, ${st.entriesTableFull} table full`);
+  lines.push(`entries: sent ${ops(st.entriesSent)}; applied ${ops(st.entriesApplied)}; ${st.entriesRefused} refused, ${st.entriesTableFull} table full, ${st.entriesKeptLocal} kept (our own live entry)`);
   lines.push(`NACKs: sent ${st.nacksSent}, received ${st.nacksReceived}; retransmitted ${st.retransmitted} (${st.nackedGone} no longer held); gaps ${st.gaps}`);
   lines.push(`resyncs: requested ${st.resyncsRequested}, served ${st.resyncsServed}, completed ${st.resyncsCompleted} (${st.resyncSwept} entries swept)`);
   lines.push(`drops: ${byKind(st.drops)}; auth failures ${st.authFailures}, replays dropped ${st.replaysDropped}`);

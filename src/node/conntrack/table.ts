@@ -61,6 +61,8 @@ export const ImportResult = {
   UPDATED: 1,
   /** The table is full and nothing could be evicted: nothing changed. */
   TABLE_FULL: 2,
+  /** `onlyOver` was given and the entry with the same original tuple lacks those status bits: kept. */
+  KEPT: 3,
 } as const;
 
 export interface ConntrackTableOptions {
@@ -390,14 +392,21 @@ export class ConntrackTable implements TimerExpiry {
    * otherwise are destroyed first (the record wins: it is the newer truth). `extraStatus` adds
    * bits such as REPLICATED; `keepCounters` leaves an existing entry's counters as they are (a sync
    * update that carries none). Throws EntryRecordError, before any change, when the record cannot
-   * be an entry. Returns an ImportResult and leaves the slot in `importedSlot`.
+   * be an entry. With `onlyOver` (status bits, e.g. REPLICATED), an existing entry is overwritten
+   * only when it has them: a node's own live entries are never replaced by its peer's view (a
+   * message from the old master still on its way when this node took over). Returns an
+   * ImportResult and leaves the slot in `importedSlot`.
    */
-  importEntry(w: Uint32Array, off: number, now: number, extraStatus = 0, keepCounters = false): number {
+  importEntry(w: Uint32Array, off: number, now: number, extraStatus = 0, keepCounters = false, onlyOver = 0): number {
     assertEntryRecord(w, off);
     const hOrig = hashTuple(w, off + ER_ORIG, this.seed) | 0;
     const hReply = hashTuple(w, off + ER_REPLY, this.seed) | 0;
     const oNode = this.#lookupHashed(w, off + ER_ORIG, hOrig);
     let slot = oNode >= 0 && (oNode & 1) === 0 ? oNode >> 1 : -1;
+    if (slot >= 0 && onlyOver !== 0 && (this.statusOf(slot) & onlyOver) === 0) {
+      this.importedSlot = slot;
+      return ImportResult.KEPT;
+    }
     if (oNode >= 0 && slot < 0) this.#clash(oNode >> 1);
     const rNode = this.#lookupHashed(w, off + ER_REPLY, hReply);
     if (rNode >= 0 && rNode >> 1 !== slot) this.#clash(rNode >> 1);

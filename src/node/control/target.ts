@@ -27,6 +27,8 @@ export interface SyncStatsDoc {
   entriesApplied: { create: number; update: number; destroy: number };
   entriesRefused: number;
   entriesTableFull: number;
+  /** Not applied: this node's own live entry has the tuple (a message from before a takeover). */
+  entriesKeptLocal: number;
   nacksSent: number;
   nacksReceived: number;
   retransmitted: number;
