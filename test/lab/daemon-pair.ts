@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LabTopology } from './topology.js';
+import { LAB_ADDR, LabTopology } from './topology.js';
 
 export type Fw = 'fw1' | 'fw2';
 const cli = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../src/cli/main.js' : '../../dist/src/cli/main.js', import.meta.url));
@@ -49,6 +49,30 @@ export class DaemonPair {
     child.stdout?.on('data', (d: Buffer) => (this.log += `[${fw}] ${d.toString()}`));
     child.stderr?.on('data', (d: Buffer) => (this.log += `[${fw}] ${d.toString()}`));
     this.daemons[fw] = { child, exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
+  }
+
+  /**
+   * The config lines of a pair with sync (multicast on sync0, key file sync.key in the folder)
+   * and failover (both virtual addresses, adverts on the three links) for fw: priority 200 for
+   * fw1, 100 for fw2.
+   */
+  static pairSections(fw: Fw, o: { intervalMs: number; vipIn: string; vipOut: string }): string[] {
+    return [
+      'sync:',
+      `  nodeId: ${fw === 'fw1' ? 1 : 2}`,
+      '  interface: sync0',
+      `  address: ${LAB_ADDR[fw].sync}`,
+      '  group: 225.0.0.50',
+      '  keys: [{ id: 1, file: sync.key }]',
+      '  sendKey: 1',
+      'failover:',
+      `  priority: ${fw === 'fw1' ? 200 : 100}`,
+      `  advertIntervalMs: ${o.intervalMs}`,
+      '  links: [inside0, outside0, sync0]',
+      '  virtualAddresses:',
+      `    - { interface: inside0, cidr: ${o.vipIn}/24 }`,
+      `    - { interface: outside0, cidr: ${o.vipOut}/24 }`,
+    ];
   }
 
   /** Kill what still runs, remove the lab and the folder. */

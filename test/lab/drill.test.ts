@@ -1,0 +1,41 @@
+/**
+ * Failover drills against the real pair (test/lab/drill.ts): 50 long-lived TCP flows and a 1 kHz
+ * UDP probe through the virtual addresses with SNAT while the master is killed, or hands over in a
+ * planned switchover. Every flow must survive with the NAT port the server saw.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labAvailable, labRequired } from './netns.js';
+import { DrillLab, formatDrill } from './drill.js';
+
+const avail = labAvailable();
+if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
+
+describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the virtual addresses)', () => {
+  const lab = new DrillLab(50);
+
+  beforeAll(() => lab.setup(), 120_000);
+  afterAll(() => lab.cleanup());
+
+  it('planned switchover (fw1 -> fw2): every flow survives with its NAT port', async () => {
+    const r = await lab.run('switchover', () => {
+      const s = lab.pair.twinwall('fw1', 'failover', 'switchover');
+      if (s.code !== 0) throw new Error(s.err);
+    });
+    console.log(formatDrill(r));
+    expect(r.survived, lab.diagnostics()).toBe(r.flows);
+    expect(r.samePort).toBe(r.flows);
+    expect(r.probe.ports).toHaveLength(1);
+    expect(lab.role('fw2')).toBe('master');
+  }, 60_000);
+
+  it('SIGKILL of the master (fw2): fw1 takes over, every flow survives with its NAT port', async () => {
+    const r = await lab.run('sigkill', () => {
+      lab.pair.daemons.fw2?.child.kill('SIGKILL');
+    });
+    console.log(formatDrill(r));
+    expect(r.survived, lab.diagnostics()).toBe(r.flows);
+    expect(r.samePort).toBe(r.flows);
+    expect(r.probe.ports).toHaveLength(1);
+    expect(lab.role('fw1')).toBe('master');
+  }, 60_000);
+});

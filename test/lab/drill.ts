@@ -1,0 +1,146 @@
+/**
+ * Failover drills in the lab: the pair as operators run it (two daemons with sync and failover,
+ * virtual addresses on inside0 and outside0), the client routed through the inside virtual
+ * address, the server answering the outside one (SNAT maps to it), long-lived TCP flows (a small
+ * message every 20 ms each way) and a 1 kHz UDP probe running through the pair while a fault is
+ * injected. The report: flows surviving, flows keeping the NAT port the server saw, the outage
+ * (longest run of lost probes) and the longest TCP stall.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { compileProject } from './compile.js';
+import { DaemonPair, type Fw } from './daemon-pair.js';
+import { LAB_ADDR } from './topology.js';
+
+const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
+const agent = (name: string): string => join(root, 'test/lab/agents', name);
+export const VIP_IN = '10.50.1.1';
+export const VIP_OUT = '10.50.2.1';
+const PORT = 7100;
+
+export interface DrillReport {
+  name: string;
+  flows: number;
+  survived: number;
+  /** Flows the server saw from one port only, start to end (the NAT mapping kept). */
+  samePort: number;
+  /** Longest run of lost 1 kHz probes, ms. */
+  outageMs: number;
+  /** Longest time a TCP flow went without an echo, ms. */
+  longestStallMs: number;
+  probe: { sent: number; answered: number; ports: number[] };
+}
+
+interface ClientReport {
+  flows: { survived: boolean; error: string | null; ports: number[]; stallMs: number; echoes: number }[];
+  probe: { sent: number; answered: number; longestLossMs: number; ports: number[] };
+}
+
+export class DrillLab {
+  readonly pair = new DaemonPair('twdrill-');
+  #server: ChildProcess | null = null;
+
+  constructor(readonly intervalMs = 50) {}
+
+  role(fw: Fw): string | null {
+    const r = this.pair.twinwall(fw, 'failover', 'status', '-o', 'json');
+    return r.code === 0 ? (JSON.parse(r.out) as { role: string }).role : null;
+  }
+
+  start(fw: Fw): void {
+    const p = this.pair;
+    p.start(fw, [
+      `node: { name: drill-${fw} }`,
+      `dataplane: { interfaces: [inside0, outside0], queue: ${fw === 'fw1' ? 61 : 62} }`,
+      `ruleset: ${join(root, 'test/lab/drill-rules.yaml')}`,
+      'conntrack: { maxEntries: 65536 }',
+      `control: { socket: ${p.sock(fw)} }`,
+      'log: { level: info }',
+      ...DaemonPair.pairSections(fw, { intervalMs: this.intervalMs, vipIn: VIP_IN, vipOut: VIP_OUT }),
+      '  stallMs: 2000',
+    ]);
+  }
+
+  /** Build the lab, start the pair (fw1 master, fw2 backup and synced), route through the virtual addresses. */
+  async setup(): Promise<void> {
+    const p = this.pair;
+    compileProject(root);
+    p.topo.build();
+    writeFileSync(join(p.dir, 'sync.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+    this.start('fw1');
+    this.start('fw2');
+    await p.until('fw1 master, fw2 backup', () => this.role('fw1') === 'master' && this.role('fw2') === 'backup', 30_000);
+    await p.until('fw2 synced', () => {
+      const r = p.twinwall('fw2', 'sync', 'status', '-o', 'json');
+      return r.code === 0 && (JSON.parse(r.out) as { peer: { synced: boolean } | null }).peer?.synced === true;
+    });
+    p.topo.exec('client', 'ip', ['route', 'replace', 'default', 'via', VIP_IN]);
+    p.topo.exec('server', 'ip', ['route', 'replace', '10.50.1.0/24', 'via', VIP_OUT]);
+    this.#server = spawn('ip', ['netns', 'exec', p.topo.ns.server, 'python3', agent('drill-server.py'), LAB_ADDR.server, String(PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await firstLine(this.#server, 'ready', 5000);
+  }
+
+  /** Run traffic for `seconds`, inject `fault` after `faultAt` seconds, and report. */
+  async run(name: string, fault: () => void | Promise<void>, o: { flows?: number; seconds?: number; faultAt?: number } = {}): Promise<DrillReport> {
+    const p = this.pair;
+    const flows = o.flows ?? 50;
+    const client = spawn('ip', ['netns', 'exec', p.topo.ns.client, 'python3', agent('drill-client.py'), LAB_ADDR.server, String(PORT), String(flows), String(o.seconds ?? 6)],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    client.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const lines = createInterface({ input: client.stdout as NodeJS.ReadableStream });
+    const it = lines[Symbol.asyncIterator]();
+    const first = await Promise.race([it.next(), new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`drill client not ready: ${err}`)), 15_000))]);
+    if (first.value !== 'ready') throw new Error(`drill client: ${String(first.value)} ${err}`);
+    await new Promise((r) => setTimeout(r, (o.faultAt ?? 2) * 1000));
+    await fault();
+    const last = await it.next();
+    if (last.done) throw new Error(`drill client ended without a report: ${err}\n${p.log}`);
+    const c = JSON.parse(last.value as string) as ClientReport;
+    return {
+      name,
+      flows,
+      survived: c.flows.filter((f) => f.survived).length,
+      samePort: c.flows.filter((f) => f.survived && f.ports.length === 1).length,
+      outageMs: c.probe.longestLossMs,
+      longestStallMs: Math.max(...c.flows.map((f) => f.stallMs)),
+      probe: { sent: c.probe.sent, answered: c.probe.answered, ports: c.probe.ports },
+    };
+  }
+
+  /** What to look at when a drill fails: neighbour caches, both nodes' failover and drop counters, failover log lines. */
+  diagnostics(): string {
+    const p = this.pair;
+    return [
+      `client neighbours:\n${p.topo.exec('client', 'ip', ['neigh'])}`,
+      ...(['fw1', 'fw2'] as const).map((fw) => `${fw} failover:\n${p.twinwall(fw, 'failover', 'status').out}\n${fw} stats:\n${p.twinwall(fw, 'stats').out.slice(0, 1500)}`),
+      `failover log:\n${p.log.split('\n').filter((l) => /failover/.test(l)).join('\n').slice(-4000)}`,
+    ].join('\n');
+  }
+
+  cleanup(): void {
+    this.#server?.kill('SIGKILL');
+    this.pair.cleanup();
+  }
+}
+
+/** Resolve once the child prints `want` as a line (reject after ms). */
+function firstLine(child: ChildProcess, want: string, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${want}" within ${ms} ms`)), ms);
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => {
+      if (l.trim() === want) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
+export function formatDrill(r: DrillReport): string {
+  return `drill ${r.name}: ${r.survived}/${r.flows} flows survived, ${r.samePort}/${r.flows} with the same NAT port, outage ${r.outageMs} ms (probe ${r.probe.answered}/${r.probe.sent} answered, server saw ports ${r.probe.ports.join(',')}), longest TCP stall ${r.longestStallMs} ms`;
+}
