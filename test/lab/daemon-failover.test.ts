@@ -150,6 +150,14 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
     await until('fw1 master with the addresses', () => status('fw1')?.role === 'master' && holds('fw1').every(Boolean), 5000);
   });
 
+  it('the killed node kept its addresses; restarted, it releases them at once and comes back as backup', async () => {
+    expect(holds('fw2')).toEqual([true, true]); // SIGKILL: nothing released them
+    start('fw2', 58);
+    await until('fw2 back as backup without the addresses', () => status('fw2')?.role === 'backup' && !holds('fw2').some(Boolean), 20_000);
+    expect(status('fw1')?.role).toBe('master');
+    expect(holds('fw1')).toEqual([true, true]);
+  });
+
   it('SIGTERM: the master steps down and releases its addresses, exit 0; the notify hook saw every transition', async () => {
     daemons.fw1?.child.kill('SIGTERM');
     expect(await daemons.fw1?.exited).toBe(0);

@@ -49,6 +49,9 @@ export class NodeFailover {
   static async start(c: FailoverConfig, sync: SyncConfig, engine: Engine, log: Logger): Promise<NodeFailover> {
     const links = c.links.map((name) => ({ name, address: ipv4Of(name) }));
     const vips = new VirtualAddresses(c.virtualAddresses);
+    // A node killed as master (SIGKILL, a crash) left its addresses behind: it starts as backup,
+    // so they go before anything is heard (as the data plane replaces its leftover rules).
+    await vips.release();
     const takeover = new Takeover(engine.conntrack.table, engine.conntrack.tcp, vips);
     takeover.onStep = (s) => {
       if (s.error) log.error({ step: s }, `failover: ${s.to}: ${s.error}`);

@@ -46,7 +46,7 @@ describe('twinwall sync status', () => {
     expect(lines[3]).toMatch(/^lag: p50 \d+(\.\d\d)? ms, p99 \d+(\.\d\d)? ms; \d+ of our messages not applied by the peer yet \(next seq \d+, peer applied \d+\)$/);
     expect(lines[4]).toMatch(/^messages: sent \d+ \(.*update \d+.*\), received \d+ \(.*report \d+.*\)$/);
     expect(lines[5]).toMatch(/^bytes: sent \d+, received \d+$/);
-    expect(lines[6]).toBe('entries: sent 2 new / 0 updated / 0 destroyed; applied 0 new / 0 updated / 0 destroyed; 0 refused, 0 table full');
+    expect(lines[6]).toBe('entries: sent 2 new / 0 updated / 0 destroyed; applied 0 new / 0 updated / 0 destroyed; 0 refused, 0 table full, 0 kept (our own live entry)');
     expect(lines[7]).toMatch(/^NACKs: sent 0, received 0; retransmitted 0 \(0 no longer held\); gaps 0$/);
     expect(lines[8]).toMatch(/^resyncs: requested \d+, served \d+, completed 1 \(0 entries swept\)$/);
     expect(lines[9]).toMatch(/^drops: \d+.*; auth failures 0, replays dropped \d+$/);
