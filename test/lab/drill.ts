@@ -66,9 +66,9 @@ export class DrillLab {
   }
 
   /** Build the lab, start the pair (fw1 master, fw2 backup and synced), route through the virtual addresses. */
-  async setup(): Promise<void> {
+  async setup(o: { compile?: boolean } = {}): Promise<void> {
     const p = this.pair;
-    compileProject(root);
+    if (o.compile ?? true) compileProject(root);
     p.topo.build();
     writeFileSync(join(p.dir, 'sync.key'), `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
     this.start('fw1');
