@@ -38,4 +38,32 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
     expect(r.probe.ports).toHaveLength(1);
     expect(lab.role('fw1')).toBe('master');
   }, 60_000);
+
+  it('the restarted node rejoins as backup and resyncs; the sync link cut under load: no takeover, no second master', async () => {
+    lab.start('fw2');
+    await lab.pair.until('fw2 back as backup and synced', () => lab.role('fw2') === 'backup' && lab.synced('fw2'), 30_000);
+    const r = await lab.run('sync link cut', async () => {
+      lab.pair.topo.exec('fw1', 'ip', ['link', 'set', 'sync0', 'down']);
+      await new Promise((res) => setTimeout(res, 1500));
+      lab.pair.topo.exec('fw1', 'ip', ['link', 'set', 'sync0', 'up']);
+    });
+    console.log(formatDrill(r));
+    expect(r.survived, lab.diagnostics()).toBe(r.flows);
+    expect(r.samePort).toBe(r.flows);
+    expect(r.outageMs).toBeLessThan(20);
+    expect([lab.role('fw1'), lab.role('fw2')]).toEqual(['master', 'backup']);
+  }, 90_000);
+
+  it('SIGSTOP of the master, SIGCONT a second later: the backup takes over, the old master yields on waking and preempts back; every flow survives', async () => {
+    const fw1 = lab.pair.daemons.fw1?.child;
+    const r = await lab.run('SIGSTOP/SIGCONT', async () => {
+      fw1?.kill('SIGSTOP');
+      await new Promise((res) => setTimeout(res, 1000));
+      fw1?.kill('SIGCONT');
+    }, { seconds: 7 });
+    console.log(formatDrill(r));
+    expect(r.survived, lab.diagnostics()).toBe(r.flows);
+    expect(r.samePort).toBe(r.flows);
+    await lab.pair.until('fw1 master again', () => lab.role('fw1') === 'master' && lab.role('fw2') === 'backup', 10_000);
+  }, 90_000);
 });
