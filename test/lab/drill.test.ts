@@ -66,4 +66,19 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
     expect(r.samePort).toBe(r.flows);
     await lab.pair.until('fw1 master again', () => lab.role('fw1') === 'master' && lab.role('fw2') === 'backup', 10_000);
   }, 90_000);
+
+  it('A -> B -> A: two planned switchovers in one run; every flow survives', async () => {
+    const r = await lab.run('A -> B -> A', async () => {
+      const a = lab.pair.twinwall('fw1', 'failover', 'switchover');
+      if (a.code !== 0) throw new Error(a.err);
+      await lab.pair.until('fw2 master', () => lab.role('fw2') === 'master', 5000);
+      await new Promise((res) => setTimeout(res, 1000));
+      const b = lab.pair.twinwall('fw2', 'failover', 'switchover');
+      if (b.code !== 0) throw new Error(b.err);
+    }, { seconds: 8, faultAt: 1.5 });
+    console.log(formatDrill(r));
+    expect(r.survived, lab.diagnostics()).toBe(r.flows);
+    expect(r.samePort).toBe(r.flows);
+    expect(lab.role('fw1')).toBe('master');
+  }, 90_000);
 });
