@@ -23,17 +23,21 @@ export interface VirtualAddress {
 export type Exec = (cmd: string, args: string[], input?: string) => Promise<string>;
 
 /**
- * Starts a command without waiting for it: resolves once it runs (rejects if it cannot start);
- * `done` gets whether it exited with 0. Replaceable in tests.
+ * Starts a command without waiting for it: resolves once it runs (rejects if it cannot start)
+ * with a handle that stops it; `done` gets whether it exited with 0. Replaceable in tests.
  */
-export type Launch = (cmd: string, args: string[], done: (ok: boolean) => void) => Promise<void>;
+export type Launch = (cmd: string, args: string[], done: (ok: boolean) => void) => Promise<{ stop(): void }>;
 
 export const launchCommand: Launch = (cmd, args, done) =>
   new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: 'ignore' });
-    child.once('spawn', () => resolve());
+    let exited = false;
+    child.once('spawn', () => resolve({ stop: () => void (exited || child.kill('SIGTERM')) }));
     child.once('error', (e) => reject(new VipError(`${cmd}: ${e.message}`)));
-    child.once('exit', (code) => done(code === 0));
+    child.once('exit', (code, signal) => {
+      exited = true;
+      if (signal === null) done(code === 0);
+    });
   });
 
 export const execCommand: Exec = (cmd, args, input) =>
@@ -71,6 +75,8 @@ export interface VipOptions {
 export class VirtualAddresses {
   readonly #exec: Exec;
   readonly #launch: Launch;
+  /** The arpings of the last claim, still repeating in the background. */
+  #announcing: { stop(): void }[] = [];
   readonly #count: number;
   /** Claims, releases and announcements made, for status and metrics. */
   readonly stats = { claims: 0, releases: 0, announcements: 0, errors: 0 };
@@ -97,15 +103,28 @@ export class VirtualAddresses {
    * every arping has started, and the repeats (covering a lost first one) go on in the background.
    */
   async announce(): Promise<void> {
-    await Promise.all(this.addresses.map((a) =>
+    this.#stopAnnouncing();
+    this.#announcing = await Promise.all(this.addresses.map((a) =>
       this.#launch('arping', ['-q', '-U', '-c', String(this.#count), '-I', a.interface, a.cidr.split('/')[0]], (ok) => {
         if (ok) this.stats.announcements++;
         else this.stats.errors++;
       })));
   }
 
+  /**
+   * The repeats of an announcement must stop with the ownership: a gratuitous ARP from the node
+   * that just released the addresses would turn the neighbours back to it, away from the new
+   * master (found by a drill: half the flows went the old way and the new master's TCP tracking
+   * saw only one side of them).
+   */
+  #stopAnnouncing(): void {
+    for (const a of this.#announcing) a.stop();
+    this.#announcing = [];
+  }
+
   /** Remove every address (one missing is not an error: `-force` goes on). */
   async release(): Promise<void> {
+    this.#stopAnnouncing();
     if (this.addresses.length === 0) return;
     await this.#batch(this.addresses.map((a) => `addr del ${a.cidr} dev ${a.interface}`), true);
     this.stats.releases++;

@@ -15,11 +15,13 @@ function fakeCommands(replicated: () => number) {
     calls.push({ cmd, args, input, replicated: replicated() });
     return '';
   };
+  const stopped: string[] = [];
   const launch: Launch = async (cmd, args, done) => {
     calls.push({ cmd, args, replicated: replicated() });
     done(true);
+    return { stop: () => void stopped.push(args.at(-1) as string) };
   };
-  return { calls, exec, launch };
+  return { calls, exec, launch, stopped };
 }
 
 const VIPS = [{ interface: 'inside0', cidr: '10.50.1.1/24' }, { interface: 'outside0', cidr: '198.51.100.10/24' }];
@@ -37,6 +39,9 @@ describe('virtual addresses', () => {
       ['ip', '-force', '-batch', '-', 'addr del 10.50.1.1/24 dev inside0\naddr del 198.51.100.10/24 dev outside0\n'],
     ]);
     expect(v.stats).toEqual({ claims: 1, releases: 1, announcements: 2, errors: 0 });
+    // The announcements' repeats stop with the release: a gratuitous ARP from a node that no
+    // longer holds the address would turn the neighbours back to it.
+    expect(f.stopped).toEqual(['10.50.1.1', '198.51.100.10']);
   });
 
   it('refuses bad settings whole, with the path and reason of each', () => {
@@ -157,7 +162,7 @@ describe('takeover', () => {
       order.push(`end ${args.includes('-force') ? 'release' : 'claim'}`);
       return '';
     };
-    const takeover = new Takeover(b.engine.conntrack.table, b.engine.conntrack.tcp, new VirtualAddresses(VIPS, { exec: slow, launch: async (_c, _a, done) => done(true) }));
+    const takeover = new Takeover(b.engine.conntrack.table, b.engine.conntrack.tcp, new VirtualAddresses(VIPS, { exec: slow, launch: async (_c, _a, done) => { done(true); return { stop: () => undefined }; } }));
     const p1 = takeover.transition(Role.BACKUP, Role.MASTER);
     const p2 = takeover.transition(Role.MASTER, Role.FAULT);
     await Promise.all([p1, p2]);
