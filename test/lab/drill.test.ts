@@ -5,13 +5,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labAvailable, labRequired } from './netns.js';
-import { DrillLab, formatDrill } from './drill.js';
+import { DrillLab, formatDrill, type DrillReport } from './drill.js';
 
 const avail = labAvailable();
 if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
 
 describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the virtual addresses)', () => {
   const lab = new DrillLab(50);
+  /** Print the report; every flow survived with the NAT port the server saw. */
+  const allSurvived = (r: DrillReport): void => {
+    console.log(formatDrill(r));
+    expect(r.survived, lab.diagnostics()).toBe(r.flows);
+    expect(r.samePort).toBe(r.flows);
+  };
+  const fw1MasterAgain = (): Promise<void> => lab.pair.until('fw1 master again', () => lab.role('fw1') === 'master' && lab.role('fw2') === 'backup', 10_000);
 
   beforeAll(() => lab.setup(), 120_000);
   afterAll(() => lab.cleanup());
@@ -21,9 +28,7 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
       const s = lab.pair.twinwall('fw1', 'failover', 'switchover');
       if (s.code !== 0) throw new Error(s.err);
     });
-    console.log(formatDrill(r));
-    expect(r.survived, lab.diagnostics()).toBe(r.flows);
-    expect(r.samePort).toBe(r.flows);
+    allSurvived(r);
     expect(r.probe.ports).toHaveLength(1);
     expect(lab.role('fw2')).toBe('master');
   }, 60_000);
@@ -32,9 +37,7 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
     const r = await lab.run('sigkill', () => {
       lab.pair.daemons.fw2?.child.kill('SIGKILL');
     });
-    console.log(formatDrill(r));
-    expect(r.survived, lab.diagnostics()).toBe(r.flows);
-    expect(r.samePort).toBe(r.flows);
+    allSurvived(r);
     expect(r.probe.ports).toHaveLength(1);
     expect(lab.role('fw1')).toBe('master');
   }, 60_000);
@@ -47,9 +50,7 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
       await new Promise((res) => setTimeout(res, 1500));
       lab.pair.topo.exec('fw1', 'ip', ['link', 'set', 'sync0', 'up']);
     });
-    console.log(formatDrill(r));
-    expect(r.survived, lab.diagnostics()).toBe(r.flows);
-    expect(r.samePort).toBe(r.flows);
+    allSurvived(r);
     expect(r.outageMs).toBeLessThan(20);
     expect([lab.role('fw1'), lab.role('fw2')]).toEqual(['master', 'backup']);
   }, 90_000);
@@ -61,10 +62,8 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
       await new Promise((res) => setTimeout(res, 1000));
       fw1?.kill('SIGCONT');
     }, { seconds: 7 });
-    console.log(formatDrill(r));
-    expect(r.survived, lab.diagnostics()).toBe(r.flows);
-    expect(r.samePort).toBe(r.flows);
-    await lab.pair.until('fw1 master again', () => lab.role('fw1') === 'master' && lab.role('fw2') === 'backup', 10_000);
+    allSurvived(r);
+    await fw1MasterAgain();
   }, 90_000);
 
   it('the master\'s data links down (tracked: FAULT at once): fw2 takes over; up again, fw1 preempts back; every flow survives', async () => {
@@ -79,7 +78,7 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
     // 50 flows: the neighbours turned back to fw2 after fw1 retook the addresses.)
     expect(r.survived, lab.diagnostics()).toBe(r.flows);
     expect(r.samePort).toBe(r.flows);
-    await lab.pair.until('fw1 master again', () => lab.role('fw1') === 'master' && lab.role('fw2') === 'backup', 10_000);
+    await fw1MasterAgain();
   }, 90_000);
 
   it('A -> B -> A: two planned switchovers in one run; every flow survives', async () => {
@@ -91,9 +90,7 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
       const b = lab.pair.twinwall('fw2', 'failover', 'switchover');
       if (b.code !== 0) throw new Error(b.err);
     }, { seconds: 8, faultAt: 1.5 });
-    console.log(formatDrill(r));
-    expect(r.survived, lab.diagnostics()).toBe(r.flows);
-    expect(r.samePort).toBe(r.flows);
+    allSurvived(r);
     expect(lab.role('fw1')).toBe('master');
   }, 90_000);
 });
