@@ -93,4 +93,16 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
     allSurvived(r);
     expect(lab.role('fw1')).toBe('master');
   }, 90_000);
+  it('the standby restarted under load, then the master killed: the restarted standby resynced the older flows and takes over without losing one', async () => {
+    const r = await lab.run('standby restart, then SIGKILL of the master', async () => {
+      const old = lab.pair.daemons.fw2;
+      old?.child.kill('SIGTERM');
+      await old?.exited;
+      lab.start('fw2');
+      await lab.pair.until('fw2 back as backup and synced', () => lab.role('fw2') === 'backup' && lab.synced('fw2'), 20_000);
+      lab.pair.daemons.fw1?.child.kill('SIGKILL');
+    }, { seconds: 12, faultAt: 1.5 });
+    allSurvived(r);
+    expect(lab.role('fw2')).toBe('master');
+  }, 120_000);
 });
