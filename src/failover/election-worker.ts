@@ -36,7 +36,9 @@ const keys = new Keyring(cfg.keys.map((k) => ({ id: k.id, secret: Buffer.from(k.
 const sockets: Socket[] = [];
 let receiver: Socket | null = null;
 const out = Buffer.alloc(64);
+/** Socket errors by link name ('receive' for the receiving socket). */
 const sendErrors: Record<string, number> = {};
+const countError = (key: string): void => void (sendErrors[key] = (sendErrors[key] ?? 0) + 1);
 
 const election = new Election(
   {
@@ -49,7 +51,7 @@ const election = new Election(
       for (let i = 0; i < sockets.length; i++) {
         // A copy per send: the socket sends on a later tick, and `out` is reused.
         sockets[i].send(Buffer.from(buf), cfg.port, cfg.group, (err) => {
-          if (err) sendErrors[cfg.links[i].name] = (sendErrors[cfg.links[i].name] ?? 0) + 1;
+          if (err) countError(cfg.links[i].name);
         });
       }
     },
@@ -80,19 +82,19 @@ async function openReceiver(): Promise<Socket> {
   await bound(s, cfg.port);
   for (const l of cfg.links) s.addMembership(cfg.group, l.address);
   s.on('message', (msg) => election.receive(msg));
-  s.on('error', () => (sendErrors.receive = (sendErrors.receive ?? 0) + 1));
+  s.on('error', () => countError('receive'));
   return s;
 }
 
 /** A sending socket per link: bound to the link's address (an ephemeral port), sending out there. */
-async function openSender(address: string): Promise<Socket> {
+async function openSender(name: string, address: string): Promise<Socket> {
   const s = createSocket({ type: 'udp4' });
   await bound(s, 0, address);
   s.setMulticastInterface(address);
   s.setMulticastTTL(1);
   s.setMulticastLoopback(false);
   // Errors after the start (a link gone): counted, the other links carry on.
-  s.on('error', () => (sendErrors[address] = (sendErrors[address] ?? 0) + 1));
+  s.on('error', () => countError(name));
   return s;
 }
 
@@ -164,7 +166,7 @@ port.on('message', (m: WorkerRequest) => {
 
 try {
   receiver = await openReceiver();
-  for (const l of cfg.links) sockets.push(await openSender(l.address));
+  for (const l of cfg.links) sockets.push(await openSender(l.name, l.address));
   if (cfg.stallMs > 0) setInterval(watchHeartbeat, Math.max(1, Math.min(cfg.advertIntervalMs, cfg.stallMs / 4)));
   if ((cfg.track ?? []).length > 0) {
     // Before the start: a node whose tracked link is down starts in FAULT.

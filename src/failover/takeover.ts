@@ -14,6 +14,7 @@
  * never overtakes the claim before it.
  */
 import { CtStatus, type ConntrackTable } from '../node/conntrack/index.js';
+import { TW_PROTO } from '../node/conntrack/tuple.js';
 import type { TcpTracker } from '../node/conntrack/tcp.js';
 import { Role, roleNames, type RoleCode } from './advert.js';
 import type { VirtualAddresses } from './vip.js';
@@ -38,6 +39,11 @@ export class Takeover {
 
   constructor(readonly table: ConntrackTable, readonly tcp: TcpTracker, readonly vips: VirtualAddresses) {}
 
+  /** Resolves once every step queued so far is done. */
+  idle(): Promise<void> {
+    return this.#chain;
+  }
+
   /** The election's transition; returns when this one's steps are done. */
   transition(from: RoleCode, to: RoleCode): Promise<void> {
     const step = to === Role.MASTER ? () => this.#becomeMaster() : from === Role.MASTER ? () => this.#leaveMaster(to) : null;
@@ -53,7 +59,7 @@ export class Takeover {
     t.forEach((slot) => {
       if ((t.statusOf(slot) & CtStatus.REPLICATED) === 0) return;
       t.clearStatus(slot, CtStatus.REPLICATED);
-      if ((t.tuples[t.tupleOffset(slot, 0) + 9] & 0xff) === TCP) this.tcp.setTolerant(t.tcp, slot);
+      if ((t.tuples[t.tupleOffset(slot, 0) + TW_PROTO] & 0xff) === TCP) this.tcp.setTolerant(t.tcp, slot);
       n++;
     });
     const t1 = performance.now();

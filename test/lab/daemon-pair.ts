@@ -33,6 +33,12 @@ export class DaemonPair {
     return this.topo.try(fw, 'node', [cli, ...args, '--socket', this.sock(fw)]);
   }
 
+  /** fw's `sync status` says it holds the peer's whole table (its resync completed). */
+  synced(fw: Fw): boolean {
+    const r = this.twinwall(fw, 'sync', 'status', '-o', 'json');
+    return r.code === 0 && (JSON.parse(r.out) as { peer: { synced: boolean } | null }).peer?.synced === true;
+  }
+
   async until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
     for (const end = Date.now() + ms; Date.now() < end;) {
       if (ok()) return;

@@ -75,10 +75,7 @@ describe.skipIf(!avail.ok)('a twinwall pair with state sync in the lab (two daem
   });
 
   it('the standby hears the active, finishes its startup resync and says so in sync status', async () => {
-    await until('fw2 synced with fw1', () => {
-      const r = twinwall('fw2', 'sync', 'status', '-o', 'json');
-      return r.code === 0 && (JSON.parse(r.out) as { peer: { id: number; synced: boolean } | null }).peer?.synced === true;
-    });
+    await until('fw2 synced with fw1', () => pair.synced('fw2'));
     const text = twinwall('fw2', 'sync', 'status');
     expect(text.out).toMatch(/^peer: node 1, /m);
     expect(text.out).toContain("synced: yes (this node holds the peer's whole table)");

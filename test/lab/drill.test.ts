@@ -44,7 +44,7 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
 
   it('the restarted node rejoins as backup and resyncs; the sync link cut under load: no takeover, no second master', async () => {
     lab.start('fw2');
-    await lab.pair.until('fw2 back as backup and synced', () => lab.role('fw2') === 'backup' && lab.synced('fw2'), 30_000);
+    await lab.pair.until('fw2 back as backup and synced', () => lab.role('fw2') === 'backup' && lab.pair.synced('fw2'), 30_000);
     const r = await lab.run('sync link cut', async () => {
       lab.pair.topo.exec('fw1', 'ip', ['link', 'set', 'sync0', 'down']);
       await new Promise((res) => setTimeout(res, 1500));
@@ -99,7 +99,7 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
       old?.child.kill('SIGTERM');
       await old?.exited;
       lab.start('fw2');
-      await lab.pair.until('fw2 back as backup and synced', () => lab.role('fw2') === 'backup' && lab.synced('fw2'), 20_000);
+      await lab.pair.until('fw2 back as backup and synced', () => lab.role('fw2') === 'backup' && lab.pair.synced('fw2'), 20_000);
       lab.pair.daemons.fw1?.child.kill('SIGKILL');
     }, { seconds: 12, faultAt: 1.5 });
     allSurvived(r);

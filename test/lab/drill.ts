@@ -65,11 +65,6 @@ export class DrillLab {
     ]);
   }
 
-  synced(fw: Fw): boolean {
-    const r = this.pair.twinwall(fw, 'sync', 'status', '-o', 'json');
-    return r.code === 0 && (JSON.parse(r.out) as { peer: { synced: boolean } | null }).peer?.synced === true;
-  }
-
   /** Build the lab, start the pair (fw1 master, fw2 backup and synced), route through the virtual addresses. */
   async setup(o: { compile?: boolean } = {}): Promise<void> {
     const p = this.pair;
@@ -79,7 +74,7 @@ export class DrillLab {
     this.start('fw1');
     this.start('fw2');
     await p.until('fw1 master, fw2 backup', () => this.role('fw1') === 'master' && this.role('fw2') === 'backup', 30_000);
-    await p.until('fw2 synced', () => this.synced('fw2'));
+    await p.until('fw2 synced', () => p.synced('fw2'));
     p.topo.exec('client', 'ip', ['route', 'replace', 'default', 'via', VIP_IN]);
     p.topo.exec('server', 'ip', ['route', 'replace', '10.50.1.0/24', 'via', VIP_OUT]);
     this.#server = spawn('ip', ['netns', 'exec', p.topo.ns.server, 'python3', agent('drill-server.py'), LAB_ADDR.server, String(PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });

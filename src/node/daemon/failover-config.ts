@@ -24,7 +24,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { checkVirtualAddress, type VirtualAddress } from '../../failover/index.js';
 import type { ConfigIssue } from './errors.js';
 import { IfName, Ipv4Text } from './schema-parts.js';
-import type { SyncConfig } from './sync-config.js';
+import { ipv4, isMulticast, type SyncConfig } from './sync-config.js';
 
 export const DEFAULT_FAILOVER_GROUP = '225.0.0.51';
 export const DEFAULT_FAILOVER_PORT = 3781;
@@ -81,8 +81,9 @@ export function readFailoverSection(
   const issues: ConfigIssue[] = [];
   if (!syncGiven) issues.push({ path: '/failover', message: 'failover needs the sync section: adverts are signed with the sync keys, and a standby without the state would drop every flow' });
   const group = doc.group ?? DEFAULT_FAILOVER_GROUP;
-  const first = Number(group.split('.')[0]);
-  if (first < 224 || first > 239) issues.push({ path: '/failover/group', message: `${group} is not a multicast address (224.0.0.0/4); e.g. ${DEFAULT_FAILOVER_GROUP}` });
+  const g = ipv4(group);
+  if (typeof g === 'string') issues.push({ path: '/failover/group', message: g });
+  else if (!isMulticast(g)) issues.push({ path: '/failover/group', message: `${group} is not a multicast address (224.0.0.0/4); e.g. ${DEFAULT_FAILOVER_GROUP}` });
   const port = doc.port ?? DEFAULT_FAILOVER_PORT;
   if (sync !== null && port === sync.port) issues.push({ path: '/failover/port', message: `port ${port} is the sync port; give the election a port of its own (default ${DEFAULT_FAILOVER_PORT})` });
   const seen = new Set<string>();

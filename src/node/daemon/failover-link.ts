@@ -116,6 +116,6 @@ export class NodeFailover {
       this.role = Role.INIT;
       await this.#takeover.transition(Role.MASTER, Role.INIT);
     }
-    await this.#takeover.transition(Role.INIT, Role.INIT);
+    await this.#takeover.idle();
   }
 }

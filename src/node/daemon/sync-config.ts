@@ -104,7 +104,7 @@ export interface SyncConfig {
 }
 
 /** IPv4 address as a number, or why it is not one. */
-function ipv4(text: string): number | string {
+export function ipv4(text: string): number | string {
   try {
     const a = parseAddress(text);
     return a.family === 4 ? a.words[0] : 'not an IPv4 address';
@@ -113,7 +113,7 @@ function ipv4(text: string): number | string {
   }
 }
 
-const isMulticast = (a: number): boolean => a >>> 28 === 0xe;
+export const isMulticast = (a: number): boolean => a >>> 28 === 0xe;
 
 function addressIssues(doc: SyncSectionDoc): ConfigIssue[] {
   const out: ConfigIssue[] = [];
