@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { compileProject } from './compile.js';
 import { DaemonPair, type Fw } from './daemon-pair.js';
-import { LAB_ADDR } from './topology.js';
+import { LAB_ADDR, type LabTopology } from './topology.js';
 
 const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
 const agent = (name: string): string => join(root, 'test/lab/agents', name);
@@ -40,9 +40,67 @@ interface ClientReport {
   probe: { sent: number; answered: number; longestLossMs: number; ports: number[] };
 }
 
+/**
+ * The drill's traffic on a lab topology, whatever firewalls it routes through (the twinwall pair
+ * here, keepalived + conntrackd in bench/failover): the server agent in `server`, and per run the
+ * client agent in `client` with its flows and probe, the fault injected part-way, the report.
+ */
+export class DrillTraffic {
+  #server: ChildProcess | null = null;
+
+  constructor(readonly topo: LabTopology) {}
+
+  /** Route the client and server through the virtual addresses and start the server agent. */
+  async start(): Promise<void> {
+    const t = this.topo;
+    t.exec('client', 'ip', ['route', 'replace', 'default', 'via', VIP_IN]);
+    t.exec('server', 'ip', ['route', 'replace', '10.50.1.0/24', 'via', VIP_OUT]);
+    this.#server = spawn('ip', ['netns', 'exec', t.ns.server, 'python3', agent('drill-server.py'), LAB_ADDR.server, String(PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await firstLine(this.#server, 'ready', 5000);
+  }
+
+  /** Run traffic for `seconds`, inject `fault` after `faultAt` seconds, and report. */
+  async run(name: string, fault: () => void | Promise<void>, o: DrillOptions = {}): Promise<DrillReport> {
+    const flows = o.flows ?? 50;
+    const client = spawn('ip', ['netns', 'exec', this.topo.ns.client, 'python3', agent('drill-client.py'), LAB_ADDR.server, String(PORT), String(flows), String(o.seconds ?? 6)],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    client.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const lines = createInterface({ input: client.stdout as NodeJS.ReadableStream });
+    const it = lines[Symbol.asyncIterator]();
+    const first = await Promise.race([it.next(), new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`drill client not ready: ${err}`)), 15_000))]);
+    if (first.value !== 'ready') throw new Error(`drill client: ${String(first.value)} ${err}`);
+    await new Promise((r) => setTimeout(r, (o.faultAt ?? 2) * 1000));
+    await fault();
+    const last = await it.next();
+    if (last.done) throw new Error(`drill client ended without a report: ${err}`);
+    const c = JSON.parse(last.value as string) as ClientReport;
+    return {
+      name,
+      flows,
+      survived: c.flows.filter((f) => f.survived).length,
+      samePort: c.flows.filter((f) => f.survived && f.ports.length === 1).length,
+      outageMs: c.probe.longestLossMs,
+      longestStallMs: Math.max(...c.flows.map((f) => f.stallMs)),
+      probe: { sent: c.probe.sent, answered: c.probe.answered, ports: c.probe.ports },
+    };
+  }
+
+  stop(): void {
+    this.#server?.kill('SIGKILL');
+    this.#server = null;
+  }
+}
+
+export interface DrillOptions {
+  flows?: number;
+  seconds?: number;
+  faultAt?: number;
+}
+
 export class DrillLab {
   readonly pair = new DaemonPair('twdrill-');
-  #server: ChildProcess | null = null;
+  readonly traffic = new DrillTraffic(this.pair.topo);
 
   constructor(readonly intervalMs = 50) {}
 
@@ -75,38 +133,16 @@ export class DrillLab {
     this.start('fw2');
     await p.until('fw1 master, fw2 backup', () => this.role('fw1') === 'master' && this.role('fw2') === 'backup', 30_000);
     await p.until('fw2 synced', () => p.synced('fw2'));
-    p.topo.exec('client', 'ip', ['route', 'replace', 'default', 'via', VIP_IN]);
-    p.topo.exec('server', 'ip', ['route', 'replace', '10.50.1.0/24', 'via', VIP_OUT]);
-    this.#server = spawn('ip', ['netns', 'exec', p.topo.ns.server, 'python3', agent('drill-server.py'), LAB_ADDR.server, String(PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    await firstLine(this.#server, 'ready', 5000);
+    await this.traffic.start();
   }
 
   /** Run traffic for `seconds`, inject `fault` after `faultAt` seconds, and report. */
-  async run(name: string, fault: () => void | Promise<void>, o: { flows?: number; seconds?: number; faultAt?: number } = {}): Promise<DrillReport> {
-    const p = this.pair;
-    const flows = o.flows ?? 50;
-    const client = spawn('ip', ['netns', 'exec', p.topo.ns.client, 'python3', agent('drill-client.py'), LAB_ADDR.server, String(PORT), String(flows), String(o.seconds ?? 6)],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    client.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    const lines = createInterface({ input: client.stdout as NodeJS.ReadableStream });
-    const it = lines[Symbol.asyncIterator]();
-    const first = await Promise.race([it.next(), new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`drill client not ready: ${err}`)), 15_000))]);
-    if (first.value !== 'ready') throw new Error(`drill client: ${String(first.value)} ${err}`);
-    await new Promise((r) => setTimeout(r, (o.faultAt ?? 2) * 1000));
-    await fault();
-    const last = await it.next();
-    if (last.done) throw new Error(`drill client ended without a report: ${err}\n${p.log}`);
-    const c = JSON.parse(last.value as string) as ClientReport;
-    return {
-      name,
-      flows,
-      survived: c.flows.filter((f) => f.survived).length,
-      samePort: c.flows.filter((f) => f.survived && f.ports.length === 1).length,
-      outageMs: c.probe.longestLossMs,
-      longestStallMs: Math.max(...c.flows.map((f) => f.stallMs)),
-      probe: { sent: c.probe.sent, answered: c.probe.answered, ports: c.probe.ports },
-    };
+  async run(name: string, fault: () => void | Promise<void>, o: DrillOptions = {}): Promise<DrillReport> {
+    try {
+      return await this.traffic.run(name, fault, o);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${this.pair.log}`, { cause: e });
+    }
   }
 
   /** What to look at when a drill fails: neighbour caches, both nodes' failover and drop counters, failover log lines. */
@@ -120,7 +156,7 @@ export class DrillLab {
   }
 
   cleanup(): void {
-    this.#server?.kill('SIGKILL');
+    this.traffic.stop();
     this.pair.cleanup();
   }
 }
