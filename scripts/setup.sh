@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 # side of the state-sync benchmark (bench/sync/conntrackd.ts); iputils-arping for the gratuitous ARP
 # that announces virtual addresses after a takeover (src/failover/vip.ts); prometheus for promtool
 # (deploy/prometheus, checked by test/deploy) and a real Prometheus scraping the lab.
-DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev iputils-ping iperf3 curl conntrackd conntrack iputils-arping prometheus)
+# keepalived: the rival of the failover benchmark (bench/failover: VRRPv3 + conntrackd on kernel conntrack).
+DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev iputils-ping iperf3 curl conntrackd conntrack iputils-arping prometheus keepalived)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then
