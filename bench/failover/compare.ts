@@ -34,6 +34,8 @@ export interface RunFigures {
   backupReady: boolean;
   /** Fault injected until the backup reported its takeover done (twinwall: "addresses claimed and announced" in fw2's log; rival: primary-backup.sh primary returned on fw2), ms; null if not seen. */
   takeoverMs: number | null;
+  /** Takeovers by fw2 during the run before the fault (a false failover: the master was still there). */
+  earlyTakeovers: number;
   /** Rival only: keepalived's notify_master on fw2 until primary-backup.sh returned (commit, flush, resync, bulk), ms. */
   notifyScriptMs?: number | null;
   /** 1-minute load average when the run started. */
@@ -97,8 +99,8 @@ interface Side {
   fault(d: Drill): void;
   /** What to look at after a run that lost flows (neighbours, roles, logs). */
   diagnostics(): string;
-  /** ms from `since` to the backup's takeover done, null if not seen. */
-  takeover(since: number): { takeoverMs: number | null; notifyScriptMs?: number | null };
+  /** ms from the fault (`since`) to the backup's takeover done, null if not seen; and the backup's takeovers between `start` and the fault. */
+  takeover(since: number, start: number): { takeoverMs: number | null; notifyScriptMs?: number | null; earlyTakeovers: number };
   restore(): Promise<void>;
   /** A fresh lab after cleanup(), set up again. */
   rebuild(): Promise<void>;
@@ -137,14 +139,16 @@ class TwinwallSide implements Side {
     return `${this.lab.diagnostics()}\nroles: fw1 ${this.lab.role('fw1')}, fw2 ${this.lab.role('fw2')}`;
   }
 
-  takeover(since: number): { takeoverMs: number | null } {
-    // fw2's log lines (pino JSON) after the fault: its takeover step done.
+  takeover(since: number, start: number): { takeoverMs: number | null; earlyTakeovers: number } {
+    // fw2's log lines (pino JSON, one per line): its takeover steps done.
+    const done: number[] = [];
     for (const l of this.lab.pair.log.split('\n')) {
       if (!l.includes('addresses claimed') || !l.includes('drill-fw2')) continue;
       const t = (JSON.parse(l.slice(l.indexOf('{'))) as { time?: number }).time;
-      if (typeof t === 'number' && t >= since) return { takeoverMs: t - since };
+      if (typeof t === 'number' && t >= start) done.push(t);
     }
-    return { takeoverMs: null };
+    const after = done.find((t) => t >= since);
+    return { takeoverMs: after === undefined ? null : after - since, earlyTakeovers: done.filter((t) => t < since).length };
   }
 
   async restore(): Promise<void> {
@@ -199,11 +203,13 @@ class RivalSide implements Side {
       `transitions: ${JSON.stringify([...p.transitions('fw1'), ...p.transitions('fw2')].slice(-12))}`, p.tail()].join('\n');
   }
 
-  takeover(since: number): { takeoverMs: number | null; notifyScriptMs: number | null } {
-    const t = this.pair.transitions('fw2').filter((x) => x.at >= since);
-    const start = t.find((x) => x.event === 'primary');
+  takeover(since: number, start: number): { takeoverMs: number | null; notifyScriptMs: number | null; earlyTakeovers: number } {
+    const all = this.pair.transitions('fw2');
+    const t = all.filter((x) => x.at >= since);
+    const begin = t.find((x) => x.event === 'primary');
     const done = t.find((x) => x.event === 'primary-done');
-    return { takeoverMs: done ? done.at - since : null, notifyScriptMs: start && done ? done.at - start.at : null };
+    const early = all.filter((x) => x.event === 'primary-done' && x.at >= start && x.at < since).length;
+    return { takeoverMs: done ? done.at - since : null, notifyScriptMs: begin && done ? done.at - begin.at : null, earlyTakeovers: early };
   }
 
   restore(): Promise<void> {
@@ -246,6 +252,7 @@ async function runOne(side: Side, cell: Cell, run: number, flows: number, r: Run
   const load = loadavg()[0];
   let ready = false;
   let since = 0;
+  const start = Date.now();
   const tag = `${cell.system} ${cell.intervalMs} ms ${cell.drill} #${run}`;
   try {
     const rep = await side.drill(`${side.system} ${cell.drill}`, () => {
@@ -254,14 +261,14 @@ async function runOne(side: Side, cell: Cell, run: number, flows: number, r: Run
       side.fault(cell.drill);
     }, { seconds, faultAt });
     foreign(r.seen);
-    const t = side.takeover(since);
+    const t = side.takeover(since, start);
     const diagnostics = rep.survived < rep.flows || rep.samePort < rep.flows ? side.diagnostics().slice(-6000) : undefined;
     cell.runs.push({ run, flows: rep.flows, survived: rep.survived, samePort: rep.samePort, outageMs: rep.outageMs, longestStallMs: rep.longestStallMs, backupReady: ready, ...t, load, diagnostics });
-    r.progress(`${tag}: ${rep.survived}/${rep.flows} survived, ${rep.samePort} same port, outage ${rep.outageMs} ms, stall ${rep.longestStallMs} ms, takeover ${t.takeoverMs ?? '-'} ms, load ${load.toFixed(1)}${ready ? '' : ' (backup NOT ready before the fault)'}`);
+    r.progress(`${tag}: ${rep.survived}/${rep.flows} survived, ${rep.samePort} same port, outage ${rep.outageMs} ms, stall ${rep.longestStallMs} ms, takeover ${t.takeoverMs ?? '-'} ms${t.earlyTakeovers ? ` (${t.earlyTakeovers} takeover(s) by fw2 BEFORE the fault)` : ''}, load ${load.toFixed(1)}${ready ? '' : ' (backup NOT ready before the fault)'}`);
     if (diagnostics) r.progress(diagnostics);
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    cell.runs.push({ run, flows, survived: 0, samePort: 0, outageMs: NaN, longestStallMs: NaN, backupReady: ready, takeoverMs: null, load, error: msg, diagnostics: side.diagnostics().slice(-6000) });
+    cell.runs.push({ run, flows, survived: 0, samePort: 0, outageMs: NaN, longestStallMs: NaN, backupReady: ready, takeoverMs: null, earlyTakeovers: 0, load, error: msg, diagnostics: side.diagnostics().slice(-6000) });
     r.progress(`${tag}: FAILED: ${(e as Error).message}`);
     r.notes.push(`${tag} failed: ${msg}`);
   }
@@ -354,8 +361,9 @@ function cellLine(c: Cell): string {
   const same = good.length ? Math.min(...good.map((r) => r.samePort)) : 0;
   const failed = c.runs.length - good.length;
   const notReady = good.filter((r) => !r.backupReady).length;
+  const early = good.filter((r) => r.earlyTakeovers > 0).length;
   const tk = stats(good.map((r) => r.takeoverMs).filter((x): x is number => x !== null));
-  return `  ${c.system.padEnd(22)} ${`${good.length}${failed ? ` (+${failed} failed)` : ''}`.padEnd(6)} ${`${surv}/${flows}`.padStart(7)}  ${`${same}/${flows}`.padStart(7)}   ${fmt(stats(good.map((r) => r.outageMs))).padStart(20)}   ${fmt(stats(good.map((r) => r.longestStallMs))).padStart(20)}   ${fmt(tk).padStart(20)}${notReady ? `  (${notReady} run(s) with the backup not ready)` : ''}`;
+  return `  ${c.system.padEnd(22)} ${`${good.length}${failed ? ` (+${failed} failed)` : ''}`.padEnd(6)} ${`${surv}/${flows}`.padStart(7)}  ${`${same}/${flows}`.padStart(7)}   ${fmt(stats(good.map((r) => r.outageMs))).padStart(20)}   ${fmt(stats(good.map((r) => r.longestStallMs))).padStart(20)}   ${fmt(tk).padStart(20)}${notReady ? `  (${notReady} run(s) with the backup not ready)` : ''}${early ? `  (${early} run(s) with a false takeover before the fault)` : ''}`;
 }
 
 export interface TargetCheck {
