@@ -3,7 +3,10 @@
 # root on Debian 12, idempotently:
 #   1. installs docker.io, debootstrap and docker-compose (Debian's packages) when missing;
 #   2. starts dockerd when none answers (overlay2, else vfs; log in /var/log/twinwall-dockerd.log,
-#      pid in /run/twinwall-dockerd.pid; it keeps running for the next build and drill);
+#      pid in /run/twinwall-dockerd.pid; it keeps running for the next build and drill), with
+#      --iptables=false --ip-forward=false: the host's iptables and ip_forward stay as they were
+#      (new network namespaces inherit ip_forward from the host, the namespace lab's among them);
+#      the drill's containers only talk within their bridges;
 #   3. the base image twinwall-base:<hash of the package list>: debootstrap (bookworm, minbase,
 #      the packages the daemon and the drill agents need at run time) then `docker import`;
 #      skipped when that tag exists;
@@ -34,8 +37,8 @@ export DOCKER_BUILDKIT=0
 # --- 2. dockerd ------------------------------------------------------------------------------
 dockerd_log=/var/log/twinwall-dockerd.log
 start_dockerd() { # $1: storage driver; 0 when the daemon answers within 30 s
-  say "starting dockerd --storage-driver $1 (log: $dockerd_log)"
-  setsid dockerd --storage-driver "$1" --pidfile /run/twinwall-dockerd.pid </dev/null >>"$dockerd_log" 2>&1 &
+  say "starting dockerd --storage-driver $1 --iptables=false --ip-forward=false (log: $dockerd_log)"
+  setsid dockerd --storage-driver "$1" --iptables=false --ip-forward=false --pidfile /run/twinwall-dockerd.pid </dev/null >>"$dockerd_log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 60); do
     if docker info >/dev/null 2>&1; then return 0; fi

@@ -116,12 +116,20 @@ export class ComposeDrill {
     return this.#json<{ peer: { synced: boolean } | null }>(fw, 'sync', 'status')?.peer?.synced === true;
   }
 
+  /** Poll `ok` every half second (each check starts node in a container: a CPU second on a small machine). */
   async until(what: string, ok: () => boolean, ms = 30_000): Promise<void> {
     for (const end = Date.now() + ms; Date.now() < end;) {
       if (ok()) return;
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 500));
     }
     throw new ComposeDrillError(`${what} not within ${ms} ms;\n${this.diagnostics()}`);
+  }
+
+  /** The node that is master now (the one the next fault should hit). */
+  master(): ComposeFw {
+    const m = (['fw-a', 'fw-b'] as const).filter((fw) => this.role(fw) === 'master');
+    if (m.length !== 1) throw new ComposeDrillError(`expected one master, found ${m.length ? m.join(' and ') : 'none'};\n${this.diagnostics()}`);
+    return m[0];
   }
 
   /** fw back as backup (the other one master) and holding the master's whole table. */
