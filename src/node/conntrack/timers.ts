@@ -100,7 +100,15 @@ export class TimerWheel {
     this.#f64[at] = deadline;
     if (deadline >= old) return;
     const b = this.#bucketOf[slot];
-    if (b < 0 || this.#lastTick < 0) return;
+    if (b < 0) return;
+    if (this.#lastTick < 0) {
+      // Before the first advance (a node that just started, its peer's table coming in): the
+      // bucket's tick is not known, so relink. Left where it was, a 5-day ESTABLISHED deadline
+      // shortened to CLOSE would wait for its bucket's turn, up to a revolution (17 min).
+      this.remove(slot);
+      this.#link(slot, deadline);
+      return;
+    }
     const nextVisit = this.#lastTick + 1 + ((b - this.#lastTick - 1) & this.#mask);
     if (Math.floor(deadline / this.tickMs) < nextVisit) {
       this.remove(slot);

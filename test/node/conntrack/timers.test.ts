@@ -51,8 +51,9 @@ describe('timer wheel', () => {
           let now = 0;
           for (const [slot, d] of ops) {
             if (live.has(slot)) {
-              w.update(slot, Math.max(w.deadlineOf(slot), d)); // refresh only extends
-              live.set(slot, w.deadlineOf(slot));
+              // A refresh extends; a state change (or a sync update) may shorten it.
+              w.update(slot, d);
+              live.set(slot, d);
             } else {
               w.insert(slot, d);
               live.set(slot, d);
@@ -84,6 +85,18 @@ describe('timer wheel', () => {
     w.advance(10_999, c);
     expect(c.expired).toEqual([]);
     w.advance(11_250, c);
+    expect(c.expired.map((e) => e[0])).toEqual([0]);
+  });
+
+  it('expires on time a deadline shortened before the wheel ever moved (a node that just started, taking its peer\'s table)', () => {
+    const w = new TimerWheel(4, 250, 4096);
+    const c = new Collect();
+    const now = 1_795_459_000_000; // ms since 1970, as the engine's clock
+    w.insert(0, now + 432_000_000); // the resync brought it ESTABLISHED (5 days)
+    w.update(0, now + 5000); // an update: CLOSE now, 5 s left
+    w.advance(now + 1000, c);
+    expect(c.expired).toEqual([]);
+    w.advance(now + 5250, c);
     expect(c.expired.map((e) => e[0])).toEqual([0]);
   });
 
