@@ -10,15 +10,19 @@
  *    takes over (preemption). The timer running out -> MASTER.
  *  - MASTER: an advert right away and every interval. An advert of higher priority, or equal
  *    priority from a higher address, -> BACKUP (split brain resolves by priority, then address);
- *    a lower one from another master is answered at once, so that one yields without waiting.
- *    Priority 0 from the other -> advertise at once.
+ *    a lower one from another master is answered at once, so that one yields without waiting, and
+ *    the addresses are announced again (transition MASTER -> MASTER): the other announced them
+ *    when it took over, so the neighbours point to it (keepalived's garp_lower_prio_repeat).
+ *    At most once per master-down time. Priority 0 from the other -> advertise at once.
  *  - FAULT: a failed health check (data plane stalled, tracked link down, sync link down, as the
  *    caller decides) leaves MASTER or BACKUP at once (a master says priority 0 first) and never
  *    takes over; when every fault cleared -> BACKUP. Health checks may instead lower the
  *    priority by a weight (keepalived's tracking weights).
- *  - A master whose advert timer fires more than two intervals late was frozen (SIGSTOP, a stalled
- *    machine) long enough for the backup to take over: it yields to BACKUP instead of forwarding
- *    on as a second master.
+ *  - A master whose advert timer fires more than three intervals late was frozen (SIGSTOP, a
+ *    stalled machine) long enough for the backup to have taken over (its master-down time is
+ *    3 x interval + skew after our last advert, skew < interval): it yields to BACKUP instead of
+ *    forwarding on as a second master. Less late (a scheduling hiccup on a loaded machine), it
+ *    goes on: if the backup did take over, the split brain resolves as above within a delivery.
  *  - Switchover (planned): the master demotes itself to priority 1 and steps down (priority 0):
  *    the backup takes over after its skew time. The demotion lasts until this node is master again.
  *
@@ -110,6 +114,8 @@ export class Election {
   #backupSince = 0;
   /** The master whose adverts this BACKUP ignores to preempt it. */
   #preempting = 0;
+  /** When this master last had its addresses announced (on becoming master, or again). */
+  #announcedAt = 0;
   readonly #faults = new Set<string>();
   readonly #penalties = new Map<string, number>();
   readonly #peers = new Map<number, { epoch: number; seq: number }>();
@@ -236,18 +242,23 @@ export class Election {
         return;
       }
       case Role.MASTER: {
-        if (a.priority === 0) {
-          this.#advertise(this.priority);
-          return;
-        }
-        this.stats.splitBrainSeen++;
+        // Another master: split brain (a partition healed, a node woke from a stall). Priority 0
+        // is the other stepping down, having had the addresses.
+        if (a.priority !== 0) this.stats.splitBrainSeen++;
         if (a.priority > this.priority || (a.priority === this.priority && this.#higherThanMe(a))) {
           this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
           this.#masterIntervalMs = a.intervalMs;
+          // Step down as a master does (priority 0): the winner hears that we had the addresses.
+          this.#advertise(0);
           this.#becomeBackup(`master ${a.sender} has priority ${a.priority}`);
-        } else {
-          // The other one yields when it hears this.
-          this.#advertise(this.priority);
+          return;
+        }
+        // The other one yields when it hears this. It announced the addresses when it took over,
+        // so the neighbours may point to it: announce them again (once per master-down time).
+        this.#advertise(this.priority);
+        if (now - this.#announcedAt >= this.#masterDownMs()) {
+          this.#announcedAt = now;
+          this.#out.transition(Role.MASTER, Role.MASTER, `master ${a.sender} ${a.priority === 0 ? 'stepped down' : `with priority ${a.priority} heard`}: announcing the addresses again`);
         }
         return;
       }
@@ -282,6 +293,7 @@ export class Election {
     this.#clearTimers();
     this.#penalties.delete(SWITCHOVER);
     this.master = null;
+    this.#announcedAt = this.#o.clock.now();
     this.#become(Role.MASTER, reason);
     // (The transition handler has made the entries live and claimed the addresses by now.)
     if (this.role !== Role.MASTER) return;
@@ -311,7 +323,7 @@ export class Election {
       // now. Forwarding on as a second master would split the flows; yield and listen instead
       // (its adverts, or their absence within the master-down time, decide).
       const late = c.now() - due;
-      if (late > 2 * this.#o.advertIntervalMs) {
+      if (late > 3 * this.#o.advertIntervalMs) {
         this.#becomeBackup(`stalled ${Math.round(late)} ms: the peer may have taken over`);
         return;
       }

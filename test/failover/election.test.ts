@@ -132,7 +132,27 @@ describe('election', () => {
       expect(loser.log.at(-1)?.to).toBe(Role.BACKUP);
       expect(loser.log.at(-1)!.at - healedAt).toBeLessThanOrEqual(I + 0.2);
       expect(loser.election.stats.splitBrainSeen + (winner === 1 ? a : b).election.stats.splitBrainSeen).toBeGreaterThan(0);
+      // The winner heard the other master (which had announced the addresses): it announces them
+      // again, once (MASTER -> MASTER, for the takeover to claim again).
+      const again = (winner === 1 ? a : b).log.filter((l) => l.at >= healedAt && l.from === Role.MASTER && l.to === Role.MASTER);
+      expect(again).toHaveLength(1);
+      expect(again[0].reason).toMatch(/announcing the addresses again/);
+      expect(loser.log.filter((l) => l.from === Role.MASTER && l.to === Role.MASTER)).toHaveLength(0);
     }
+  });
+
+  it('a master whose timer fires up to three intervals late (a hiccup on a loaded machine) goes on: no yield, no takeover', () => {
+    const { net, a, b } = running();
+    // Right after one of A's adverts: B's master-down time (3 x I + skew) runs from here.
+    const sent = a.election.stats.advertsSent;
+    while (a.election.stats.advertsSent === sent) net.run(0.01);
+    const before = [a.log.length, b.log.length];
+    a.paused = true;
+    net.run(3.4 * I); // the next advert fires 2.4 intervals late
+    a.paused = false;
+    net.run(20 * I);
+    expect([a.role, b.role]).toEqual([Role.MASTER, Role.BACKUP]);
+    expect([a.log.length, b.log.length]).toEqual(before);
   });
 
   it('a fault steps the master down at once and keeps the node out until it clears', () => {

@@ -16,6 +16,7 @@ import type { FailoverStatus } from '../control/index.js';
 import type { FailoverMetricsView } from '../metrics/index.js';
 import type { Engine } from '../engine/index.js';
 import type { FailoverConfig } from './failover-config.js';
+import type { SyncNode } from '../../sync/index.js';
 import type { SyncConfig } from './sync-config.js';
 
 /** This node's IPv4 address on an interface (the election sends from it and joins there). */
@@ -24,6 +25,10 @@ function ipv4Of(name: string): string {
   if (a === undefined) throw new FailoverStartError(`failover: link ${name} has no IPv4 address (or does not exist); give it one or remove it from failover.links`);
   return a.address;
 }
+
+/** The health entry that holds the priority at 1 until the startup resync is done, and how often it is checked. */
+const RESYNC_HOLD = 'resync';
+const RESYNC_HOLD_POLL_MS = 10;
 
 /** How often the election's counters are fetched for the metrics (they move only per advert). */
 const STATUS_POLL_MS = 1000;
@@ -46,7 +51,13 @@ export class NodeFailover {
     this.#poll.unref();
   }
 
-  static async start(c: FailoverConfig, sync: SyncConfig, engine: Engine, log: Logger): Promise<NodeFailover> {
+  /**
+   * `syncNode`: the state sync. Until it holds the peer's whole table (its startup resync done),
+   * this node's priority is held at 1 (health 'resync'), so a restarted node of higher priority
+   * does not preempt the running master before its state is in place (with nobody master it
+   * still takes over, and as master it has nothing to wait for).
+   */
+  static async start(c: FailoverConfig, sync: SyncConfig, engine: Engine, log: Logger, syncNode?: SyncNode): Promise<NodeFailover> {
     const links = c.links.map((name) => ({ name, address: ipv4Of(name) }));
     const vips = new VirtualAddresses(c.virtualAddresses);
     // A node killed as master (SIGKILL, a crash) left its addresses behind: it starts as backup,
@@ -68,14 +79,38 @@ export class NodeFailover {
       preemptDelayMs: c.preemptDelayMs, addressHex: addressBytes(sync.address).toString('hex'), epoch: Date.now(),
       keys: sync.keys.map((k) => ({ id: k.id, secretHex: k.secret.toString('hex') })), sendKeyId: sync.sendKey,
       group: c.group, port: c.port, links, stallMs: c.stallMs, track: c.track.map((t) => ({ name: t.interface, weight: t.weight })),
+      health: syncNode ? [{ name: RESYNC_HOLD, state: { penalty: 253 } }] : [],
     }, onTransition);
     self = new NodeFailover(runner, takeover, c);
     for (const e of early) self.#transition(e, log);
+    if (syncNode) self.#holdUntilSynced(syncNode, log);
     log.info({ priority: c.priority, advertIntervalMs: c.advertIntervalMs, links, group: `${c.group}:${c.port}`, virtualAddresses: c.virtualAddresses }, 'failover: election started');
     return self;
   }
 
+  #hold: NodeJS.Timeout | null = null;
+
+  /** Lift the 'resync' hold once the peer's table is here, or this node is master. */
+  #holdUntilSynced(sync: SyncNode, log: Logger): void {
+    const check = (): void => {
+      const synced = sync.peer?.synced === true;
+      if (!synced && this.role !== Role.MASTER) return;
+      if (this.#hold !== null) clearInterval(this.#hold);
+      this.#hold = null;
+      this.#runner.setHealth(RESYNC_HOLD, null);
+      log.info(`failover: ${synced ? 'the peer\'s table is here (resync done)' : 'master'}: priority ${this.#config.priority} (held at 1 until then)`);
+    };
+    this.#hold = setInterval(check, RESYNC_HOLD_POLL_MS);
+    check();
+  }
+
   #transition(e: Extract<WorkerEvent, { type: 'transition' }>, log: Logger): void {
+    if (e.from === e.to) {
+      // Master still, after a second master was heard: claim and announce the addresses again.
+      log.info({ reason: e.reason }, `failover: ${e.reason}`);
+      void this.#takeover.transition(e.from, e.to);
+      return;
+    }
     this.role = e.to;
     const [from, to] = [roleNames[e.from], roleNames[e.to]];
     this.view.role = to;
@@ -109,6 +144,7 @@ export class NodeFailover {
   /** Step down (priority 0) and release the addresses, then end the election thread. */
   async stop(): Promise<void> {
     clearInterval(this.#poll);
+    if (this.#hold !== null) clearInterval(this.#hold);
     const wasMaster = this.role === Role.MASTER;
     await this.#runner.stop();
     // The stop's own transition (master -> init) has queued the release; make sure of it.
