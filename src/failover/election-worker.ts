@@ -173,6 +173,7 @@ try {
     watchLinks();
     setInterval(watchLinks, Math.min(cfg.advertIntervalMs, 100));
   }
+  for (const h of cfg.health ?? []) election.setHealth(h.name, h.state);
   election.start();
   post({ type: 'started' });
 } catch (e) {

@@ -34,6 +34,8 @@ export interface RunnerConfig extends Pick<ElectionOptions, 'nodeId' | 'groupId'
    * down'), or with a weight the priority lowered by it while down.
    */
   track?: { name: string; weight: number | null }[];
+  /** Health set before the election starts (e.g. a penalty held until the state is in place). */
+  health?: { name: string; state: { fault: true } | { penalty: number } }[];
 }
 
 export type WorkerRequest =

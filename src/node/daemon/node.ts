@@ -167,7 +167,7 @@ export class FirewallNode implements ControlTarget {
       await this.dataplane.start();
       this.#startSync();
       if (this.config.failover && this.config.sync) {
-        this.#failover = await NodeFailover.start(this.config.failover, this.config.sync, this.engine, this.log.child({ component: 'failover' }));
+        this.#failover = await NodeFailover.start(this.config.failover, this.config.sync, this.engine, this.log.child({ component: 'failover' }), this.#sync ?? undefined);
       }
     } catch (e) {
       this.log.error({ err: e }, 'start failed; stopping what was started');
