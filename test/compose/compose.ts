@@ -54,12 +54,13 @@ function must(cmd: string, args: string[], timeoutMs?: number): string {
   return r.out;
 }
 
-interface ClientFlow { survived: boolean; ports: number[]; stallMs: number }
+interface ClientFlow { survived: boolean; error: string | null; ports: number[]; stallMs: number; echoes: number }
 interface ClientProbe { sent: number; answered: number; longestLossMs: number; ports: number[] }
+/** The client agent's JSON line (test/lab/agents/drill-client.py). */
+export interface ClientReport { flows: ClientFlow[]; probe: ClientProbe }
 
-/** The client agent's JSON line as a DrillReport. */
-export function reportOf(name: string, flows: number, line: string): DrillReport {
-  const c = JSON.parse(line) as { flows: ClientFlow[]; probe: ClientProbe };
+/** The client agent's report as a DrillReport. */
+export function reportOf(name: string, flows: number, c: ClientReport): DrillReport {
   const kept = c.flows.filter((f) => f.survived);
   return {
     name,
@@ -72,8 +73,15 @@ export function reportOf(name: string, flows: number, line: string): DrillReport
   };
 }
 
+/** The flows that did not survive, each with what happened to it (for a failure message). */
+export function lostFlows(c: ClientReport): string[] {
+  return c.flows.flatMap((f, i) => f.survived ? [] : [`flow ${i}: ${f.error ?? 'no echo in its last 0.5 s'}, ${f.echoes} echoes, longest stall ${f.stallMs} ms, server saw ports ${f.ports.join(',')}`]);
+}
+
 export class ComposeDrill {
   #compose: string[] | null = null;
+  /** The flows the last drill lost (lostFlows), shown by diagnostics(). */
+  lost: string[] = [];
 
   /** docker/build-image.sh (with --no-compile when dist/ is fresh): packages, dockerd, the base and twinwall images; returns what it said it did. */
   build(compiled = false): string {
@@ -182,7 +190,9 @@ export class ComposeDrill {
     await fault();
     const last = await lines.next();
     if (last.done) throw new ComposeDrillError(`drill client ended without a report: ${err}\n${this.diagnostics()}`);
-    return reportOf(name, flows, last.value as string);
+    const c = JSON.parse(last.value as string) as ClientReport;
+    this.lost = lostFlows(c);
+    return reportOf(name, flows, c);
   }
 
   /** The master's data networks (inside, outside) disconnected, then connected again with the same addresses after `ms`. */
@@ -197,6 +207,7 @@ export class ComposeDrill {
   diagnostics(): string {
     const ps = runCmd('docker', ['ps', '-a', '--filter', `name=twinwall-`, '--format', '{{.Names}} {{.Status}}']);
     const parts = [`containers:\n${ps.out}${ps.err}`];
+    if (this.lost.length) parts.push(`flows lost in the last drill:\n${this.lost.join('\n')}`);
     for (const fw of ['fw-a', 'fw-b'] as const) {
       const st = this.twinwall(fw, 'failover', 'status');
       const logs = runCmd('docker', ['logs', '--tail', '300', container(fw)]);
