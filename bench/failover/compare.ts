@@ -32,6 +32,8 @@ export interface RunFigures {
   longestStallMs: number;
   /** Whether the backup held the flows just before the fault (twinwall: `sync status` synced; rival: the client's flows in fw2's external cache >= flows). */
   backupReady: boolean;
+  /** Rival: what the readiness check saw (fw2's role, the flows in its external cache). */
+  backupSeen?: string;
   /** Fault injected until the backup reported its takeover done (twinwall: "addresses claimed and announced" in fw2's log; rival: primary-backup.sh primary returned on fw2), ms; null if not seen. */
   takeoverMs: number | null;
   /** Takeovers by fw2 during the run before the fault (a false failover: the master was still there). */
@@ -75,9 +77,14 @@ export interface FailoverFigures {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Drill timing: the fault after 1.5 s; at a 1 s interval the takeover alone is 3.6 s, and TCP's backed-off retransmissions come later. */
+/**
+ * Drill timing: the fault after 1.5 s, then 8.5 s (13.5 s at a 1 s interval, where the takeover
+ * alone takes up to 3.6 s) for the flows to come back: a flow counts as surviving only if its
+ * echoes flow at the end, and TCP retransmits at 0.2, 0.6, 1.4, 3.0, 6.2 s after a loss (RTO
+ * doubling), so a shorter drill counts flows still in their backoff as lost.
+ */
 function timing(intervalMs: number): { seconds: number; faultAt: number } {
-  return { seconds: intervalMs >= 1000 ? 12 : 5, faultAt: 1.5 };
+  return { seconds: intervalMs >= 1000 ? 15 : 10, faultAt: 1.5 };
 }
 
 export function stats(xs: number[]): Stats | null {
@@ -194,8 +201,14 @@ class RivalSide implements Side {
   }
 
   backupReady(): boolean {
-    return this.pair.role('fw2') === 'backup' && this.pair.backupHolds() >= this.flows;
+    const role = this.pair.role('fw2');
+    const held = this.pair.backupHolds();
+    this.lastReady = `fw2 ${role ?? 'down'}, ${held} client flows in its external cache`;
+    return role === 'backup' && held >= this.flows;
   }
+
+  /** What the last backupReady() saw. */
+  lastReady = '';
 
   fault(d: Drill): void {
     if (d === 'sigkill') this.pair.killMaster();
@@ -268,8 +281,8 @@ async function runOne(side: Side, cell: Cell, run: number, flows: number, r: Run
     foreign(r.seen);
     const t = side.takeover(since, start);
     const diagnostics = rep.survived < rep.flows || rep.samePort < rep.flows ? side.diagnostics().slice(-6000) : undefined;
-    cell.runs.push({ run, flows: rep.flows, survived: rep.survived, samePort: rep.samePort, outageMs: rep.outageMs, longestStallMs: rep.longestStallMs, backupReady: ready, ...t, load, diagnostics });
-    r.progress(`${tag}: ${rep.survived}/${rep.flows} survived, ${rep.samePort} same port, outage ${rep.outageMs} ms, stall ${rep.longestStallMs} ms, takeover ${t.takeoverMs ?? '-'} ms${t.earlyTakeovers ? ` (${t.earlyTakeovers} takeover(s) by fw2 BEFORE the fault)` : ''}, load ${load.toFixed(1)}${ready ? '' : ' (backup NOT ready before the fault)'}`);
+    cell.runs.push({ run, flows: rep.flows, survived: rep.survived, samePort: rep.samePort, outageMs: rep.outageMs, longestStallMs: rep.longestStallMs, backupReady: ready, backupSeen: side instanceof RivalSide ? side.lastReady : undefined, ...t, load, diagnostics });
+    r.progress(`${tag}: ${rep.survived}/${rep.flows} survived, ${rep.samePort} same port, outage ${rep.outageMs} ms, stall ${rep.longestStallMs} ms, takeover ${t.takeoverMs ?? '-'} ms${t.earlyTakeovers ? ` (${t.earlyTakeovers} takeover(s) by fw2 BEFORE the fault)` : ''}, load ${load.toFixed(1)}${ready ? '' : ` (backup NOT ready before the fault: ${side instanceof RivalSide ? side.lastReady : ''})`}`);
     if (diagnostics) r.progress(diagnostics);
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
@@ -370,7 +383,8 @@ function cellLine(c: Cell): string {
   const notReady = good.filter((r) => !r.backupReady).length;
   const early = good.filter((r) => r.earlyTakeovers > 0).length;
   const tk = stats(good.map((r) => r.takeoverMs).filter((x): x is number => x !== null));
-  return `  ${c.system.padEnd(22)} ${`${good.length}${failed ? ` (+${failed} failed)` : ''}`.padEnd(6)} ${`${surv}/${flows}`.padStart(7)}  ${`${same}/${flows}`.padStart(7)}   ${fmt(stats(good.map((r) => r.outageMs))).padStart(20)}   ${fmt(stats(good.map((r) => r.longestStallMs))).padStart(20)}   ${fmt(tk).padStart(20)}${notReady ? `  (${notReady} run(s) with the backup not ready)` : ''}${early ? `  (${early} run(s) with a false takeover before the fault)` : ''}`;
+  const total = `${good.reduce((a, r) => a + r.survived, 0)}/${good.reduce((a, r) => a + r.flows, 0)}`;
+  return `  ${c.system.padEnd(22)} ${`${good.length}${failed ? ` (+${failed} failed)` : ''}`.padEnd(6)} ${`${surv}/${flows}`.padStart(7)}  ${`${same}/${flows}`.padStart(7)}  ${total.padStart(9)}   ${fmt(stats(good.map((r) => r.outageMs))).padStart(20)}   ${fmt(stats(good.map((r) => r.longestStallMs))).padStart(20)}   ${fmt(tk).padStart(20)}${notReady ? `  (${notReady} run(s) with the backup not ready)` : ''}${early ? `  (${early} run(s) with a false takeover before the fault)` : ''}`;
 }
 
 export interface TargetCheck {
@@ -408,12 +422,12 @@ export function formatFailover(f: FailoverFigures): string {
   out.push(`started ${f.startedAt}, ${(f.wallSeconds / 60).toFixed(1)} min; load average at start ${f.host.loadStart.map((x) => x.toFixed(2)).join(' ')}, at end ${f.host.loadEnd.map((x) => x.toFixed(2)).join(' ')}`);
   out.push(`link-down = fw1's ${f.faultLinks.join(' + ')} down (sync0 up) for the rest of the drill; sigkill = twinwall: SIGKILL of fw1's daemon (its data plane dies with it); rival: SIGKILL of fw1's keepalived (VRRP child and parent) and conntrackd and all three links down (a SIGKILLed keepalived leaves its addresses and the kernel would go on forwarding)`);
   out.push(`rival: kernel conntrack with nf_conntrack_tcp_loose=${f.tcpLoose} (the default, left as operators run it), iptables SNAT + stateful FORWARD as test/lab/drill-rules.yaml`);
-  out.push('ms: min / median / max over the runs; survived and same port: the lowest over the runs; takeover: fault until the backup finished its takeover');
+  out.push('ms: min / median / max over the runs; survived and same port: the lowest over the runs; all runs: flows surviving over all the runs; takeover: fault until the backup finished its takeover');
   out.push('');
   for (const i of f.intervals) {
     for (const d of DRILLS) {
       out.push(`advert ${i} ms, ${d}:`);
-      out.push(`  ${'system'.padEnd(22)} ${'runs'.padEnd(6)} ${'survived'.padStart(7)} ${'same port'.padStart(9)} ${'outage ms'.padStart(20)}   ${'longest stall ms'.padStart(20)}   ${'takeover ms'.padStart(20)}`);
+      out.push(`  ${'system'.padEnd(22)} ${'runs'.padEnd(6)} ${'survived'.padStart(7)} ${'same port'.padStart(9)} ${'all runs'.padStart(9)} ${'outage ms'.padStart(20)}   ${'longest stall ms'.padStart(20)}   ${'takeover ms'.padStart(20)}`);
       for (const c of f.cells.filter((x) => x.intervalMs === i && x.drill === d)) out.push(cellLine(c));
     }
   }
