@@ -203,7 +203,7 @@ export class ComposeDrill {
     for (const n of nets) this.docker('network', 'connect', '--ip', DATA_ADDR[fw][n], `${PROJECT}_${n}`, container(fw));
   }
 
-  /** What to look at when a drill fails: containers, roles and faults, the failover log lines. */
+  /** What to look at when a drill fails: containers, the flows lost, roles and faults, drops by reason, the failover log lines. */
   diagnostics(): string {
     const ps = runCmd('docker', ['ps', '-a', '--filter', `name=twinwall-`, '--format', '{{.Names}} {{.Status}}']);
     const parts = [`containers:\n${ps.out}${ps.err}`];
@@ -212,7 +212,8 @@ export class ComposeDrill {
       const st = this.twinwall(fw, 'failover', 'status');
       const logs = runCmd('docker', ['logs', '--tail', '300', container(fw)]);
       const failover = (logs.out + logs.err).split('\n').filter((l) => /failover|entrypoint|error|"level":[56]0/.test(l)).slice(-25).join('\n');
-      parts.push(`${fw} failover status:\n${st.out}${st.err}\n${fw} log (failover lines):\n${failover}`);
+      const stats = this.twinwall(fw, 'stats');
+      parts.push(`${fw} failover status:\n${st.out}${st.err}\n${fw} stats:\n${(stats.out + stats.err).slice(0, 1500)}\n${fw} log (failover lines):\n${failover}`);
     }
     const neigh = runCmd('docker', ['exec', container('client'), 'ip', 'neigh']);
     parts.push(`client neighbours:\n${neigh.out}${neigh.err}`);
