@@ -25,10 +25,25 @@ const cfg = workerData as RunnerConfig & { heartbeat: SharedArrayBuffer };
 const port = parentPort as NonNullable<typeof parentPort>;
 const post = (e: WorkerEvent): void => port.postMessage(e);
 
+/**
+ * The election's timers fire in the check phase (setImmediate from the timeout), after the poll
+ * phase has read the datagrams already waiting. Node runs timers before I/O: a thread that was
+ * not scheduled for a while (a loaded machine) would otherwise run an overdue master-down timer
+ * before reading the master's adverts queued meanwhile, and take over although the master is
+ * alive. A timer cleared in between (an advert re-armed it) does not fire.
+ */
+interface ElectionTimer { t: NodeJS.Timeout; cleared: boolean }
 const clock: ElectionClock = {
   now: () => performance.now(),
-  setTimer: (fn, ms) => setTimeout(fn, ms),
-  clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
+  setTimer: (fn, ms) => {
+    const h: ElectionTimer = { t: setTimeout(() => setImmediate(() => h.cleared || fn()), ms), cleared: false };
+    return h;
+  },
+  clearTimer: (h) => {
+    const x = h as ElectionTimer;
+    x.cleared = true;
+    clearTimeout(x.t);
+  },
 };
 
 const keys = new Keyring(cfg.keys.map((k) => ({ id: k.id, secret: Buffer.from(k.secretHex, 'hex') })), cfg.sendKeyId);

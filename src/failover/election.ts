@@ -18,11 +18,12 @@
  *    caller decides) leaves MASTER or BACKUP at once (a master says priority 0 first) and never
  *    takes over; when every fault cleared -> BACKUP. Health checks may instead lower the
  *    priority by a weight (keepalived's tracking weights).
- *  - A master whose advert timer fires more than three intervals late was frozen (SIGSTOP, a
- *    stalled machine) long enough for the backup to have taken over (its master-down time is
- *    3 x interval + skew after our last advert, skew < interval): it yields to BACKUP instead of
- *    forwarding on as a second master. Less late (a scheduling hiccup on a loaded machine), it
- *    goes on: if the backup did take over, the split brain resolves as above within a delivery.
+ *  - A master whose next advert is more than three intervals overdue (seen when its timer fires,
+ *    or when an advert comes first) was frozen (SIGSTOP, a stalled machine) long enough for the
+ *    backup to have taken over (its master-down time is 3 x interval + skew after our last
+ *    advert, skew < interval): it yields to BACKUP instead of forwarding on as a second master.
+ *    Less late (a scheduling hiccup on a loaded machine), it goes on: if the backup did take
+ *    over, the split brain resolves as above within a delivery.
  *  - Switchover (planned): the master demotes itself to priority 1 and steps down (priority 0):
  *    the backup takes over after its skew time. The demotion lasts until this node is master again.
  *
@@ -114,6 +115,8 @@ export class Election {
   #backupSince = 0;
   /** The master whose adverts this BACKUP ignores to preempt it. */
   #preempting = 0;
+  /** When this master's next advert is due (its timer may fire late: see #yieldIfFrozen). */
+  #advertDue = 0;
   /** When this master last had its addresses announced (on becoming master, or again). */
   #announcedAt = 0;
   readonly #faults = new Set<string>();
@@ -242,6 +245,11 @@ export class Election {
         return;
       }
       case Role.MASTER: {
+        if (this.#yieldIfFrozen()) {
+          // Then heard as a backup: the other master's advert re-arms our master-down timer.
+          this.#onAdvert(a);
+          return;
+        }
         // Another master: split brain (a partition healed, a node woke from a stall). Priority 0
         // is the other stepping down, having had the addresses.
         if (a.priority !== 0) this.stats.splitBrainSeen++;
@@ -315,21 +323,27 @@ export class Election {
 
   #armAdvert(): void {
     const c = this.#o.clock;
-    const due = c.now() + this.#o.advertIntervalMs;
+    this.#advertDue = c.now() + this.#o.advertIntervalMs;
     this.#advertTimer = c.setTimer(() => {
       this.#advertTimer = null;
-      if (this.role !== Role.MASTER) return;
-      // Frozen (SIGSTOP, a stalled machine) for longer than a backup waits: it may be master by
-      // now. Forwarding on as a second master would split the flows; yield and listen instead
-      // (its adverts, or their absence within the master-down time, decide).
-      const late = c.now() - due;
-      if (late > 3 * this.#o.advertIntervalMs) {
-        this.#becomeBackup(`stalled ${Math.round(late)} ms: the peer may have taken over`);
-        return;
-      }
+      if (this.role !== Role.MASTER || this.#yieldIfFrozen()) return;
       this.#advertise(this.priority);
       this.#armAdvert();
     }, this.#o.advertIntervalMs);
+  }
+
+  /**
+   * A master whose next advert is overdue by more than three intervals was frozen (SIGSTOP, a
+   * stalled machine) long enough for a backup to take over: forwarding on as a second master
+   * would split the flows, so it yields and listens (the other's adverts, or their absence within
+   * the master-down time, decide). Checked when the advert timer fires and when an advert arrives
+   * first (the timer may come after the datagrams queued while it was frozen).
+   */
+  #yieldIfFrozen(): boolean {
+    const late = this.#o.clock.now() - this.#advertDue;
+    if (late <= 3 * this.#o.advertIntervalMs) return false;
+    this.#becomeBackup(`stalled ${Math.round(late)} ms: the peer may have taken over`);
+    return true;
   }
 
   #clearTimers(): void {

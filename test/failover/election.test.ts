@@ -202,6 +202,21 @@ describe('election', () => {
     expect(b.log.map((l) => l.to)).toEqual([Role.BACKUP, Role.MASTER, Role.BACKUP]);
   });
 
+  it('a frozen master that reads the new master\'s advert before its overdue timer yields too, without announcing its addresses again', () => {
+    const { net, a, b } = running();
+    a.paused = true;
+    net.run(10 * I);
+    expect(b.role).toBe(Role.MASTER);
+    a.paused = false;
+    // The datagrams queued while it was frozen come first (the election worker reads them before
+    // running an overdue timer): B's advert, a lower master.
+    a.election.receive(net.wire.filter((w) => w.from === 2).at(-1)!.buf);
+    expect(a.role).toBe(Role.BACKUP);
+    expect(a.log.at(-1)?.reason).toMatch(/stalled/);
+    expect(a.log.filter((l) => l.from === Role.MASTER && l.to === Role.MASTER)).toEqual([]);
+    expect(net.masters().map((n) => n.id)).toEqual([2]);
+  });
+
   it('counts and ignores forged, garbled, truncated, foreign, replayed and duplicated adverts', () => {
     const { net, b } = running();
     const genuine = net.wire.filter((w) => w.from === 1).at(-1)!.buf;

@@ -142,6 +142,16 @@ describe.skipIf(!avail.ok)('election between fw1 and fw2 over real multicast', (
     expect((await log('fw2')).filter((e) => e.at >= t).map((e) => e.to)).toEqual([Role.MASTER, Role.BACKUP]);
   });
 
+  it('SIGSTOP of the backup for 30 intervals, SIGCONT: it reads the adverts queued meanwhile before its overdue master-down timer, so no false takeover', async () => {
+    const t = Date.now();
+    (agents.fw2 as LineAgent).signal('SIGSTOP');
+    await new Promise((r) => setTimeout(r, 30 * I));
+    (agents.fw2 as LineAgent).signal('SIGCONT');
+    await new Promise((r) => setTimeout(r, 10 * I));
+    expect((await log('fw2')).filter((e) => e.at >= t)).toEqual([]);
+    expect(await role('fw1')).toBe(Role.MASTER);
+  });
+
   it('all of the master\'s links down: it goes to FAULT at once and the backup takes over; up again: the master returns and preempts', async () => {
     const t = Date.now();
     for (const i of Object.values(LAB_IF)) topo.exec('fw1', 'ip', ['link', 'set', i, 'down']);
