@@ -66,18 +66,20 @@ describe.skipIf(!avail.ok)('compose drills (fw-a and fw-b in containers, faults 
     await drill.backAsBackup('fw-b', 60_000);
   }, 180_000);
 
+  // The pause and disconnect drills run long enough to take in fw-a's preemption back (its
+  // preemptDelayMs is 5 s) and the flows' recovery from it: that is a failover too.
   it('docker pause of the master (fw-a) for a second: fw-b takes over, fw-a yields on waking and preempts back; every flow survives', async () => {
     const r = await drill.run('compose docker pause', async () => {
       drill.docker('pause', container('fw-a'));
       await new Promise((res) => setTimeout(res, 1000));
       drill.docker('unpause', container('fw-a'));
-    }, { seconds: 7 });
+    }, { seconds: 12 });
     allSurvived(r);
     await drill.backAsBackup('fw-b');
   }, 180_000);
 
   it('docker network disconnect of the master\'s inside and outside networks (fw-a, FAULT): fw-b takes over; connected again, fw-a preempts back; every flow survives', async () => {
-    const r = await drill.run('compose network disconnect', () => drill.disconnectData('fw-a', 1500), { seconds: 9 });
+    const r = await drill.run('compose network disconnect', () => drill.disconnectData('fw-a', 1500), { seconds: 16 });
     allSurvived(r);
     await drill.backAsBackup('fw-b');
   }, 180_000);
