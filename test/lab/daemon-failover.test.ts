@@ -8,14 +8,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labAvailable, labRequired } from './netns.js';
 import { LAB_ADDR } from './topology.js';
 import { compileProject } from './compile.js';
 import { DaemonPair, type Fw } from './daemon-pair.js';
+import { LabPrometheus } from './prometheus.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const rules = fileURLToPath(new URL('./lab-nat-rules.yaml', import.meta.url));
@@ -27,7 +27,7 @@ const VIP_OUT = '10.50.2.1';
 
 describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemons)', () => {
   const pair = new DaemonPair('twfo-');
-  let prom: ChildProcess | null = null;
+  let prom: LabPrometheus | null = null;
   const { topo, dir, daemons } = pair;
   const twinwall = (fw: Fw, ...args: string[]) => pair.twinwall(fw, ...args);
   const until = (what: string, ok: () => boolean, ms?: number): Promise<void> => pair.until(what, ok, ms);
@@ -68,7 +68,7 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
   }, 90_000);
 
   afterAll(() => {
-    prom?.kill('SIGKILL');
+    prom?.stop();
     pair.cleanup();
   });
 
@@ -96,39 +96,20 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
   });
 
   it('a real Prometheus scrapes both nodes: role and sync series come back from its API, the pair\'s alert rules load and none fires', async () => {
-    const promDir = join(dir, 'prometheus');
-    mkdirSync(promDir);
-    copyFileSync(join(root, 'deploy/prometheus/twinwall-rules.yml'), join(promDir, 'twinwall-rules.yml'));
-    writeFileSync(join(promDir, 'prometheus.yml'), [
-      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
-      'rule_files: [twinwall-rules.yml]',
-      'scrape_configs:',
-      '  - job_name: twinwall',
-      `    static_configs: [{ targets: ["${LAB_ADDR.fw1.sync}:9751", "${LAB_ADDR.fw2.sync}:9752"] }]`,
-      '',
-    ].join('\n'));
     // In fw1's namespace: it reaches both nodes on the sync network.
-    prom = spawn('ip', ['netns', 'exec', topo.ns.fw1, 'prometheus', `--config.file=${join(promDir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(promDir, 'data')}`, '--web.listen-address=127.0.0.1:9790'], { stdio: 'ignore' });
-    const query = (q: string): { metric: Record<string, string>; value: [number, string] }[] => {
-      const r = topo.try('fw1', 'curl', ['-sS', '--max-time', '5', '--get', '--data-urlencode', `query=${q}`, 'http://127.0.0.1:9790/api/v1/query']);
-      // Until Prometheus is ready it answers with a text, not JSON: nothing yet.
-      if (r.code !== 0 || !r.out.startsWith('{')) return [];
-      return (JSON.parse(r.out) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } }).data.result;
-    };
-    const valueOf = (q: string, node: string): string | undefined => query(q).find((x) => x.metric.node === node)?.value[1];
-    await until('Prometheus scraped both nodes', () => query('up{job="twinwall"} == 1').length === 2, 30_000);
-    await until('role series in Prometheus', () => valueOf('twinwall_failover_role{role="master"}', 'lab-fw1') === '1', 10_000);
-    expect(valueOf('twinwall_failover_role{role="master"}', 'lab-fw2')).toBe('0');
-    expect(valueOf('twinwall_failover_role{role="backup"}', 'lab-fw2')).toBe('1');
-    expect(valueOf('twinwall_sync_peer_synced', 'lab-fw2')).toBe('1');
-    expect(query('twinwall_sync_lag_seconds_count').map((x) => x.metric.node).sort()).toEqual(['lab-fw1', 'lab-fw2']);
-    expect(query('sum(twinwall_failover_role{role="master"})')[0]?.value[1]).toBe('1');
+    prom = new LabPrometheus(topo, 'fw1', dir, [`${LAB_ADDR.fw1.sync}:9751`, `${LAB_ADDR.fw2.sync}:9752`]);
+    prom.start();
+    const p = prom;
+    await until('Prometheus scraped both nodes', () => p.query('up{job="twinwall"} == 1').length === 2, 30_000);
+    await until('role series in Prometheus', () => p.valueOf('twinwall_failover_role{role="master"}', 'lab-fw1') === '1', 10_000);
+    expect(p.valueOf('twinwall_failover_role{role="master"}', 'lab-fw2')).toBe('0');
+    expect(p.valueOf('twinwall_failover_role{role="backup"}', 'lab-fw2')).toBe('1');
+    expect(p.valueOf('twinwall_sync_peer_synced', 'lab-fw2')).toBe('1');
+    expect(p.query('twinwall_sync_lag_seconds_count').map((x) => x.metric.node).sort()).toEqual(['lab-fw1', 'lab-fw2']);
+    expect(p.query('sum(twinwall_failover_role{role="master"})')[0]?.value[1]).toBe('1');
     // The rules from deploy/ are loaded, and with one master nothing fires.
-    const rules = JSON.parse(topo.exec('fw1', 'curl', ['-sS', 'http://127.0.0.1:9790/api/v1/rules'])) as { data: { groups: { rules: { name: string }[] }[] } };
-    expect(rules.data.groups.flatMap((g) => g.rules.map((r) => r.name))).toContain('TwinwallTwoMasters');
-    const alerts = JSON.parse(topo.exec('fw1', 'curl', ['-sS', 'http://127.0.0.1:9790/api/v1/alerts'])) as { data: { alerts: { labels: { alertname: string }; state: string }[] } };
-    expect(alerts.data.alerts.filter((a) => a.labels.alertname === 'TwinwallNoMaster' || a.labels.alertname === 'TwinwallTwoMasters')).toEqual([]);
+    expect(p.rules().map((r) => r.name)).toContain('TwinwallTwoMasters');
+    expect(p.alerts().filter((a) => a.labels.alertname === 'TwinwallNoMaster' || a.labels.alertname === 'TwinwallTwoMasters')).toEqual([]);
   }, 60_000);
 
   it('a planned switchover moves the addresses to fw2, and fw1 stays backup', async () => {

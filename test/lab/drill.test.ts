@@ -6,51 +6,82 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { labAvailable, labRequired } from './netns.js';
 import { DrillLab, formatDrill, type DrillReport } from './drill.js';
+import { LabPrometheus } from './prometheus.js';
 
 const avail = labAvailable();
 if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
 
 describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the virtual addresses)', () => {
   const lab = new DrillLab(50);
-  /** Print the report; every flow survived with the NAT port the server saw. */
-  const allSurvived = (r: DrillReport): void => {
-    console.log(formatDrill(r));
+  /**
+   * The report with the table divergence once the drill settled (a stopped node started again
+   * and resynced) printed; every flow survived with the NAT port the server saw. The divergence
+   * is measured and printed, not asserted yet: on a loaded machine a node restarted after a drill
+   * sometimes ends with entries the other lacks (CLOSE / CLOSE_WAIT entries of flows that ended
+   * around the restart; see src/failover/README.md, "Known gaps").
+   */
+  const allSurvived = async (r: DrillReport): Promise<void> => {
+    const roles = [lab.role('fw1'), lab.role('fw2')];
+    r.divergence = await lab.divergence();
+    console.log(`${formatDrill(r)} (roles after the drill: fw1 ${roles[0]}, fw2 ${roles[1]})`);
     expect(r.survived, lab.diagnostics()).toBe(r.flows);
     expect(r.samePort).toBe(r.flows);
   };
   const fw1MasterAgain = (): Promise<void> => lab.pair.until('fw1 master again', () => lab.role('fw1') === 'master' && lab.role('fw2') === 'backup', 10_000);
 
-  beforeAll(() => lab.setup(), 120_000);
-  afterAll(() => lab.cleanup());
+  // A real Prometheus in fw1's namespace scraping both nodes every 100 ms through the drills.
+  const prom = new LabPrometheus(lab.pair.topo, 'fw1', lab.pair.dir, [DrillLab.metricsTarget('fw1'), DrillLab.metricsTarget('fw2')], 100, 9791);
+
+  beforeAll(async () => {
+    await lab.setup();
+    prom.start();
+    await lab.pair.until('Prometheus scraping both nodes', () => prom.query('up{job="twinwall"} == 1').length === 2, 30_000);
+  }, 150_000);
+  afterAll(() => {
+    prom.stop();
+    lab.cleanup();
+  });
 
   it('planned switchover (fw1 -> fw2): every flow survives with its NAT port', async () => {
     const r = await lab.run('switchover', () => {
       const s = lab.pair.twinwall('fw1', 'failover', 'switchover');
       if (s.code !== 0) throw new Error(s.err);
     });
-    allSurvived(r);
-    expect(r.probe.ports).toHaveLength(1);
     expect(lab.role('fw2')).toBe('master');
-  }, 60_000);
+    await allSurvived(r);
+    expect(r.probe.ports).toHaveLength(1);
+  }, 90_000);
 
-  it('SIGKILL of the master (fw2): fw1 takes over, every flow survives with its NAT port', async () => {
+  it('SIGKILL of the master (fw2): fw1 takes over, every flow survives with its NAT port; Prometheus saw the roles change and the sync lag', async () => {
+    const t0 = Date.now() / 1000;
     const r = await lab.run('sigkill', () => {
       lab.pair.daemons.fw2?.child.kill('SIGKILL');
     });
-    allSurvived(r);
-    expect(r.probe.ports).toHaveLength(1);
     expect(lab.role('fw1')).toBe('master');
-  }, 60_000);
+    // What the operator's Prometheus recorded over the drill: fw2 master until it died, fw1
+    // backup then master; fw1's sync lag histogram (as the backup it applied fw2's changes).
+    const t1 = Date.now() / 1000;
+    const roles = prom.range('twinwall_failover_role{role="master"}', t0, t1, 0.1);
+    const seen = (node: string): string[] => [...new Set(roles.find((x) => x.metric.node === node)?.values.map((v) => v[1]) ?? [])];
+    expect(seen('drill-fw2')).toEqual(['1']);
+    expect(seen('drill-fw1')).toEqual(['0', '1']);
+    // The sync lag is measured by the sending node (the master, fw2, until it died).
+    const lag = prom.range('increase(twinwall_sync_lag_seconds_count[1s])', t0, t1, 0.5).find((x) => x.metric.node === 'drill-fw2');
+    expect(Math.max(0, ...(lag?.values.map((v) => Number(v[1])) ?? []))).toBeGreaterThan(0);
+    const p99 = prom.range('histogram_quantile(0.99, rate(twinwall_sync_lag_seconds_bucket[2s]))', t0, t1, 0.5).find((x) => x.metric.node === 'drill-fw2');
+    console.log(`Prometheus over the drill: master series fw1 ${seen('drill-fw1').join(' -> ')}, fw2 ${seen('drill-fw2').join(' -> ')}; fw2's sync lag p99 (2 s windows) ${p99?.values.map((v) => (Number(v[1]) * 1000).toFixed(1)).join(', ')} ms`);
+    await allSurvived(r);
+    expect(r.probe.ports).toHaveLength(1);
+  }, 90_000);
 
-  it('the restarted node rejoins as backup and resyncs; the sync link cut under load: no takeover, no second master', async () => {
-    lab.start('fw2');
-    await lab.pair.until('fw2 back as backup and synced', () => lab.role('fw2') === 'backup' && lab.pair.synced('fw2'), 30_000);
+  it('the killed node, started again, rejoined as backup and resynced; the sync link cut under load: no takeover, no second master', async () => {
+    expect([lab.role('fw1'), lab.role('fw2')]).toEqual(['master', 'backup']);
     const r = await lab.run('sync link cut', async () => {
       lab.pair.topo.exec('fw1', 'ip', ['link', 'set', 'sync0', 'down']);
       await new Promise((res) => setTimeout(res, 1500));
       lab.pair.topo.exec('fw1', 'ip', ['link', 'set', 'sync0', 'up']);
     });
-    allSurvived(r);
+    await allSurvived(r);
     expect(r.outageMs).toBeLessThan(20);
     expect([lab.role('fw1'), lab.role('fw2')]).toEqual(['master', 'backup']);
   }, 90_000);
@@ -62,7 +93,7 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
       await new Promise((res) => setTimeout(res, 1000));
       fw1?.kill('SIGCONT');
     }, { seconds: 7 });
-    allSurvived(r);
+    await allSurvived(r);
     await fw1MasterAgain();
   }, 90_000);
 
@@ -73,11 +104,9 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
       await new Promise((res) => setTimeout(res, 1500));
       for (const i of links) lab.pair.topo.exec('fw1', 'ip', ['link', 'set', i, 'up']);
     }, { seconds: 7 });
-    console.log(formatDrill(r));
     // (Before the old master's gratuitous-ARP repeats stopped at release, this lost 25-50 of the
     // 50 flows: the neighbours turned back to fw2 after fw1 retook the addresses.)
-    expect(r.survived, lab.diagnostics()).toBe(r.flows);
-    expect(r.samePort).toBe(r.flows);
+    await allSurvived(r);
     await fw1MasterAgain();
   }, 90_000);
 
@@ -90,9 +119,32 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
       const b = lab.pair.twinwall('fw2', 'failover', 'switchover');
       if (b.code !== 0) throw new Error(b.err);
     }, { seconds: 8, faultAt: 1.5 });
-    allSurvived(r);
+    await allSurvived(r);
     expect(lab.role('fw1')).toBe('master');
   }, 90_000);
+  it('the sync link dropping 30 % under load (flows opened and changed while it drops), then the master killed: every flow survives', async () => {
+    lab.syncLoss(30);
+    let r: DrillReport;
+    try {
+      r = await lab.run('30 % sync loss, then SIGKILL of the master', () => {
+        lab.pair.daemons.fw1?.child.kill('SIGKILL');
+      }, { faultAt: 2.5 });
+    } finally {
+      lab.syncLoss(0);
+    }
+    expect(lab.role('fw2')).toBe('master');
+    // The loss was real: fw2 found gaps and asked for the lost messages again.
+    const st = JSON.parse(lab.pair.twinwall('fw2', 'sync', 'status', '-o', 'json').out) as { stats: { gaps: number; nacksSent: number } };
+    console.log(`fw2 under 30 % loss: ${st.stats.gaps} gaps, ${st.stats.nacksSent} NACKs sent`);
+    expect(st.stats.nacksSent).toBeGreaterThan(0);
+    await allSurvived(r);
+    await fw1MasterAgain();
+    // fw1, started again, preempted only once the peer's table was in place (held at priority 1
+    // until its resync was done): its takeover made the replicated entries live.
+    const steps = (JSON.parse(lab.pair.twinwall('fw1', 'failover', 'status', '-o', 'json').out) as { steps: { to: string; entries: number }[] }).steps;
+    expect(steps.filter((x) => x.to === 'master').at(-1)?.entries).toBeGreaterThanOrEqual(r.flows);
+  }, 120_000);
+
   it('the standby restarted under load, then the master killed: the restarted standby resynced the older flows and takes over without losing one', async () => {
     const r = await lab.run('standby restart, then SIGKILL of the master', async () => {
       const old = lab.pair.daemons.fw2;
@@ -102,7 +154,7 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
       await lab.pair.until('fw2 back as backup and synced', () => lab.role('fw2') === 'backup' && lab.pair.synced('fw2'), 20_000);
       lab.pair.daemons.fw1?.child.kill('SIGKILL');
     }, { seconds: 12, faultAt: 1.5 });
-    allSurvived(r);
     expect(lab.role('fw2')).toBe('master');
+    await allSurvived(r);
   }, 120_000);
 });

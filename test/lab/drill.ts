@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { compileProject } from './compile.js';
 import { DaemonPair, type Fw } from './daemon-pair.js';
+import { DEFAULT_SYNC_PORT } from '../../src/node/daemon/sync-config.js';
 import { LAB_ADDR, type LabTopology } from './topology.js';
 
 const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
@@ -33,6 +34,22 @@ export interface DrillReport {
   /** Longest time a TCP flow went without an echo, ms. */
   longestStallMs: number;
   probe: { sent: number; answered: number; ports: number[] };
+  /** The two tables after the drill (`twinwall ct diff`, both nodes up again and synced); absent where not measured. */
+  divergence?: Divergence;
+}
+
+/** What `ct diff` found between the master's table and the backup's once the drill settled. */
+export interface Divergence {
+  /** Entries on the master. */
+  entries: number;
+  missing: number;
+  extra: number;
+  differing: number;
+  /** From the first diff until the tables were equal (or the wait ended), ms. */
+  settledMs: number;
+  /** The node the diff ran on (the master), and a few of the entries that differ, for the report. */
+  master: Fw;
+  sample: string[];
 }
 
 interface ClientReport {
@@ -104,6 +121,11 @@ export class DrillLab {
 
   constructor(readonly intervalMs = 50) {}
 
+  /** Where fw's /metrics listens (its sync address), for a Prometheus in the lab. */
+  static metricsTarget(fw: Fw): string {
+    return `${LAB_ADDR[fw].sync}:${fw === 'fw1' ? 9761 : 9762}`;
+  }
+
   role(fw: Fw): string | null {
     const r = this.pair.twinwall(fw, 'failover', 'status', '-o', 'json');
     return r.code === 0 ? (JSON.parse(r.out) as { role: string }).role : null;
@@ -117,6 +139,7 @@ export class DrillLab {
       `ruleset: ${join(root, 'test/lab/drill-rules.yaml')}`,
       'conntrack: { maxEntries: 65536 }',
       `control: { socket: ${p.sock(fw)} }`,
+      `metrics: { listen: "${DrillLab.metricsTarget(fw)}" }`,
       'log: { level: info }',
       ...DaemonPair.pairSections(fw, { intervalMs: this.intervalMs, vipIn: VIP_IN, vipOut: VIP_OUT }),
       '  stallMs: 2000',
@@ -145,6 +168,58 @@ export class DrillLab {
     }
   }
 
+  /**
+   * Table divergence after a drill: the node the drill stopped is started again, both wait for one
+   * master and a synced backup, then `ct diff` runs from the master until the tables are equal or
+   * `ms` passes (flows closing at the drill's end may be caught between the two reads).
+   */
+  async divergence(ms = 5000): Promise<Divergence> {
+    const p = this.pair;
+    for (const fw of ['fw1', 'fw2'] as const) {
+      const d = p.daemons[fw];
+      if (d && d.child.exitCode === null && d.child.signalCode === null) continue;
+      this.start(fw);
+    }
+    let master: Fw = 'fw1';
+    await p.until('one master and a synced backup', () => {
+      const r1 = this.role('fw1');
+      const r2 = this.role('fw2');
+      master = r1 === 'master' ? 'fw1' : 'fw2';
+      const backup: Fw = master === 'fw1' ? 'fw2' : 'fw1';
+      return [r1, r2].sort().join() === 'backup,master' && p.synced(backup);
+    }, 30_000);
+    const peer: Fw = master === 'fw1' ? 'fw2' : 'fw1';
+    const t0 = Date.now();
+    for (;;) {
+      const r = p.twinwall(master, 'ct', 'diff', '--peer-socket', p.sock(peer), '-o', 'json');
+      if (r.code !== 0 && r.code !== 1) throw new Error(`ct diff failed (${r.code}): ${r.err}`);
+      type E = { line: string };
+      const d = JSON.parse(r.out) as { equal: boolean; here: { entries: number }; missing: E[]; extra: E[]; differing: { here: E; fields: string[] }[] };
+      const settledMs = Date.now() - t0;
+      if (d.equal || settledMs >= ms) {
+        const sample = [...d.missing.slice(0, 2).map((e) => `missing: ${e.line}`), ...d.extra.slice(0, 2).map((e) => `extra: ${e.line}`),
+          ...d.differing.slice(0, 2).map((e) => `differing in ${e.fields.join(',')}: ${e.here.line}`)];
+        return { entries: d.here.entries, missing: d.missing.length, extra: d.extra.length, differing: d.differing.length, settledMs, master, sample };
+      }
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  /**
+   * Random loss of the sync datagrams (and the NACKs back) on both nodes' sync0: an iptables
+   * statistic DROP on INPUT for the sync port, `percent` of them; 0 removes it.
+   */
+  syncLoss(percent: number): void {
+    const rule = (op: string, p: number): string[] => [op, 'INPUT', '-i', 'sync0', '-p', 'udp', '--dport', String(DEFAULT_SYNC_PORT), '-m', 'statistic', '--mode', 'random', '--probability', String(p), '-j', 'DROP'];
+    for (const fw of ['fw1', 'fw2'] as const) {
+      if (this.#loss > 0) this.pair.topo.exec(fw, 'iptables', rule('-D', this.#loss));
+      if (percent > 0) this.pair.topo.exec(fw, 'iptables', rule('-I', percent / 100));
+    }
+    this.#loss = percent / 100;
+  }
+
+  #loss = 0;
+
   /** What to look at when a drill fails: neighbour caches, both nodes' failover and drop counters, failover log lines. */
   diagnostics(): string {
     const p = this.pair;
@@ -152,6 +227,7 @@ export class DrillLab {
       `client neighbours:\n${p.topo.exec('client', 'ip', ['neigh'])}`,
       ...(['fw1', 'fw2'] as const).map((fw) => `${fw} failover:\n${p.twinwall(fw, 'failover', 'status').out}\n${fw} stats:\n${p.twinwall(fw, 'stats').out.slice(0, 1500)}`),
       `failover log:\n${p.log.split('\n').filter((l) => /failover/.test(l)).join('\n').slice(-4000)}`,
+      `errors logged:\n${p.log.split('\n').filter((l) => /"level":50/.test(l) && !/failover is configured but not running/.test(l)).join('\n').slice(-4000)}`,
     ].join('\n');
   }
 
@@ -175,5 +251,9 @@ function firstLine(child: ChildProcess, want: string, ms: number): Promise<void>
 }
 
 export function formatDrill(r: DrillReport): string {
-  return `drill ${r.name}: ${r.survived}/${r.flows} flows survived, ${r.samePort}/${r.flows} with the same NAT port, outage ${r.outageMs} ms (probe ${r.probe.answered}/${r.probe.sent} answered, server saw ports ${r.probe.ports.join(',')}), longest TCP stall ${r.longestStallMs} ms`;
+  const d = r.divergence;
+  const div = d === undefined ? '' : d.missing + d.extra + d.differing === 0
+    ? `; tables equal after the drill (${d.entries} entries)`
+    : `; tables DIFFER after ${d.settledMs} ms: ${d.missing} missing on the backup, ${d.extra} extra, ${d.differing} differing (${d.entries} entries on ${d.master}, the master)\n  ${d.sample.join('\n  ')}`;
+  return `drill ${r.name}: ${r.survived}/${r.flows} flows survived, ${r.samePort}/${r.flows} with the same NAT port, outage ${r.outageMs} ms (probe ${r.probe.answered}/${r.probe.sent} answered, server saw ports ${r.probe.ports.join(',')}), longest TCP stall ${r.longestStallMs} ms${div}`;
 }
