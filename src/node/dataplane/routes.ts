@@ -3,13 +3,14 @@
  * before the kernel routes them, so NFQUEUE reports outdev 0 and rules matching `out:` (and SNAT
  * rules chosen by output interface) would never match. The kernel's main routing table is read with
  * `ip -j route` (and `ip -j link` for the interface indexes) at start and refreshed off the packet
- * path; per packet the engine asks for the longest matching prefix of the (DNAT-translated)
+ * path, on each change `ip monitor` reports; per packet the engine asks for the longest matching prefix of the (DNAT-translated)
  * destination, as the kernel's routing decision after PREROUTING would.
  *
  * Routes are few on a firewall (a default route and the connected networks), so a list ordered by
  * prefix length, scanned with integer masks, is enough and allocates nothing.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { parseCidr } from '../packet/address.js';
 import type { RouteLookup } from '../engine/engine.js';
@@ -87,10 +88,15 @@ export class RouteTable implements RouteLookup {
     this.set([...routesFromIp(4, v4, links), ...routesFromIp(6, v6 || '[]', links)]);
   }
 
-  /** Refresh now and then every `ms` (timer unref'd); a failed refresh keeps the old routes. */
+  /**
+   * Refresh now, on every change `ip monitor link route` reports (an interface replaced, as
+   * `docker network connect` or a VIP move does, changes its index: packets must not go on with
+   * the old one until a timer fires) and every `ms` as a fallback (timer unref'd). A failed
+   * refresh keeps the old routes.
+   */
   async start(ms = 5000, onError?: (e: unknown) => void): Promise<void> {
     await this.refresh();
-    this.#timer = setInterval(() => {
+    const again = (): void => {
       this.refresh().then(
         () => (this.lastError = null),
         (e: unknown) => {
@@ -98,13 +104,32 @@ export class RouteTable implements RouteLookup {
           onError?.(e);
         },
       );
-    }, ms);
+    };
+    this.#timer = setInterval(again, ms);
     this.#timer.unref();
+    const mon = spawn('ip', ['monitor', 'link', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    mon.on('error', (e) => onError?.(e));
+    let pending: NodeJS.Timeout | null = null;
+    // A burst of changes (a link and its routes) makes one refresh, 20 ms after the first.
+    mon.stdout.on('data', () => {
+      pending ??= setTimeout(() => {
+        pending = null;
+        again();
+      }, 20);
+    });
+    mon.unref();
+    // (The pipe is a socket: unref'd too, so the monitor never keeps the process alive.)
+    (mon.stdout as unknown as Socket).unref();
+    this.#monitor = mon;
   }
+
+  #monitor: ChildProcess | null = null;
 
   stop(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+    this.#monitor?.kill();
+    this.#monitor = null;
   }
 
   /** Output interface for a destination: the longest matching prefix's ifindex, 0 when none. */
