@@ -13,11 +13,17 @@ export class InterfaceSettings {
   /** What was there before, per file, to put back at stop. */
   readonly #saved = new Map<string, string>();
 
-  /** Set `key` to `value` on each interface, remembering the old values. */
+  /**
+   * Set `key` to `value` on each interface, remembering the old values. A setting already at
+   * `value` is left alone (not written, nothing to put back): where /proc/sys is read-only, as
+   * in a container whose runtime set it, the node still starts.
+   */
   apply(interfaces: readonly string[], key: string, value: string): void {
     for (const iface of interfaces) {
       const p = path(iface, key);
-      if (!this.#saved.has(p)) this.#saved.set(p, readFileSync(p, 'utf8').trim());
+      const was = readFileSync(p, 'utf8').trim();
+      if (was === value) continue;
+      if (!this.#saved.has(p)) this.#saved.set(p, was);
       writeFileSync(p, value);
     }
   }
