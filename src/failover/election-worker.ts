@@ -164,6 +164,9 @@ port.on('message', (m: WorkerRequest) => {
     case 'switchover':
       post({ type: 'switchover', done: election.switchover() });
       break;
+    case 'hold-preemption':
+      election.holdPreemption(m.on);
+      break;
     case 'status':
       post(status());
       break;
@@ -188,7 +191,7 @@ try {
     watchLinks();
     setInterval(watchLinks, Math.min(cfg.advertIntervalMs, 100));
   }
-  for (const h of cfg.health ?? []) election.setHealth(h.name, h.state);
+  if (cfg.holdPreemption === true) election.holdPreemption(true);
   election.start();
   post({ type: 'started' });
 } catch (e) {

@@ -164,6 +164,17 @@ export class Election {
     if (this.role !== Role.INIT) this.#become(Role.INIT, 'stop');
   }
 
+  /**
+   * While held, this node does not preempt a running master of lower priority (it still takes
+   * over when there is no master): the daemon holds it until its state sync has the peer's table,
+   * so a restarted node of higher priority does not take the addresses with an empty table.
+   */
+  holdPreemption(on: boolean): void {
+    this.#preemptionHeld = on;
+  }
+
+  #preemptionHeld = false;
+
   /** Planned switchover: the master demotes itself and steps down. Returns false if not master. */
   switchover(): boolean {
     if (this.role !== Role.MASTER) return false;
@@ -232,7 +243,7 @@ export class Election {
         }
         const mine = this.priority;
         const inDelay = now - this.#backupSince < this.#o.preemptDelayMs;
-        if (!this.#o.preempt || a.priority >= mine || inDelay) {
+        if (!this.#o.preempt || a.priority >= mine || inDelay || this.#preemptionHeld) {
           this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
           this.#masterIntervalMs = a.intervalMs;
           this.#armMasterDown(this.#masterDownMs());

@@ -34,13 +34,14 @@ export interface RunnerConfig extends Pick<ElectionOptions, 'nodeId' | 'groupId'
    * down'), or with a weight the priority lowered by it while down.
    */
   track?: { name: string; weight: number | null }[];
-  /** Health set before the election starts (e.g. a penalty held until the state is in place). */
-  health?: { name: string; state: { fault: true } | { penalty: number } }[];
+  /** Start with preemption held (Election.holdPreemption), until holdPreemption(false). */
+  holdPreemption?: boolean;
 }
 
 export type WorkerRequest =
   | { type: 'health'; name: string; state: { fault: true } | { penalty: number } | null }
   | { type: 'switchover' }
+  | { type: 'hold-preemption'; on: boolean }
   | { type: 'status' }
   | { type: 'stop' };
 
@@ -115,6 +116,10 @@ export class ElectionRunner {
 
   setHealth(name: string, state: { fault: true } | { penalty: number } | null): void {
     this.#post({ type: 'health', name, state });
+  }
+
+  holdPreemption(on: boolean): void {
+    this.#post({ type: 'hold-preemption', on });
   }
 
   async switchover(): Promise<boolean> {

@@ -84,6 +84,28 @@ describe('election', () => {
     }
   });
 
+  it('a node holding preemption (its state not in place yet) lets a lower master be, and preempts once released; with no master it takes over anyway', () => {
+    const { net, a, b } = pair();
+    b.election.start();
+    net.run(20 * I);
+    a.election.holdPreemption(true);
+    a.election.start();
+    net.run(100 * I);
+    expect([a.role, b.role]).toEqual([Role.BACKUP, Role.MASTER]);
+    const releasedAt = net.clock.now;
+    a.election.holdPreemption(false);
+    net.run(masterDown(200) + 2 * I);
+    expect([a.role, b.role]).toEqual([Role.MASTER, Role.BACKUP]);
+    expect(a.becameMasterAt() - releasedAt).toBeLessThanOrEqual(masterDown(200) + I + 0.2);
+    // Held, but nobody is master: it takes over (better than no one forwarding).
+    const p = pair();
+    p.a.election.holdPreemption(true);
+    p.a.election.start();
+    p.b.election.start();
+    p.net.run(20 * I);
+    expect([p.a.role, p.b.role]).toEqual([Role.MASTER, Role.BACKUP]);
+  });
+
   it('without preemption the running master stays, whatever the priorities', () => {
     const { net, a, b } = pair({ preempt: false });
     b.election.start();

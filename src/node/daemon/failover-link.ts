@@ -26,8 +26,7 @@ function ipv4Of(name: string): string {
   return a.address;
 }
 
-/** The health entry that holds the priority at 1 until the startup resync is done, and how often it is checked. */
-const RESYNC_HOLD = 'resync';
+/** How often a starting node checks whether its resync is done (to stop holding preemption). */
 const RESYNC_HOLD_POLL_MS = 10;
 
 /** How often the election's counters are fetched for the metrics (they move only per advert). */
@@ -53,9 +52,9 @@ export class NodeFailover {
 
   /**
    * `syncNode`: the state sync. Until it holds the peer's whole table (its startup resync done),
-   * this node's priority is held at 1 (health 'resync'), so a restarted node of higher priority
-   * does not preempt the running master before its state is in place (with nobody master it
-   * still takes over, and as master it has nothing to wait for).
+   * preemption is held, so a restarted node of higher priority does not take over from the
+   * running master before its state is in place (with nobody master the election runs as usual,
+   * and as master it has nothing to wait for).
    */
   static async start(c: FailoverConfig, sync: SyncConfig, engine: Engine, log: Logger, syncNode?: SyncNode): Promise<NodeFailover> {
     const links = c.links.map((name) => ({ name, address: ipv4Of(name) }));
@@ -79,7 +78,7 @@ export class NodeFailover {
       preemptDelayMs: c.preemptDelayMs, addressHex: addressBytes(sync.address).toString('hex'), epoch: Date.now(),
       keys: sync.keys.map((k) => ({ id: k.id, secretHex: k.secret.toString('hex') })), sendKeyId: sync.sendKey,
       group: c.group, port: c.port, links, stallMs: c.stallMs, track: c.track.map((t) => ({ name: t.interface, weight: t.weight })),
-      health: syncNode ? [{ name: RESYNC_HOLD, state: { penalty: 253 } }] : [],
+      holdPreemption: syncNode !== undefined,
     }, onTransition);
     self = new NodeFailover(runner, takeover, c);
     for (const e of early) self.#transition(e, log);
@@ -90,15 +89,15 @@ export class NodeFailover {
 
   #hold: NodeJS.Timeout | null = null;
 
-  /** Lift the 'resync' hold once the peer's table is here, or this node is master. */
+  /** Stop holding preemption once the peer's table is here, or this node is master. */
   #holdUntilSynced(sync: SyncNode, log: Logger): void {
     const check = (): void => {
       const synced = sync.peer?.synced === true;
       if (!synced && this.role !== Role.MASTER) return;
       if (this.#hold !== null) clearInterval(this.#hold);
       this.#hold = null;
-      this.#runner.setHealth(RESYNC_HOLD, null);
-      log.info(`failover: ${synced ? 'the peer\'s table is here (resync done)' : 'master'}: priority ${this.#config.priority} (held at 1 until then)`);
+      this.#runner.holdPreemption(false);
+      log.info(`failover: ${synced ? 'the peer\'s table is here (resync done)' : 'master'}: preemption no longer held`);
     };
     this.#hold = setInterval(check, RESYNC_HOLD_POLL_MS);
     check();

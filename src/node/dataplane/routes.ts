@@ -111,7 +111,11 @@ export class RouteTable implements RouteLookup {
     mon.on('error', (e) => onError?.(e));
     let pending: NodeJS.Timeout | null = null;
     // A burst of changes (a link and its routes) makes one refresh, 20 ms after the first.
-    mon.stdout.on('data', () => {
+    // Routes of the local table (an address added or removed: a virtual address claimed or
+    // released at a takeover) do not decide an output interface: no refresh for those.
+    mon.stdout.setEncoding('utf8');
+    mon.stdout.on('data', (chunk: string) => {
+      if (!chunk.split('\n').some((l) => l !== '' && !l.includes(' table local '))) return;
       pending ??= setTimeout(() => {
         pending = null;
         again();
