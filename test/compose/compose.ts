@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { DrillOptions, DrillReport } from '../lab/drill.js';
+import { reportOf, type ClientReport, type DrillOptions, type DrillReport } from '../lab/drill.js';
 
 const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../' : '../../', import.meta.url));
 export const PROJECT = 'twinwall-drill';
@@ -52,25 +52,6 @@ function must(cmd: string, args: string[], timeoutMs?: number): string {
   const r = runCmd(cmd, args, timeoutMs);
   if (r.code !== 0) throw new ComposeDrillError(`${cmd} ${args.join(' ')} failed (${r.code}): ${(r.err || r.out).trim().slice(-2000)}`);
   return r.out;
-}
-
-interface ClientFlow { survived: boolean; error: string | null; ports: number[]; stallMs: number; echoes: number }
-interface ClientProbe { sent: number; answered: number; longestLossMs: number; ports: number[] }
-/** The client agent's JSON line (test/lab/agents/drill-client.py). */
-export interface ClientReport { flows: ClientFlow[]; probe: ClientProbe }
-
-/** The client agent's report as a DrillReport. */
-export function reportOf(name: string, flows: number, c: ClientReport): DrillReport {
-  const kept = c.flows.filter((f) => f.survived);
-  return {
-    name,
-    flows,
-    survived: kept.length,
-    samePort: kept.filter((f) => f.ports.length === 1).length,
-    outageMs: c.probe.longestLossMs,
-    longestStallMs: Math.max(...c.flows.map((f) => f.stallMs)),
-    probe: { sent: c.probe.sent, answered: c.probe.answered, ports: c.probe.ports },
-  };
 }
 
 /** The flows that did not survive, each with what happened to it (for a failure message). */

@@ -4,16 +4,20 @@ import { EngineResult } from '../../src/node/engine/index.js';
 import { Verdict } from '../../src/node/filter/index.js';
 import { buildTcp } from '../../src/node/packet/build.js';
 import { TcpFlag } from '../../src/node/packet/fields.js';
-import { Role, Takeover, VipError, VirtualAddresses, type Exec, type Launch } from '../../src/failover/index.js';
+import { Role, Takeover, VipError, VirtualAddresses, type IpRunner, type Launch } from '../../src/failover/index.js';
 
 import { converge, load, pair, ready } from '../sync/pair.js';
 
 /** Commands as they would run, and the table's REPLICATED count at each (the order of steps). */
-function fakeCommands(replicated: () => number) {
-  const calls: { cmd: string; args: string[]; input?: string; replicated: number }[] = [];
-  const exec: Exec = async (cmd, args, input) => {
-    calls.push({ cmd, args, input, replicated: replicated() });
-    return '';
+function fakeCommands(replicated: () => number, fail: (line: string) => string | null = () => null) {
+  const calls: { cmd: string; args: string[]; replicated: number }[] = [];
+  const ip: IpRunner = {
+    run: async (lines) => {
+      calls.push({ cmd: 'ip', args: [...lines], replicated: replicated() });
+      const failed = lines.map((line, index) => ({ index, line, reason: fail(line) ?? '' })).filter((f) => f.reason !== '');
+      return { failed, output: [] };
+    },
+    close: () => undefined,
   };
   const stopped: string[] = [];
   const launch: Launch = async (cmd, args, done) => {
@@ -21,27 +25,82 @@ function fakeCommands(replicated: () => number) {
     done(true);
     return { stop: () => void stopped.push(args.at(-1) as string) };
   };
-  return { calls, exec, launch, stopped };
+  const sysctl: string[] = [];
+  const settings = {
+    apply: (ifs: readonly string[], key: string, value: string) => {
+      if (ifs.includes('ro0')) throw new Error('EROFS: read-only file system');
+      sysctl.push(`${ifs.join(',')} ${key}=${value}`);
+    },
+    restore: () => {
+      sysctl.push('restored');
+      return [];
+    },
+  };
+  const macOf = (iface: string) => (iface === 'inside0' ? '02:00:00:00:00:01' : '02:00:00:00:00:02');
+  return { calls, ip, launch, stopped, settings, sysctl, macOf, opts: { ip, launch, settings, macOf } };
 }
 
 const VIPS = [{ interface: 'inside0', cidr: '10.50.1.1/24' }, { interface: 'outside0', cidr: '198.51.100.10/24' }];
 
 describe('virtual addresses', () => {
-  it('are claimed in one ip batch, then announced with gratuitous ARP on each interface; released in one batch', async () => {
+  it('are claimed and announced by the kernel in one batch (arp_notify, the MAC set again), repeated, released in one batch', async () => {
     const f = fakeCommands(() => 0);
-    const v = new VirtualAddresses(VIPS, { exec: f.exec, launch: f.launch, announceCount: 3 });
+    const v = new VirtualAddresses(VIPS, { ...f.opts, announceCount: 3, repeatMs: 20 });
+    v.start();
+    expect(f.sysctl).toEqual(['inside0 arp_notify=1', 'outside0 arp_notify=1']);
+    await v.claim();
+    const announce = ['link set dev inside0 address 02:00:00:00:00:01', 'link set dev outside0 address 02:00:00:00:00:02'];
+    expect(f.calls.map((c) => [c.cmd, ...c.args])).toEqual([
+      ['ip', 'addr replace 10.50.1.1/24 dev inside0', 'addr replace 198.51.100.10/24 dev outside0', ...announce],
+    ]);
+    // The repeats, a repeatMs apart; then nothing more.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(f.calls.map((c) => c.args)).toEqual([expect.anything(), announce, announce]);
+    await v.release();
+    expect(f.calls.at(-1)!.args).toEqual(['addr del 10.50.1.1/24 dev inside0', 'addr del 198.51.100.10/24 dev outside0']);
+    expect(v.stats).toEqual({ claims: 1, releases: 1, announcements: 6, errors: 0 });
+    v.close();
+    expect(f.sysctl.at(-1)).toBe('restored');
+  });
+
+  it('stop announcing when released: a gratuitous ARP from a node that no longer holds the address would turn the neighbours back to it', async () => {
+    const f = fakeCommands(() => 0);
+    const v = new VirtualAddresses(VIPS, { ...f.opts, announceCount: 3, repeatMs: 30 });
     await v.claim();
     await v.release();
-    expect(f.calls.map((c) => [c.cmd, ...c.args, c.input ?? ''])).toEqual([
-      ['ip', '-batch', '-', 'addr replace 10.50.1.1/24 dev inside0\naddr replace 198.51.100.10/24 dev outside0\n'],
-      ['arping', '-q', '-U', '-c', '3', '-I', 'inside0', '10.50.1.1', ''],
-      ['arping', '-q', '-U', '-c', '3', '-I', 'outside0', '198.51.100.10', ''],
-      ['ip', '-force', '-batch', '-', 'addr del 10.50.1.1/24 dev inside0\naddr del 198.51.100.10/24 dev outside0\n'],
+    const n = f.calls.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(f.calls.length).toBe(n);
+  });
+
+  it('fall back to arping on an interface where arp_notify cannot be set or the MAC cannot be written', async () => {
+    const f = fakeCommands(() => 0, (line) => (line.startsWith('link set dev inside0') ? 'RTNETLINK answers: Device or resource busy' : null));
+    const v = new VirtualAddresses([...VIPS, { interface: 'ro0', cidr: '192.0.2.1/24' }], { ...f.opts, announceCount: 2, repeatMs: 10_000 });
+    await v.claim();
+    expect(v.methods).toEqual(new Map([['inside0', 'arping'], ['outside0', 'kernel'], ['ro0', 'arping']]));
+    expect(v.fallbacks).toEqual([
+      'ro0: arp_notify: EROFS: read-only file system',
+      'inside0: link set dev inside0 address 02:00:00:00:00:01: RTNETLINK answers: Device or resource busy',
     ]);
-    expect(v.stats).toEqual({ claims: 1, releases: 1, announcements: 2, errors: 0 });
-    // The announcements' repeats stop with the release: a gratuitous ARP from a node that no
-    // longer holds the address would turn the neighbours back to it.
-    expect(f.stopped).toEqual(['10.50.1.1', '198.51.100.10']);
+    expect(f.calls.slice(1).map((c) => [c.cmd, ...c.args])).toEqual([
+      ['arping', '-q', '-U', '-c', '2', '-I', 'inside0', '10.50.1.1'],
+      ['arping', '-q', '-U', '-c', '2', '-I', 'ro0', '192.0.2.1'],
+    ]);
+    await v.release();
+    expect(f.stopped).toEqual(['10.50.1.1', '192.0.2.1']);
+    // The next claim announces inside0 with arping straight away.
+    await v.claim();
+    expect(f.calls.at(-3)!.args).toEqual(['addr replace 10.50.1.1/24 dev inside0', 'addr replace 198.51.100.10/24 dev outside0', 'addr replace 192.0.2.1/24 dev ro0', 'link set dev outside0 address 02:00:00:00:00:02']);
+    v.close();
+  });
+
+  it('a claim that fails says which address and why; a release of an address not held is not an error', async () => {
+    const f = fakeCommands(() => 0, (line) => (line.includes('198.51.100.10/24') ? (line.startsWith('addr del') ? 'RTNETLINK answers: Cannot assign requested address' : 'Cannot find device "outside0"') : null));
+    const v = new VirtualAddresses(VIPS, f.opts);
+    await expect(v.claim()).rejects.toThrow(/cannot claim "addr replace 198.51.100.10\/24 dev outside0": Cannot find device "outside0"/);
+    await v.release();
+    expect(v.stats).toMatchObject({ claims: 0, releases: 1, errors: 1 });
+    v.close();
   });
 
   it('refuses bad settings whole, with the path and reason of each', () => {
@@ -86,11 +145,11 @@ describe('takeover', () => {
     };
     expect(replicated()).toBe(201);
     const f = fakeCommands(replicated);
-    const takeover = new Takeover(t, b.engine.conntrack.tcp, new VirtualAddresses(VIPS, { exec: f.exec, launch: f.launch }));
+    const takeover = new Takeover(t, b.engine.conntrack.tcp, new VirtualAddresses(VIPS, f.opts));
     await takeover.transition(Role.BACKUP, Role.MASTER);
     expect(replicated()).toBe(0);
     // The addresses were claimed (and announced) only once every entry was live.
-    expect(f.calls.map((c) => [c.cmd, c.replicated])).toEqual([['ip', 0], ['arping', 0], ['arping', 0]]);
+    expect(f.calls.map((c) => [c.cmd, c.replicated])).toEqual([['ip', 0]]);
     expect(takeover.steps.at(-1)).toMatchObject({ to: 'master', entries: 201 });
     let tolerant = 0;
     t.forEach((s) => void (tolerant += b.engine.conntrack.tcp.isTolerant(t.tcp, s) ? 1 : 0));
@@ -100,7 +159,7 @@ describe('takeover', () => {
     expect(out.ctState).toBe(CtState.ESTABLISHED);
     // Leaving: the addresses go first, then the entries are the peer's again.
     await takeover.transition(Role.MASTER, Role.BACKUP);
-    expect(f.calls.at(-1)).toMatchObject({ cmd: 'ip', args: ['-force', '-batch', '-'], replicated: 0 });
+    expect(f.calls.at(-1)).toMatchObject({ cmd: 'ip', args: ['addr del 10.50.1.1/24 dev inside0', 'addr del 198.51.100.10/24 dev outside0'], replicated: 0 });
     expect(replicated()).toBe(201);
     await a.sync.close();
     await b.sync.close();
@@ -156,13 +215,18 @@ describe('takeover', () => {
     const { a, b } = pair();
     await ready(a, b);
     const order: string[] = [];
-    const slow: Exec = async (_cmd, args) => {
-      order.push(`start ${args.includes('-force') ? 'release' : 'claim'}`);
-      await new Promise((r) => setTimeout(r, 20));
-      order.push(`end ${args.includes('-force') ? 'release' : 'claim'}`);
-      return '';
+    const f = fakeCommands(() => 0);
+    const slow: IpRunner = {
+      run: async (lines) => {
+        const what = lines[0].startsWith('addr del') ? 'release' : 'claim';
+        order.push(`start ${what}`);
+        await new Promise((r) => setTimeout(r, 20));
+        order.push(`end ${what}`);
+        return { failed: [], output: [] };
+      },
+      close: () => undefined,
     };
-    const takeover = new Takeover(b.engine.conntrack.table, b.engine.conntrack.tcp, new VirtualAddresses(VIPS, { exec: slow, launch: async (_c, _a, done) => { done(true); return { stop: () => undefined }; } }));
+    const takeover = new Takeover(b.engine.conntrack.table, b.engine.conntrack.tcp, new VirtualAddresses(VIPS, { ...f.opts, ip: slow }));
     const p1 = takeover.transition(Role.BACKUP, Role.MASTER);
     const p2 = takeover.transition(Role.MASTER, Role.FAULT);
     await Promise.all([p1, p2]);

@@ -33,6 +33,8 @@ export interface DrillReport {
   outageMs: number;
   /** Longest time a TCP flow went without an echo, ms. */
   longestStallMs: number;
+  /** Each flow's longest stall, ms, shortest first (how the stall spreads over the flows). */
+  stallsMs: number[];
   probe: { sent: number; answered: number; ports: number[] };
   /** The two tables after the drill (`twinwall ct diff`, both nodes up again and synced); absent where not measured. */
   divergence?: Divergence;
@@ -52,9 +54,25 @@ export interface Divergence {
   sample: string[];
 }
 
-interface ClientReport {
+/** The client agent's JSON line (agents/drill-client.py). */
+export interface ClientReport {
   flows: { survived: boolean; error: string | null; ports: number[]; stallMs: number; echoes: number }[];
   probe: { sent: number; answered: number; longestLossMs: number; ports: number[] };
+}
+
+/** The client agent's report as a DrillReport. */
+export function reportOf(name: string, flows: number, c: ClientReport): DrillReport {
+  const kept = c.flows.filter((f) => f.survived);
+  return {
+    name,
+    flows,
+    survived: kept.length,
+    samePort: kept.filter((f) => f.ports.length === 1).length,
+    outageMs: c.probe.longestLossMs,
+    longestStallMs: Math.max(...c.flows.map((f) => f.stallMs)),
+    stallsMs: c.flows.map((f) => f.stallMs).sort((x, y) => x - y),
+    probe: { sent: c.probe.sent, answered: c.probe.answered, ports: c.probe.ports },
+  };
 }
 
 /**
@@ -91,16 +109,7 @@ export class DrillTraffic {
     await fault();
     const last = await it.next();
     if (last.done) throw new Error(`drill client ended without a report: ${err}`);
-    const c = JSON.parse(last.value as string) as ClientReport;
-    return {
-      name,
-      flows,
-      survived: c.flows.filter((f) => f.survived).length,
-      samePort: c.flows.filter((f) => f.survived && f.ports.length === 1).length,
-      outageMs: c.probe.longestLossMs,
-      longestStallMs: Math.max(...c.flows.map((f) => f.stallMs)),
-      probe: { sent: c.probe.sent, answered: c.probe.answered, ports: c.probe.ports },
-    };
+    return reportOf(name, flows, JSON.parse(last.value as string) as ClientReport);
   }
 
   stop(): void {

@@ -41,9 +41,14 @@ export class NodeFailover {
   readonly #takeover: Takeover;
   readonly #config: FailoverConfig;
 
-  private constructor(runner: ElectionRunner, takeover: Takeover, config: FailoverConfig) {
+  readonly #vips: VirtualAddresses;
+  readonly #log: Logger;
+
+  private constructor(runner: ElectionRunner, takeover: Takeover, vips: VirtualAddresses, config: FailoverConfig, log: Logger) {
+    this.#log = log;
     this.#runner = runner;
     this.#takeover = takeover;
+    this.#vips = vips;
     this.#config = config;
     this.view.priority = config.priority;
     this.#poll = setInterval(() => void this.status().catch(() => undefined), STATUS_POLL_MS);
@@ -59,6 +64,9 @@ export class NodeFailover {
   static async start(c: FailoverConfig, sync: SyncConfig, engine: Engine, log: Logger, syncNode?: SyncNode): Promise<NodeFailover> {
     const links = c.links.map((name) => ({ name, address: ipv4Of(name) }));
     const vips = new VirtualAddresses(c.virtualAddresses);
+    // The ip process starts now, not at a takeover (starting a process costs this one tens of ms).
+    vips.start();
+    for (const f of vips.fallbacks) log.warn(`failover: virtual addresses announced with arping, not by the kernel: ${f}`);
     // A node killed as master (SIGKILL, a crash) left its addresses behind: it starts as backup,
     // so they go before anything is heard (as the data plane replaces its leftover rules).
     await vips.release();
@@ -80,7 +88,7 @@ export class NodeFailover {
       group: c.group, port: c.port, links, stallMs: c.stallMs, track: c.track.map((t) => ({ name: t.interface, weight: t.weight })),
       holdPreemption: syncNode !== undefined,
     }, onTransition);
-    self = new NodeFailover(runner, takeover, c);
+    self = new NodeFailover(runner, takeover, vips, c, log);
     for (const e of early) self.#transition(e, log);
     if (syncNode) self.#holdUntilSynced(syncNode, log);
     log.info({ priority: c.priority, advertIntervalMs: c.advertIntervalMs, links, group: `${c.group}:${c.port}`, virtualAddresses: c.virtualAddresses }, 'failover: election started');
@@ -115,12 +123,14 @@ export class NodeFailover {
     this.view.role = to;
     this.view.transitions[to] = (this.view.transitions[to] ?? 0) + 1;
     log.info({ from, to, reason: e.reason }, `failover: ${from} -> ${to} (${e.reason})`);
-    void this.#takeover.transition(e.from, e.to);
+    const steps = this.#takeover.transition(e.from, e.to);
     const script = this.#config.notify;
     if (script !== null) {
-      execFile(script, [to, from, e.reason], { timeout: 10_000 }, (err, _out, stderr) => {
+      // After the takeover's steps: starting the script is a process start, which holds this
+      // thread for tens of ms; the addresses must not wait for it.
+      void steps.then(() => execFile(script, [to, from, e.reason], { timeout: 10_000 }, (err, _out, stderr) => {
         if (err) log.error({ err, script, stderr }, `failover: notify script failed on ${from} -> ${to}`);
-      });
+      }));
     }
   }
 
@@ -152,5 +162,6 @@ export class NodeFailover {
       await this.#takeover.transition(Role.MASTER, Role.INIT);
     }
     await this.#takeover.idle();
+    for (const e of this.#vips.close()) this.#log.warn(`failover: arp_notify not put back: ${e}`);
   }
 }

@@ -9,8 +9,9 @@
  *   DP_STATE           start/stop called in the wrong state
  *   DP_ROUTES          the routing table could not be read at start (ip -j route)
  *   DP_SYSCTL          accept_local could not be set on (or restored to) a data interface
+ *   DP_IP              the long-lived `ip -batch` (ip-batch.ts) could not run or did not answer
  */
-export type DataplaneErrorCode = 'DP_BAD_OPTIONS' | 'DP_NOT_ROOT' | 'DP_BINDING' | 'DP_QUEUE_OPEN' | 'DP_RULES' | 'DP_STATE' | 'DP_ROUTES' | 'DP_SYSCTL';
+export type DataplaneErrorCode = 'DP_BAD_OPTIONS' | 'DP_NOT_ROOT' | 'DP_BINDING' | 'DP_QUEUE_OPEN' | 'DP_RULES' | 'DP_STATE' | 'DP_ROUTES' | 'DP_SYSCTL' | 'DP_IP';
 
 export class DataplaneError extends Error {
   readonly code: DataplaneErrorCode;

@@ -9,13 +9,12 @@
  * Routes are few on a firewall (a default route and the connected networks), so a list ordered by
  * prefix length, scanned with integer masks, is enough and allocates nothing.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { promisify } from 'node:util';
 import { parseCidr } from '../packet/address.js';
 import type { RouteLookup } from '../engine/engine.js';
-
-const run = promisify(execFile);
+import { DataplaneError } from './errors.js';
+import { IpBatch } from './ip-batch.js';
 
 export interface RouteEntry {
   family: 4 | 6;
@@ -80,12 +79,21 @@ export class RouteTable implements RouteLookup {
     return this.#routes.length;
   }
 
+  /** The readers: one ip per family (the family is a global option of ip). */
+  #ip4: IpBatch | null = null;
+  #ip6: IpBatch | null = null;
+
   /** Read the kernel's main table of this network namespace. */
   async refresh(): Promise<void> {
-    const links = (await run('ip', ['-j', 'link', 'show'])).stdout;
-    const v4 = (await run('ip', ['-j', '-4', 'route', 'show', 'table', 'main'])).stdout;
-    const v6 = (await run('ip', ['-j', '-6', 'route', 'show', 'table', 'main'])).stdout;
-    this.set([...routesFromIp(4, v4, links), ...routesFromIp(6, v6 || '[]', links)]);
+    this.#ip4 ??= new IpBatch({ json: true, args: ['-4'] });
+    this.#ip6 ??= new IpBatch({ json: true, args: ['-6'] });
+    const [r4, r6] = await Promise.all([this.#ip4.run(['link show', 'route show table main']), this.#ip6.run(['route show table main'])]);
+    if (r4.failed.length > 0 || r4.output.length !== 2) {
+      throw new DataplaneError('DP_ROUTES', `cannot read the links and IPv4 routes: ${r4.failed.map((f) => `${f.line}: ${f.reason}`).join('; ') || 'no output'}`);
+    }
+    // IPv6 off in this namespace: no IPv6 routes.
+    const v6 = r6.failed.length === 0 && r6.output.length === 1 ? r6.output[0] : '[]';
+    this.set([...routesFromIp(4, r4.output[1], r4.output[0]), ...routesFromIp(6, v6, r4.output[0])]);
   }
 
   /**
@@ -134,6 +142,9 @@ export class RouteTable implements RouteLookup {
     this.#timer = null;
     this.#monitor?.kill();
     this.#monitor = null;
+    this.#ip4?.close();
+    this.#ip6?.close();
+    this.#ip4 = this.#ip6 = null;
   }
 
   /** Output interface for a destination: the longest matching prefix's ifindex, 0 when none. */

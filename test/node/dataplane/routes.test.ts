@@ -45,5 +45,6 @@ describe('route table (output interface for packets queued before routing)', () 
     const t = new RouteTable();
     await t.refresh();
     expect(t.size).toBeGreaterThan(0);
+    t.stop();
   });
 });
