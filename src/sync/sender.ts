@@ -169,8 +169,11 @@ export class SyncSender implements ConntrackEventSink {
     if (slot >= this.#flags.length) return;
     const f = this.#flags[slot];
     this.#flags[slot] = 0;
-    // Never sent (created and gone within the flush window), exempt, or the peer's own entry.
-    if ((f & F_SENT) === 0 || (table.statusOf(slot) & ST_REPLICATED) !== 0) return;
+    // Not sent: a flow created and gone within the flush window (the peer never heard of it), an
+    // exempt one, or the peer's own entry. An entry with no flags at all is one this node took
+    // over (the peer sent it, so it has it): its destroy must go, or the peer, now the backup,
+    // keeps it (found by the drills: a restarted node ended with entries the master had dropped).
+    if ((f & (F_EXEMPT | F_NOW | F_SENT)) === F_NOW || (f & F_EXEMPT) !== 0 || (table.statusOf(slot) & ST_REPLICATED) !== 0) return;
     // A destroy carries the original tuple only.
     const w = table.tuples;
     const o = table.tupleOffset(slot, 0);

@@ -211,6 +211,26 @@ describe('takeover', () => {
     await b.sync.close();
   });
 
+  it('after a takeover, the new master replicates the destroy of an entry it took over (the old master, now backup, drops it too)', async () => {
+    const { a, b } = pair();
+    await ready(a, b);
+    load(a.engine, 20);
+    expect((await converge(a, b)).diff.missing).toEqual([]);
+    const vips = () => new VirtualAddresses([], {});
+    // A switchover: A is the backup now, B the master of every entry.
+    await new Takeover(a.engine.conntrack.table, a.engine.conntrack.tcp, vips()).transition(Role.MASTER, Role.BACKUP);
+    await new Takeover(b.engine.conntrack.table, b.engine.conntrack.tcp, vips()).transition(Role.BACKUP, Role.MASTER);
+    // B ends all of them (deleted: a flush, as a timeout would); none was ever sent by B.
+    b.engine.conntrack.table.flush();
+    expect(b.engine.conntrack.table.count).toBe(0);
+    const { diff } = await converge(b, a);
+    expect(diff.extra).toEqual([]);
+    expect(a.engine.conntrack.table.count).toBe(0);
+    expect(b.sync.stats.entriesSent.destroy).toBe(20);
+    await a.sync.close();
+    await b.sync.close();
+  });
+
   it('runs quick transitions one after the other: a release never overtakes the claim before it', async () => {
     const { a, b } = pair();
     await ready(a, b);
