@@ -14,7 +14,8 @@
  * Messages: see runner.ts (WorkerRequest / WorkerEvent).
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Keyring } from '../sync/auth.js';
 import { encodeAdvert, type Advert } from './advert.js';
@@ -182,7 +183,23 @@ port.on('message', (m: WorkerRequest) => {
   }
 });
 
+/**
+ * This thread's nice value: Linux schedules threads, and setpriority() on a thread id changes
+ * that thread only (/proc/thread-self names it). Needs CAP_SYS_NICE to go below 0.
+ */
+function setThreadNice(nice: number | undefined): { tid: number | null; nice: number | null; error: string | null } {
+  let tid: number | null = null;
+  try {
+    tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (nice !== undefined) setPriority(tid, nice);
+    return { tid, nice: getPriority(tid), error: null };
+  } catch (e) {
+    return { tid, nice: null, error: `cannot set the election thread's nice value to ${nice}: ${(e as Error).message} (needs CAP_SYS_NICE)` };
+  }
+}
+
 try {
+  const thread = setThreadNice(cfg.nice);
   receiver = await openReceiver();
   for (const l of cfg.links) sockets.push(await openSender(l.name, l.address));
   if (cfg.stallMs > 0) setInterval(watchHeartbeat, Math.max(1, Math.min(cfg.advertIntervalMs, cfg.stallMs / 4)));
@@ -193,7 +210,7 @@ try {
   }
   if (cfg.holdPreemption === true) election.holdPreemption(true);
   election.start();
-  post({ type: 'started' });
+  post({ type: 'started', thread });
 } catch (e) {
   post({ type: 'error', message: `failover: cannot open the election sockets: ${(e as Error).message}` });
 }

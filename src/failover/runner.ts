@@ -36,6 +36,12 @@ export interface RunnerConfig extends Pick<ElectionOptions, 'nodeId' | 'groupId'
   track?: { name: string; weight: number | null }[];
   /** Start with preemption held (Election.holdPreemption), until holdPreemption(false). */
   holdPreemption?: boolean;
+  /**
+   * The election thread's nice value (-20..19; this thread only, not the process), so that on a
+   * machine busy with the packet path and everything else the adverts and timers run on time.
+   * Undefined: left as it is.
+   */
+  nice?: number;
 }
 
 export type WorkerRequest =
@@ -59,7 +65,7 @@ export type WorkerEvent =
   | { type: 'transition'; from: RoleCode; to: RoleCode; reason: string; at: number }
   | ElectionStatus
   | { type: 'switchover'; done: boolean }
-  | { type: 'started' }
+  | { type: 'started'; thread: { tid: number | null; nice: number | null; error: string | null } }
   | { type: 'stopped' }
   | { type: 'error'; message: string };
 
@@ -78,6 +84,8 @@ export class ElectionRunner {
   readonly #worker: Worker;
   readonly #beats: Int32Array;
   readonly #beatTimer: NodeJS.Timeout | null;
+  /** The election thread's id and nice value as set at start (or why it could not be set). */
+  thread: { tid: number | null; nice: number | null; error: string | null } = { tid: null, nice: null, error: null };
   #waiters: { type: WorkerEvent['type']; resolve: (e: WorkerEvent) => void }[] = [];
 
   private constructor(worker: Worker, heartbeat: SharedArrayBuffer, stallMs: number, onTransition: (e: Extract<WorkerEvent, { type: 'transition' }>) => void) {
@@ -106,6 +114,7 @@ export class ElectionRunner {
       await worker.terminate();
       throw new FailoverStartError(first.message);
     }
+    if (first.type === 'started') r.thread = first.thread;
     return r;
   }
 

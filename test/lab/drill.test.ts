@@ -15,14 +15,16 @@ describe.skipIf(!avail.ok)('failover drills (two daemons, traffic through the vi
   const lab = new DrillLab(50);
   /**
    * The report with the table divergence once the drill settled (a stopped node started again
-   * and resynced) printed; every flow survived with the NAT port the server saw. The divergence
-   * is measured and printed, not asserted yet: on a loaded machine a node restarted after a drill
-   * sometimes ends with entries the other lacks (CLOSE / CLOSE_WAIT entries of flows that ended
-   * around the restart; see src/failover/README.md, "Known gaps").
+   * and resynced; the diff repeated until equal, for at most 10 s) printed; every flow survived
+   * with the NAT port the server saw. The divergence is printed, not asserted yet: on a loaded
+   * machine (load 7, another lab flooding 1 M packets) a node restarted after the SIGKILL drill
+   * once kept 42 stale ESTABLISHED entries the master no longer had (src/failover/README.md,
+   * "Known gaps"); on a quiet machine, and at load 6 from busy loops, the tables were equal after
+   * every drill.
    */
   const allSurvived = async (r: DrillReport): Promise<void> => {
     const roles = [lab.role('fw1'), lab.role('fw2')];
-    r.divergence = await lab.divergence();
+    r.divergence = await lab.divergence(10_000);
     console.log(`${formatDrill(r)} (roles after the drill: fw1 ${roles[0]}, fw2 ${roles[1]})`);
     expect(r.survived, lab.diagnostics()).toBe(r.flows);
     expect(r.samePort).toBe(r.flows);

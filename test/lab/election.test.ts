@@ -43,7 +43,7 @@ describe.skipIf(!avail.ok)('election between fw1 and fw2 over real multicast', (
     await ask(fw, `start ${JSON.stringify({
       nodeId: fw === 'fw1' ? 1 : 2, priority: fw === 'fw1' ? 200 : 100, intervalMs: I, keyHex: key,
       links: [{ name: LAB_IF.inside, address: addr.inside }, { name: LAB_IF.outside, address: addr.outside }, { name: LAB_IF.sync, address: addr.sync }],
-      tieAddress: addr.sync, group: GROUP, port: PORT, stallMs: o.stallMs ?? 300,
+      tieAddress: addr.sync, group: GROUP, port: PORT, stallMs: o.stallMs ?? 300, nice: -10,
       // The data links down -> FAULT; the sync link down lowers the priority below the peer's.
       track: [{ name: LAB_IF.inside, weight: null }, { name: LAB_IF.outside, weight: null }, { name: LAB_IF.sync, weight: 150 }],
     })}`);
@@ -100,6 +100,13 @@ describe.skipIf(!avail.ok)('election between fw1 and fw2 over real multicast', (
     // Every advert arrives on each of the three links: the copies after the first are duplicates.
     expect(s.stats.drops.duplicate ?? 0).toBeGreaterThan(0);
     expect(s.stats.drops.bad_mac ?? 0).toBe(0);
+  });
+
+  it('the election thread runs at nice -10, the rest of the process as it was', async () => {
+    const t = await ask<{ thread: { tid: number; nice: number; error: string | null }; statNice: number; mainNice: number }>('fw1', 'thread');
+    expect(t.thread.error).toBeNull();
+    expect([t.thread.nice, t.statNice]).toEqual([-10, -10]);
+    expect(t.mainNice).toBe(0);
   });
 
   it('a busy main thread (50 ms at a time, 5 advert intervals) makes no false failover: the election runs in its own thread', async () => {

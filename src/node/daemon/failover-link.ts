@@ -86,12 +86,13 @@ export class NodeFailover {
       preemptDelayMs: c.preemptDelayMs, addressHex: addressBytes(sync.address).toString('hex'), epoch: Date.now(),
       keys: sync.keys.map((k) => ({ id: k.id, secretHex: k.secret.toString('hex') })), sendKeyId: sync.sendKey,
       group: c.group, port: c.port, links, stallMs: c.stallMs, track: c.track.map((t) => ({ name: t.interface, weight: t.weight })),
-      holdPreemption: syncNode !== undefined,
+      holdPreemption: syncNode !== undefined, nice: c.threadNice,
     }, onTransition);
+    if (runner.thread.error !== null) log.warn(`failover: ${runner.thread.error}; the election may be late on a busy machine`);
     self = new NodeFailover(runner, takeover, vips, c, log);
     for (const e of early) self.#transition(e, log);
     if (syncNode) self.#holdUntilSynced(syncNode, log);
-    log.info({ priority: c.priority, advertIntervalMs: c.advertIntervalMs, links, group: `${c.group}:${c.port}`, virtualAddresses: c.virtualAddresses }, 'failover: election started');
+    log.info({ priority: c.priority, advertIntervalMs: c.advertIntervalMs, thread: runner.thread, links, group: `${c.group}:${c.port}`, virtualAddresses: c.virtualAddresses }, 'failover: election started');
     return self;
   }
 

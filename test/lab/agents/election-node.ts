@@ -6,7 +6,9 @@
  *
  * Requests:
  *   start {nodeId, priority, intervalMs, preempt?, preemptDelayMs?, keyHex, links, tieAddress,
- *          group, port, stallMs?, track?}
+ *          group, port, stallMs?, track?, nice?}
+ *   thread            the election thread: {thread (as the runner has it), statNice (from
+ *                     /proc/self/task/TID/stat), mainNice (the main thread's)}
  *   log               the transitions so far: [{from, to, reason, at}] (at: Date.now())
  *   status            the election's status
  *   switchover        a planned switchover; {done}
@@ -14,6 +16,8 @@
  *   stop              step down and stop the election
  *   quit
  */
+import { readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { ElectionRunner, addressBytes, type WorkerEvent } from '../../../src/failover/index.js';
 import { badRequest, serveLines } from './serve-lines.js';
 
@@ -30,6 +34,7 @@ interface StartArgs {
   port: number;
   stallMs?: number;
   track?: { name: string; weight: number | null }[];
+  nice?: number;
 }
 
 let runner: ElectionRunner | null = null;
@@ -41,6 +46,7 @@ async function start(a: StartArgs): Promise<object> {
       nodeId: a.nodeId, groupId: 1, priority: a.priority, advertIntervalMs: a.intervalMs, preempt: a.preempt ?? true,
       preemptDelayMs: a.preemptDelayMs ?? 0, addressHex: addressBytes(a.tieAddress).toString('hex'), epoch: Date.now(),
       keys: [{ id: 1, secretHex: a.keyHex }], sendKeyId: 1, group: a.group, port: a.port, links: a.links, stallMs: a.stallMs ?? 0, track: a.track,
+      nice: a.nice,
     },
     (e) => log.push(e),
   );
@@ -62,6 +68,13 @@ serveLines(async (cmd, arg) => {
       return { log };
     case 'status':
       return { status: await (runner as ElectionRunner).status() };
+    case 'thread': {
+      const t = (runner as ElectionRunner).thread;
+      // Field 19 of stat is the nice value (after the command name in parentheses).
+      const stat = t.tid === null ? null : readFileSync(`/proc/self/task/${t.tid}/stat`, 'latin1');
+      const statNice = stat === null ? null : Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      return { thread: t, statNice, mainNice: getPriority() };
+    }
     case 'switchover':
       return { done: await (runner as ElectionRunner).switchover() };
     case 'block':
