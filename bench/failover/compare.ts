@@ -8,7 +8,11 @@
  * max and the issue's targets. Between runs the failed node comes back and the pair returns to fw1
  * master / fw2 backup (twinwall: fw2 synced), so every run starts alike.
  *
- * Run (root): node dist/bench/failover/compare.js [--runs N | --quick] [--intervals 10,50,1000] [--systems twinwall,rival] [--json FILE]
+ * With --table-sizes 0,100k,1M (twinwall only beyond 0), each cell is run again with that many live
+ * flows in the master's table, replicated to the backup before the fault (test/lab/drill-fill.ts:
+ * real UDP flows through the data plane), so the stall can be read against the empty table's.
+ *
+ * Run (root): node dist/bench/failover/compare.js [--runs N | --quick] [--intervals 10,50,1000] [--table-sizes 0,100k,1M] [--systems twinwall,rival] [--json FILE]
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -16,6 +20,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DrillLab, type DrillReport } from '../../test/lab/drill.js';
+import { SHORT_OK, ctCount, fillConntrack, fillTable, type FillResult } from '../../test/lab/drill-fill.js';
 import { FAULT_LINKS, RivalError, RivalPair, rivalVersions } from './rival.js';
 
 export type System = 'twinwall' | 'keepalived+conntrackd';
@@ -38,6 +43,10 @@ export interface RunFigures {
   takeoverMs: number | null;
   /** Takeovers by fw2 during the run before the fault (a false failover: the master was still there). */
   earlyTakeovers: number;
+  /** twinwall: fw2's takeover step (its log line): entries made live, ms for them, ms for the addresses. */
+  takeoverStep?: { entries: number; entriesMs: number; addressesMs: number } | null;
+  /** twinwall with a filled table: entries in fw1's and fw2's tables when the run started (checked before it). */
+  tables?: { fw1: number; fw2: number };
   /** Rival only: keepalived's notify_master on fw2 until primary-backup.sh returned (commit, flush, resync, bulk), ms. */
   notifyScriptMs?: number | null;
   /** 1-minute load average when the run started. */
@@ -50,6 +59,8 @@ export interface RunFigures {
 export interface Cell {
   system: System;
   intervalMs: number;
+  /** Live replicated flows in the table before the fault, beyond the drill's own (0: the drill's only). */
+  tableSize: number;
   drill: Drill;
   runs: RunFigures[];
 }
@@ -67,6 +78,9 @@ export interface FailoverFigures {
   versions: { keepalived: string; conntrackd: string };
   runsPerCell: number;
   intervals: number[];
+  tableSizes: number[];
+  /** How each filled table was made (per interval and table size). */
+  fills: (FillResult & { intervalMs: number })[];
   faultLinks: string[];
   tcpLoose: string;
   cells: Cell[];
@@ -107,7 +121,9 @@ interface Side {
   /** What to look at after a run that lost flows (neighbours, roles, logs). */
   diagnostics(): string;
   /** ms from the fault (`since`) to the backup's takeover done, null if not seen; and the backup's takeovers between `start` and the fault. */
-  takeover(since: number, start: number): { takeoverMs: number | null; notifyScriptMs?: number | null; earlyTakeovers: number };
+  takeover(since: number, start: number): { takeoverMs: number | null; notifyScriptMs?: number | null; earlyTakeovers: number; takeoverStep?: RunFigures['takeoverStep'] };
+  /** The table sizes seen before the next run (filled tables only). */
+  tables?(): { fw1: number; fw2: number } | undefined;
   restore(): Promise<void>;
   /** A fresh lab after cleanup(), set up again. */
   rebuild(): Promise<void>;
@@ -117,16 +133,33 @@ interface Side {
 class TwinwallSide implements Side {
   readonly system = 'twinwall' as const;
   lab: DrillLab;
-  constructor(readonly intervalMs: number) {
-    this.lab = new DrillLab(intervalMs);
+  /** The filled table's fills (the first at setup, then top-ups), and the counts restore() saw last. */
+  readonly fills: FillResult[] = [];
+  #tables: { fw1: number; fw2: number } | undefined;
+  constructor(readonly intervalMs: number, readonly tableSize = 0, readonly progress: (s: string) => void = () => {}) {
+    this.lab = new DrillLab(intervalMs, fillConntrack(tableSize));
   }
 
   namespaces(): string[] {
     return Object.values(this.lab.pair.topo.ns);
   }
 
-  setup(): Promise<void> {
-    return this.lab.setup({ compile: false });
+  async setup(): Promise<void> {
+    await this.lab.setup({ compile: false });
+    await this.#fill();
+  }
+
+  /** Fill (or top up) the master's table to tableSize and wait for the backup to hold it. */
+  async #fill(): Promise<void> {
+    if (this.tableSize === 0) return;
+    const f = await fillTable(this.lab, this.tableSize, { progress: this.progress });
+    if (f.sent > 0) this.fills.push(f);
+    this.#tables = { fw1: f.fw1, fw2: f.fw2 };
+    this.lab.pair.log = '';
+  }
+
+  tables(): { fw1: number; fw2: number } | undefined {
+    return this.#tables;
   }
 
   drill(name: string, fault: () => void | Promise<void>, o: { seconds: number; faultAt: number }): Promise<DrillReport> {
@@ -151,16 +184,22 @@ class TwinwallSide implements Side {
     return `${this.lab.diagnostics()}\nroles: fw1 ${this.lab.role('fw1')}, fw2 ${this.lab.role('fw2')}`;
   }
 
-  takeover(since: number, start: number): { takeoverMs: number | null; earlyTakeovers: number } {
+  takeover(since: number, start: number): { takeoverMs: number | null; earlyTakeovers: number; takeoverStep: RunFigures['takeoverStep'] } {
     // fw2's log lines (pino JSON, one per line): its takeover steps done.
-    const done: number[] = [];
+    type Step = { entries: number; entriesMs: number; addressesMs: number };
+    const done: { t: number; step?: Step }[] = [];
     for (const l of this.lab.pair.log.split('\n')) {
       if (!l.includes('addresses claimed') || !l.includes('drill-fw2')) continue;
-      const t = (JSON.parse(l.slice(l.indexOf('{'))) as { time?: number }).time;
-      if (typeof t === 'number' && t >= start) done.push(t);
+      const j = JSON.parse(l.slice(l.indexOf('{'))) as { time?: number; step?: Step };
+      if (typeof j.time === 'number' && j.time >= start) done.push({ t: j.time, step: j.step });
     }
-    const after = done.find((t) => t >= since);
-    return { takeoverMs: after === undefined ? null : after - since, earlyTakeovers: done.filter((t) => t < since).length };
+    const after = done.find((d) => d.t >= since);
+    const st = after?.step;
+    return {
+      takeoverMs: after === undefined ? null : after.t - since,
+      earlyTakeovers: done.filter((d) => d.t < since).length,
+      takeoverStep: st ? { entries: st.entries, entriesMs: Math.round(st.entriesMs * 10) / 10, addressesMs: Math.round(st.addressesMs * 10) / 10 } : null,
+    };
   }
 
   async restore(): Promise<void> {
@@ -168,13 +207,18 @@ class TwinwallSide implements Side {
     for (const i of FAULT_LINKS) p.topo.exec('fw1', 'ip', ['link', 'set', i, 'up']);
     const d = p.daemons.fw1;
     if (!d || d.child.exitCode !== null || d.child.signalCode !== null) this.lab.start('fw1');
-    await p.until('fw1 master again, fw2 backup and synced', () => this.lab.role('fw1') === 'master' && this.lab.role('fw2') === 'backup' && p.synced('fw2'), 30_000);
+    await p.until('fw1 master again, fw2 backup and synced', () => this.lab.role('fw1') === 'master' && this.lab.role('fw2') === 'backup' && p.synced('fw2'), this.tableSize >= 500_000 ? 120_000 : 30_000);
     // The old log is not needed any more (takeover() reads the latest run's lines).
     p.log = '';
+    if (this.tableSize > 0) {
+      // Both tables still hold the fill (a restarted fw1 has it back from fw2's bulk resync); else top it up.
+      this.#tables = { fw1: ctCount(this.lab, 'fw1'), fw2: ctCount(this.lab, 'fw2') };
+      if (Math.min(this.#tables.fw1, this.#tables.fw2) < this.tableSize * (1 - SHORT_OK)) await this.#fill();
+    }
   }
 
   rebuild(): Promise<void> {
-    this.lab = new DrillLab(this.intervalMs);
+    this.lab = new DrillLab(this.intervalMs, fillConntrack(this.tableSize));
     return this.setup();
   }
 
@@ -250,6 +294,8 @@ export interface CompareOptions {
   /** Which systems (default both). */
   systems?: System[];
   flows?: number;
+  /** Live replicated flows in the table before the fault (default [0]); twinwall only beyond 0. */
+  tableSizes?: number[];
 }
 
 /** Everything running now, for the signal handler. */
@@ -271,7 +317,8 @@ async function runOne(side: Side, cell: Cell, run: number, flows: number, r: Run
   let ready = false;
   let since = 0;
   const start = Date.now();
-  const tag = `${cell.system} ${cell.intervalMs} ms ${cell.drill} #${run}`;
+  const tag = `${cell.system}${cell.tableSize ? ` ${sizeName(cell.tableSize)} entries` : ''} ${cell.intervalMs} ms ${cell.drill} #${run}`;
+  const tables = side.tables?.();
   try {
     const rep = await side.drill(`${side.system} ${cell.drill}`, () => {
       ready = side.backupReady();
@@ -281,12 +328,13 @@ async function runOne(side: Side, cell: Cell, run: number, flows: number, r: Run
     foreign(r.seen);
     const t = side.takeover(since, start);
     const diagnostics = rep.survived < rep.flows || rep.samePort < rep.flows ? side.diagnostics().slice(-6000) : undefined;
-    cell.runs.push({ run, flows: rep.flows, survived: rep.survived, samePort: rep.samePort, outageMs: rep.outageMs, longestStallMs: rep.longestStallMs, backupReady: ready, backupSeen: side instanceof RivalSide ? side.lastReady : undefined, ...t, load, diagnostics });
-    r.progress(`${tag}: ${rep.survived}/${rep.flows} survived, ${rep.samePort} same port, outage ${rep.outageMs} ms, stall ${rep.longestStallMs} ms, takeover ${t.takeoverMs ?? '-'} ms${t.earlyTakeovers ? ` (${t.earlyTakeovers} takeover(s) by fw2 BEFORE the fault)` : ''}, load ${load.toFixed(1)}${ready ? '' : ` (backup NOT ready before the fault: ${side instanceof RivalSide ? side.lastReady : ''})`}`);
+    cell.runs.push({ run, flows: rep.flows, survived: rep.survived, samePort: rep.samePort, outageMs: rep.outageMs, longestStallMs: rep.longestStallMs, backupReady: ready, backupSeen: side instanceof RivalSide ? side.lastReady : undefined, ...t, tables, load, diagnostics });
+    const step = t.takeoverStep ? ` (${t.takeoverStep.entries} entries live in ${t.takeoverStep.entriesMs} ms, addresses ${t.takeoverStep.addressesMs} ms)` : '';
+    r.progress(`${tag}: ${rep.survived}/${rep.flows} survived, ${rep.samePort} same port, outage ${rep.outageMs} ms, stall ${rep.longestStallMs} ms, takeover ${t.takeoverMs ?? '-'} ms${step}${tables ? `, tables before ${tables.fw1} / ${tables.fw2}` : ''}${t.earlyTakeovers ? ` (${t.earlyTakeovers} takeover(s) by fw2 BEFORE the fault)` : ''}, load ${load.toFixed(1)}${ready ? '' : ` (backup NOT ready before the fault: ${side instanceof RivalSide ? side.lastReady : ''})`}`);
     if (diagnostics) r.progress(diagnostics);
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    cell.runs.push({ run, flows, survived: 0, samePort: 0, outageMs: NaN, longestStallMs: NaN, backupReady: ready, takeoverMs: null, earlyTakeovers: 0, load, error: msg, diagnostics: side.diagnostics().slice(-6000) });
+    cell.runs.push({ run, flows, survived: 0, samePort: 0, outageMs: NaN, longestStallMs: NaN, backupReady: ready, takeoverMs: null, earlyTakeovers: 0, tables, load, error: msg, diagnostics: side.diagnostics().slice(-6000) });
     r.progress(`${tag}: FAILED: ${(e as Error).message}`);
     r.notes.push(`${tag} failed: ${msg}`);
   }
@@ -318,22 +366,26 @@ export async function runFailoverCompare(o: CompareOptions, progress: (s: string
   const cells: Cell[] = [];
   const r: Run = { seen: new Set<string>(), notes: [], progress };
   const flows = o.flows ?? 50;
+  const tableSizes = o.tableSizes ?? [0];
+  const fills: FailoverFigures['fills'] = [];
   let tcpLoose = '';
-  for (const intervalMs of o.intervals) {
-    const makers = { twinwall: () => new TwinwallSide(intervalMs), 'keepalived+conntrackd': () => new RivalSide(intervalMs, flows) };
+  for (const intervalMs of o.intervals) for (const tableSize of tableSizes) {
+    const makers = { twinwall: () => new TwinwallSide(intervalMs, tableSize, progress), 'keepalived+conntrackd': () => new RivalSide(intervalMs, flows) };
     // Both labs up at once and their runs interleaved, so that both see the same background load.
-    const sides: Side[] = (o.systems ?? (Object.keys(makers) as System[])).map((s) => makers[s]());
+    // The rival only with the drill's own flows: filling conntrackd's tables is not built (README).
+    const sides: Side[] = (o.systems ?? (Object.keys(makers) as System[])).filter((s) => tableSize === 0 || s === 'twinwall').map((s) => makers[s]());
+    if (!sides.length) continue;
     try {
       for (const side of sides) {
         live.add(side);
-        progress(`${side.system}, advert interval ${intervalMs} ms: setting up`);
+        progress(`${side.system}, advert interval ${intervalMs} ms${tableSize ? `, ${sizeName(tableSize)} entries in the table` : ''}: setting up`);
         await side.setup();
         if (side instanceof RivalSide) tcpLoose = side.pair.tcpLoose;
       }
       foreign(r.seen);
       for (const drill of DRILLS) {
         const row = sides.map((side) => {
-          const cell: Cell = { system: side.system, intervalMs, drill, runs: [] };
+          const cell: Cell = { system: side.system, intervalMs, tableSize, drill, runs: [] };
           cells.push(cell);
           return { side, cell };
         });
@@ -341,11 +393,12 @@ export async function runFailoverCompare(o: CompareOptions, progress: (s: string
       }
     } catch (e) {
       // A lab that could not be set up or rebuilt: the cells so far stay, the next interval goes on.
-      const msg = `advert interval ${intervalMs} ms stopped: ${(e as Error).message}`;
+      const msg = `advert interval ${intervalMs} ms${tableSize ? `, ${sizeName(tableSize)} entries,` : ''} stopped: ${(e as Error).message}`;
       r.notes.push(msg.split('\n')[0]);
       progress(msg);
     } finally {
       for (const side of sides) {
+        if (side instanceof TwinwallSide) fills.push(...side.fills.map((f) => ({ ...f, intervalMs })));
         side.cleanup();
         live.delete(side);
       }
@@ -359,6 +412,8 @@ export async function runFailoverCompare(o: CompareOptions, progress: (s: string
     versions,
     runsPerCell: o.runs,
     intervals: o.intervals,
+    tableSizes,
+    fills,
     faultLinks: [...FAULT_LINKS],
     tcpLoose,
     cells,
@@ -372,6 +427,20 @@ export async function runFailoverCompare(o: CompareOptions, progress: (s: string
 // ---------------------------------------------------------------------------------------------
 
 const ok = (r: RunFigures) => r.error === undefined;
+
+/** 100000 -> "100k", 1000000 -> "1M". */
+export function sizeName(n: number): string {
+  return n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}M` : n >= 1e3 && n % 1e3 === 0 ? `${n / 1e3}k` : String(n);
+}
+
+/** "0,100k,1M" -> [0, 100000, 1000000]. */
+export function parseSizes(s: string): number[] {
+  return s.split(',').map((x) => {
+    const m = /^(\d+)([kKmM]?)$/.exec(x.trim());
+    if (!m) return NaN;
+    return Number(m[1]) * (m[2] === '' ? 1 : m[2].toLowerCase() === 'k' ? 1e3 : 1e6);
+  });
+}
 const fmt = (s: Stats | null) => (s ? `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)}` : '-');
 
 function cellLine(c: Cell): string {
@@ -384,7 +453,9 @@ function cellLine(c: Cell): string {
   const early = good.filter((r) => r.earlyTakeovers > 0).length;
   const tk = stats(good.map((r) => r.takeoverMs).filter((x): x is number => x !== null));
   const total = `${good.reduce((a, r) => a + r.survived, 0)}/${good.reduce((a, r) => a + r.flows, 0)}`;
-  return `  ${c.system.padEnd(22)} ${`${good.length}${failed ? ` (+${failed} failed)` : ''}`.padEnd(6)} ${`${surv}/${flows}`.padStart(7)}  ${`${same}/${flows}`.padStart(7)}  ${total.padStart(9)}   ${fmt(stats(good.map((r) => r.outageMs))).padStart(20)}   ${fmt(stats(good.map((r) => r.longestStallMs))).padStart(20)}   ${fmt(tk).padStart(20)}${notReady ? `  (${notReady} run(s) with the backup not ready)` : ''}${early ? `  (${early} run(s) with a false takeover before the fault)` : ''}`;
+  const steps = good.map((r) => r.takeoverStep?.entriesMs).filter((x): x is number => typeof x === 'number');
+  const entriesMs = steps.length ? `   ${fmt(stats(steps)).padStart(16)}` : '';
+  return `  ${c.system.padEnd(22)} ${sizeName(c.tableSize ?? 0).padStart(5)} ${`${good.length}${failed ? ` (+${failed} failed)` : ''}`.padEnd(6)} ${`${surv}/${flows}`.padStart(7)}  ${`${same}/${flows}`.padStart(7)}  ${total.padStart(9)}   ${fmt(stats(good.map((r) => r.outageMs))).padStart(20)}   ${fmt(stats(good.map((r) => r.longestStallMs))).padStart(20)}   ${fmt(tk).padStart(20)}${entriesMs}${notReady ? `  (${notReady} run(s) with the backup not ready)` : ''}${early ? `  (${early} run(s) with a false takeover before the fault)` : ''}`;
 }
 
 export interface TargetCheck {
@@ -395,9 +466,21 @@ export interface TargetCheck {
 /** The issue's targets, per interval and drill. */
 export function targets(f: FailoverFigures): TargetCheck[] {
   const out: TargetCheck[] = [];
-  const find = (s: System, i: number, d: Drill) => f.cells.find((c) => c.system === s && c.intervalMs === i && c.drill === d);
+  const find = (s: System, i: number, d: Drill, n = 0) => f.cells.find((c) => c.system === s && c.intervalMs === i && c.drill === d && (c.tableSize ?? 0) === n);
   for (const i of f.intervals) {
     for (const d of DRILLS) {
+      // "the same drill with 100 k and 1 M live replicated flows: stall as with an empty table":
+      // the median stall with N entries within 20 % + 10 ms of the empty table's median (same run, interval, drill).
+      const empty = find('twinwall', i, d);
+      for (const n of (f.tableSizes ?? [0]).filter((x) => x > 0)) {
+        const full = find('twinwall', i, d, n);
+        if (!full) continue;
+        const good = full.runs.filter(ok);
+        out.push({ what: `${i} ms ${d}, ${sizeName(n)} entries: twinwall 100 % survival with the same NAT port in every run`, met: good.length === full.runs.length && good.every((r) => r.survived === r.flows && r.samePort === r.flows) });
+        const a = stats(good.map((r) => r.longestStallMs));
+        const b = empty ? stats(empty.runs.filter(ok).map((r) => r.longestStallMs)) : null;
+        if (a && b) out.push({ what: `${i} ms ${d}: median stall with ${sizeName(n)} entries ${a.median.toFixed(0)} ms as with an empty table (${b.median.toFixed(0)} ms; within 20 % + 10 ms)`, met: a.median <= b.median * 1.2 + 10 });
+      }
       const tw = find('twinwall', i, d);
       const rv = find('keepalived+conntrackd', i, d);
       if (!tw) continue;
@@ -422,13 +505,17 @@ export function formatFailover(f: FailoverFigures): string {
   out.push(`started ${f.startedAt}, ${(f.wallSeconds / 60).toFixed(1)} min; load average at start ${f.host.loadStart.map((x) => x.toFixed(2)).join(' ')}, at end ${f.host.loadEnd.map((x) => x.toFixed(2)).join(' ')}`);
   out.push(`link-down = fw1's ${f.faultLinks.join(' + ')} down (sync0 up) for the rest of the drill; sigkill = twinwall: SIGKILL of fw1's daemon (its data plane dies with it); rival: SIGKILL of fw1's keepalived (VRRP child and parent) and conntrackd and all three links down (a SIGKILLed keepalived leaves its addresses and the kernel would go on forwarding)`);
   out.push(`rival: kernel conntrack with nf_conntrack_tcp_loose=${f.tcpLoose} (the default, left as operators run it), iptables SNAT + stateful FORWARD as test/lab/drill-rules.yaml`);
-  out.push('ms: min / median / max over the runs; survived and same port: the lowest over the runs; all runs: flows surviving over all the runs; takeover: fault until the backup finished its takeover');
+  out.push('ms: min / median / max over the runs; survived and same port: the lowest over the runs; all runs: flows surviving over all the runs; takeover: fault until the backup finished its takeover; entries live: twinwall\'s takeover step making the replicated entries live');
+  if ((f.tableSizes ?? [0]).some((n) => n > 0)) {
+    out.push('table: live replicated UDP flows put in the master\'s table before the drill (real packets through its data plane, replicated to the backup; the drill\'s own flows come on top); twinwall only beyond 0');
+    for (const x of f.fills ?? []) out.push(`  fill ${sizeName(x.entries)} (${x.intervalMs} ms): ${x.sent} packets, fw1 held ${x.fw1} after ${x.fw1Seconds.toFixed(1)} s, fw2 ${x.fw2} after ${x.fw2Seconds.toFixed(1)} s; nat_exhausted ${x.natExhausted}, table_full ${x.tableFull}`);
+  }
   out.push('');
   for (const i of f.intervals) {
     for (const d of DRILLS) {
       out.push(`advert ${i} ms, ${d}:`);
-      out.push(`  ${'system'.padEnd(22)} ${'runs'.padEnd(6)} ${'survived'.padStart(7)} ${'same port'.padStart(9)} ${'all runs'.padStart(9)} ${'outage ms'.padStart(20)}   ${'longest stall ms'.padStart(20)}   ${'takeover ms'.padStart(20)}`);
-      for (const c of f.cells.filter((x) => x.intervalMs === i && x.drill === d)) out.push(cellLine(c));
+      out.push(`  ${'system'.padEnd(22)} ${'table'.padStart(5)} ${'runs'.padEnd(6)} ${'survived'.padStart(7)} ${'same port'.padStart(9)} ${'all runs'.padStart(9)} ${'outage ms'.padStart(20)}   ${'longest stall ms'.padStart(20)}   ${'takeover ms'.padStart(20)}   ${'entries live ms'.padStart(16)}`);
+      for (const c of f.cells.filter((x) => x.intervalMs === i && x.drill === d).sort((x, y) => (x.tableSize ?? 0) - (y.tableSize ?? 0))) out.push(cellLine(c));
     }
   }
   out.push('');
@@ -445,7 +532,7 @@ export function formatFailover(f: FailoverFigures): string {
 // Command line
 // ---------------------------------------------------------------------------------------------
 
-const USAGE = 'usage: node dist/bench/failover/compare.js [--runs N | --quick] [--intervals 10,50,1000] [--systems twinwall,rival] [--json FILE]';
+const USAGE = 'usage: node dist/bench/failover/compare.js [--runs N | --quick] [--intervals 10,50,1000] [--table-sizes 0,100k,1M] [--systems twinwall,rival] [--json FILE]';
 
 function parseArgs(argv: string[]): { o: CompareOptions; json?: string } {
   const o: CompareOptions = { runs: 10, intervals: [10, 50, 1000] };
@@ -456,10 +543,12 @@ function parseArgs(argv: string[]): { o: CompareOptions; json?: string } {
     else if (a === '--runs' && argv[i + 1]) o.runs = Number(argv[++i]);
     else if (a === '--intervals' && argv[i + 1]) o.intervals = argv[++i].split(',').map(Number);
     else if (a === '--json' && argv[i + 1]) json = argv[++i];
+    else if (a === '--table-sizes' && argv[i + 1]) o.tableSizes = parseSizes(argv[++i]);
     else if (a === '--systems' && argv[i + 1]) o.systems = argv[++i].split(',').map((x) => (x === 'rival' ? 'keepalived+conntrackd' : x) as System);
     else throw new RivalError(`unknown or incomplete option ${a}: ${USAGE}`);
   }
   if (!Number.isInteger(o.runs) || o.runs < 1) throw new RivalError(`--runs must be a positive integer: ${USAGE}`);
+  if (o.tableSizes?.some((x) => !Number.isInteger(x) || x < 0 || x > 4_000_000)) throw new RivalError(`--table-sizes: entries, 0 to 4M, as 100000 or 100k or 1M: ${USAGE}`);
   if (o.systems?.some((x) => x !== 'twinwall' && x !== 'keepalived+conntrackd')) throw new RivalError(`--systems: twinwall and/or rival: ${USAGE}`);
   if (o.intervals.some((x) => !Number.isInteger(x) || x < 10 || x % 10 !== 0)) throw new RivalError(`--intervals: integers in ms, multiples of 10 from 10 (keepalived's advert_int is in centiseconds): ${USAGE}`);
   return { o, json };

@@ -128,7 +128,11 @@ export class DrillLab {
   readonly pair = new DaemonPair('twdrill-');
   readonly traffic = new DrillTraffic(this.pair.topo);
 
-  constructor(readonly intervalMs = 50) {}
+  /**
+   * `conntrack`: the daemons' table size and UDP unreplied timeout (s), for drills with a filled
+   * table (test/lab/drill-fill.ts); default 65536 entries and the engine's timeouts.
+   */
+  constructor(readonly intervalMs = 50, readonly conntrack: { maxEntries?: number; udpUnrepliedS?: number } = {}) {}
 
   /** Where fw's /metrics listens (its sync address), for a Prometheus in the lab. */
   static metricsTarget(fw: Fw): string {
@@ -146,7 +150,7 @@ export class DrillLab {
       `node: { name: drill-${fw} }`,
       `dataplane: { interfaces: [inside0, outside0], queue: ${fw === 'fw1' ? 61 : 62} }`,
       `ruleset: ${join(root, 'test/lab/drill-rules.yaml')}`,
-      'conntrack: { maxEntries: 65536 }',
+      `conntrack: { maxEntries: ${this.conntrack.maxEntries ?? 65536}${this.conntrack.udpUnrepliedS ? `, timeouts: { udpUnreplied: ${this.conntrack.udpUnrepliedS} }` : ''} }`,
       `control: { socket: ${p.sock(fw)} }`,
       `metrics: { listen: "${DrillLab.metricsTarget(fw)}" }`,
       'log: { level: info }',
