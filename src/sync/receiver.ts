@@ -6,6 +6,7 @@
  *  - In order: a message after the expected one is held (bounded) and the gap NACKed, again every
  *    `nackRetryMs` while it lasts (so a lost NACK or a lost resend is repaired too).
  *  - ALIVE says what the sender sent last: a tail lost before the link went idle is NACKed.
+ *  - A first contact starts at the sender's current seq (its earlier messages are history).
  *  - A gap the sender's window no longer holds, a sender that restarted (new epoch), or our own
  *    start: a bulk resync is requested (again every `resyncRetryMs` until it ends). At its end,
  *    replicated entries the dump did not mention are removed: the peer no longer has them.
@@ -55,8 +56,6 @@ const MAX_NACK_RANGES = 64;
 const MAX_SAMPLES = 16;
 /** Messages applied between two REPORTs at most. */
 const REPORT_EVERY = 32;
-/** A first contact at a seq below this starts at 1 (see #session). */
-const EARLY_SEQS = 1024;
 
 export class SyncReceiver {
   peer: PeerView | null = null;
@@ -166,11 +165,13 @@ export class SyncReceiver {
     const restarted = p !== null && p.id === h.sender;
     this.#held.clear();
     this.#lastCtlSeq = -1;
-    // Every epoch starts at seq 1: a sender that started recently still holds all of it, so
-    // messages lost before our first contact (the first ones after its start) are NACKed, not
-    // waited for until a resync.
-    const from = seqDiff(1, seq) >= 0 && seqDiff(1, seq) < EARLY_SEQS ? 1 : seq;
-    this.peer = { id: h.sender, epoch: h.epoch, expected: from, held: 0, lastContact: now, peerNext: seq, resyncPending: false, synced: false };
+    // The session starts where the sender stands: what it sent before is history, and the resync
+    // asked for below brings its whole table. Replaying that history (NACKing back to seq 1, as
+    // this did) made it current for the resync's sweep: creates of flows that the other node
+    // ended while it was master, whose destroys this sender never sent, stayed here for good
+    // (found by the drills: a node restarted after a switchover and a SIGKILL kept 42 stale
+    // ESTABLISHED entries).
+    this.peer = { id: h.sender, epoch: h.epoch, expected: seq, held: 0, lastContact: now, peerNext: seq, resyncPending: false, synced: false };
     if (this.#startupAsked && !restarted) {
       // Our startup request (to whoever is active) covers this sender: its retries go on with
       // the same id until the dump ends.

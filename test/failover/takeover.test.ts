@@ -6,7 +6,7 @@ import { buildTcp } from '../../src/node/packet/build.js';
 import { TcpFlag } from '../../src/node/packet/fields.js';
 import { Role, Takeover, VipError, VirtualAddresses, type IpRunner, type Launch } from '../../src/failover/index.js';
 
-import { converge, load, pair, ready } from '../sync/pair.js';
+import { converge, load, pair, ready, side, sleep } from '../sync/pair.js';
 
 /** Commands as they would run, and the table's REPLICATED count at each (the order of steps). */
 function fakeCommands(replicated: () => number, fail: (line: string) => string | null = () => null) {
@@ -229,6 +229,38 @@ describe('takeover', () => {
     expect(b.sync.stats.entriesSent.destroy).toBe(20);
     await a.sync.close();
     await b.sync.close();
+  });
+
+  it('a node restarted after a switchover holds the master\'s table, not the old master\'s history of flows the new master ended', async () => {
+    const { a, b, tb } = pair();
+    await ready(a, b);
+    // A (master) creates 20 entries: its messages carry them.
+    load(a.engine, 20);
+    expect((await converge(a, b)).diff.missing).toEqual([]);
+    const vips = () => new VirtualAddresses([], {});
+    // Switchover: B is the master; B ends the 20 flows (its destroys reach A).
+    await new Takeover(a.engine.conntrack.table, a.engine.conntrack.tcp, vips()).transition(Role.MASTER, Role.BACKUP);
+    await new Takeover(b.engine.conntrack.table, b.engine.conntrack.tcp, vips()).transition(Role.BACKUP, Role.MASTER);
+    b.engine.conntrack.table.flush();
+    await converge(b, a);
+    expect(a.engine.conntrack.table.count).toBe(0);
+    // A master again (B is killed), with one flow of its own; B restarts empty, on the same link.
+    await new Takeover(a.engine.conntrack.table, a.engine.conntrack.tcp, vips()).transition(Role.BACKUP, Role.MASTER);
+    await b.sync.close();
+    tb.peer = a.transport;
+    await sleep(5); // a new epoch (ms)
+    const b2 = side(2, tb);
+    b2.sync.start();
+    load(a.engine, 1);
+    // A's early messages (the 20 creates) are still in its resend window; B2 must not take them
+    // for the present: A holds 1 entry, so must B2.
+    await ready(a, b2);
+    await sleep(300);
+    const { diff } = await converge(a, b2);
+    expect({ extra: diff.extra.length, missing: diff.missing.length }).toEqual({ extra: 0, missing: 0 });
+    expect(b2.engine.conntrack.table.count).toBe(1);
+    await a.sync.close();
+    await b2.sync.close();
   });
 
   it('runs quick transitions one after the other: a release never overtakes the claim before it', async () => {
