@@ -64,7 +64,7 @@ export interface FirewallNodeOptions {
 /** Outcome of a reload: applied, or refused with the ruleset's errors (the old one still runs). */
 export type ReloadResult = { ok: true; source: string } | { ok: false; error: RulesetError | RulesetFileError };
 
-type NodeState = 'created' | 'running' | 'stopping' | 'stopped';
+type NodeState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 export class FirewallNode implements ControlTarget {
   readonly config: NodeConfig;
@@ -137,7 +137,10 @@ export class FirewallNode implements ControlTarget {
     );
     this.#metricsServer = config.metrics ? new MetricsServer(this.metrics, config.metrics.host, config.metrics.port) : null;
     this.#control = new ControlServer(this, config.controlSocket, {
-      onError: (err, method, path) => this.log.error({ err, method, path }, 'control API handler failed'),
+      // A part not running yet (the node starting or stopping) is the client's answer, not a fault.
+      onError: (err, method, path) => (err instanceof NodeStateError
+        ? this.log.info({ method, path, reason: err.message }, 'control request refused')
+        : this.log.error({ err, method, path }, 'control API handler failed')),
     });
   }
 
@@ -157,7 +160,9 @@ export class FirewallNode implements ControlTarget {
 
   async start(): Promise<void> {
     if (this.#state !== 'created') throw new NodeStateError(`cannot start a node that is ${this.#state}; create a new FirewallNode`);
-    this.#state = 'running';
+    // 'starting' until every part runs: the control socket answers meanwhile, and a request for a
+    // part not started yet is refused with that state (a client polling a starting node).
+    this.#state = 'starting';
     this.#startedAt = this.engine.now();
     try {
       if (this.config.sync) this.#syncTransport = await this.#syncTransportFactory(this.config.sync);
@@ -174,6 +179,7 @@ export class FirewallNode implements ControlTarget {
       await this.stop();
       throw e;
     }
+    this.#state = 'running';
     this.#tick = setInterval(() => this.#runTick(), this.#tickMs);
     this.#tick.unref();
     const m = this.metricsAddress();
