@@ -18,5 +18,5 @@ export { VirtualAddresses, VipError, checkVirtualAddress } from './vip.js';
 export type { AnnounceMethod, Launch, VipOptions, VirtualAddress } from './vip.js';
 export { IpBatch } from '../node/dataplane/ip-batch.js';
 export type { BatchResult, IpRunner } from '../node/dataplane/ip-batch.js';
-export { Takeover } from './takeover.js';
-export type { TakeoverStep } from './takeover.js';
+export { EAGER_MAX, SWEEP_SLICE, Takeover } from './takeover.js';
+export type { SweepDone, TakeoverStep } from './takeover.js';

@@ -12,6 +12,14 @@
  *
  * Steps run one after the other even when transitions come quickly (a promise chain): a release
  * never overtakes the claim before it.
+ *
+ * A large table (over EAGER_MAX entries) is not made live in one loop before the claim: that loop
+ * runs on the main thread, 13-18 ms per 100 k entries the first time in the drill lab (cold code,
+ * 192-byte records), 100+ ms at a million, all of it added to the outage. Instead every entry is
+ * made live at its first packet (the conntrack does it while table.adoptReplicated is set, before
+ * tracking the packet: no packet sees a REPLICATED entry on the new master), the addresses are
+ * claimed at once, and a sweep makes the rest live in slices of SWEEP_SLICE slots between the
+ * event loop's turns (packets, sync, adverts go on in between).
  */
 import { CtStatus, type ConntrackTable } from '../node/conntrack/index.js';
 import { TW_PROTO } from '../node/conntrack/tuple.js';
@@ -26,18 +34,37 @@ export interface TakeoverStep {
   /** ms for the entries, and for the addresses (claim and the first announcement, or release). */
   entriesMs: number;
   addressesMs: number;
+  /** Entries made live at their first packet and by a sweep after the claim (a large table): `entries` is the table's size then. */
+  lazy?: boolean;
   error?: string;
 }
 
 const TCP = 6;
+/** Tables up to this many entries are made live in one loop before the claim (a few ms at most). */
+export const EAGER_MAX = 65536;
+/** Slots per slice of the sweep after a lazy takeover. */
+export const SWEEP_SLICE = 32768;
+
+/** The sweep after a lazy takeover: entries it made live, ms from its start to its end, slices. */
+export interface SweepDone {
+  entries: number;
+  ms: number;
+  slices: number;
+  /** The node left master before the sweep ended. */
+  cancelled: boolean;
+}
 
 export class Takeover {
   #chain: Promise<void> = Promise.resolve();
   /** The last steps, newest last (for status and logs). */
   readonly steps: TakeoverStep[] = [];
   onStep: ((s: TakeoverStep) => void) | null = null;
+  onSweep: ((s: SweepDone) => void) | null = null;
+  /** The sweep running after a lazy takeover (cleared when it ends or is cancelled). */
+  #sweep: { cancelled: boolean } | null = null;
 
-  constructor(readonly table: ConntrackTable, readonly tcp: TcpTracker, readonly vips: VirtualAddresses) {}
+  /** `eagerMax`: tables larger than this go the lazy way (default EAGER_MAX). */
+  constructor(readonly table: ConntrackTable, readonly tcp: TcpTracker, readonly vips: VirtualAddresses, readonly opts: { eagerMax?: number } = {}) {}
 
   /** Resolves once every step queued so far is done. */
   idle(): Promise<void> {
@@ -55,15 +82,22 @@ export class Takeover {
   async #becomeMaster(): Promise<void> {
     const t0 = performance.now();
     const t = this.table;
-    let n = 0;
-    t.forEach((slot) => {
-      if ((t.statusOf(slot) & CtStatus.REPLICATED) === 0) return;
-      t.clearStatus(slot, CtStatus.REPLICATED);
-      if ((t.tuples[t.tupleOffset(slot, 0) + TW_PROTO] & 0xff) === TCP) this.tcp.setTolerant(t.tcp, slot);
-      n++;
-    });
+    let n = t.count;
+    const lazy = n > (this.opts.eagerMax ?? EAGER_MAX);
+    if (lazy) {
+      // A large table: entries live at their first packet and by the sweep after the claim.
+      t.adoptReplicated = true;
+    } else {
+      n = 0;
+      t.forEach((slot) => {
+        if ((t.statusOf(slot) & CtStatus.REPLICATED) === 0) return;
+        t.clearStatus(slot, CtStatus.REPLICATED);
+        if ((t.tuples[t.tupleOffset(slot, 0) + TW_PROTO] & 0xff) === TCP) this.tcp.setTolerant(t.tcp, slot);
+        n++;
+      });
+    }
     const t1 = performance.now();
-    const s: TakeoverStep = { to: roleNames[Role.MASTER], entries: n, entriesMs: t1 - t0, addressesMs: 0 };
+    const s: TakeoverStep = { to: roleNames[Role.MASTER], entries: n, entriesMs: t1 - t0, addressesMs: 0, ...(lazy ? { lazy } : {}) };
     try {
       await this.vips.claim();
     } catch (e) {
@@ -71,10 +105,47 @@ export class Takeover {
     }
     s.addressesMs = performance.now() - t1;
     this.#record(s);
+    if (lazy) this.#startSweep();
+  }
+
+  #startSweep(): void {
+    const t = this.table;
+    const token = { cancelled: false };
+    this.#sweep = token;
+    const t0 = performance.now();
+    const done: SweepDone = { entries: 0, ms: 0, slices: 0, cancelled: false };
+    let slot = 0;
+    const slice = (): void => {
+      if (token.cancelled) {
+        done.cancelled = true;
+      } else {
+        const end = Math.min(slot + SWEEP_SLICE, t.highWater);
+        for (; slot < end; slot++) {
+          if ((t.statusOf(slot) & (CtStatus.CONFIRMED | CtStatus.REPLICATED)) !== (CtStatus.CONFIRMED | CtStatus.REPLICATED)) continue;
+          t.clearStatus(slot, CtStatus.REPLICATED);
+          if ((t.tuples[t.tupleOffset(slot, 0) + TW_PROTO] & 0xff) === TCP) this.tcp.setTolerant(t.tcp, slot);
+          done.entries++;
+        }
+        done.slices++;
+        if (slot < t.highWater) {
+          setImmediate(slice);
+          return;
+        }
+        t.adoptReplicated = false;
+        this.#sweep = null;
+      }
+      done.ms = performance.now() - t0;
+      this.onSweep?.(done);
+    };
+    setImmediate(slice);
   }
 
   async #leaveMaster(to: RoleCode): Promise<void> {
     const t0 = performance.now();
+    // A sweep still running stops here: the entries are about to be the peer's again.
+    if (this.#sweep) this.#sweep.cancelled = true;
+    this.#sweep = null;
+    this.table.adoptReplicated = false;
     const s: TakeoverStep = { to: roleNames[to], entries: 0, entriesMs: 0, addressesMs: 0 };
     try {
       await this.vips.release();

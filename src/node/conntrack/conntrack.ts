@@ -44,6 +44,7 @@ const P_UDP = Proto.UDP;
 const ST_ASSURED = CtStatus.ASSURED;
 const ST_EXPECTED = CtStatus.EXPECTED;
 const ST_SEEN_REPLY = CtStatus.SEEN_REPLY;
+const ST_REPLICATED = CtStatus.REPLICATED;
 const TV_IGNORE = TcpVerdict.IGNORE;
 const TV_INVALID = TcpVerdict.INVALID;
 const TV_RESTART = TcpVerdict.RESTART;
@@ -159,6 +160,11 @@ export class Conntrack {
     let changes = 0;
     let timeout: number;
     const proto = pkt.proto;
+    // A takeover in progress: the peer's entry becomes ours at its first packet (table.adoptReplicated).
+    if (t.adoptReplicated && (t.statusOf(slot) & ST_REPLICATED) !== 0) {
+      t.clearStatus(slot, ST_REPLICATED);
+      if (proto === P_TCP) this.tcp.setTolerant(t.tcp, slot);
+    }
     if (proto === P_TCP) {
       const v = this.tcp.track(t.tcp, slot, dir as 0 | 1, pkt, now);
       if (v === TV_INVALID) {

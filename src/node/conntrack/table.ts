@@ -157,6 +157,12 @@ export class ConntrackTable implements TimerExpiry {
   #nextId = 1;
   /** Entries evicted by early drop, for metrics. */
   earlyDrops = 0;
+  /**
+   * This node has become master of its replicated entries, and not every one is live yet (a large
+   * table's takeover, src/failover/takeover.ts): the conntrack makes a REPLICATED entry live (TCP
+   * tolerant) at its first packet, before tracking it, while the takeover's sweep does the rest.
+   */
+  adoptReplicated = false;
 
   constructor(opts: ConntrackTableOptions) {
     if (!Number.isInteger(opts.maxEntries) || opts.maxEntries < 1) {
