@@ -147,10 +147,13 @@ export async function fillTable(lab: DrillLab, entries: number, o: { rate?: numb
         const before = queueState(lab, 'fw1').dropped;
         await agent.send(start, n, rate);
         sent += n;
+        // Until the queue is empty and stays so (the last packets may still be on their way to
+        // it: drops read too early would be taken for the next chunk's, and this one's lost).
         let q = queueState(lab, 'fw1');
-        for (let i = 0; i < 100 && q.waiting > 0; i++) {
-          await sleep(10);
+        for (let i = 0, calm = 0; i < 200 && calm < 2; i++) {
+          await sleep(q.waiting > 0 ? 10 : 40);
           q = queueState(lab, 'fw1');
+          calm = q.waiting > 0 ? 0 : calm + 1;
         }
         const dropped = q.dropped - before;
         if (dropped > 0 && resent < entries) {
