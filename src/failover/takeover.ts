@@ -36,6 +36,8 @@ export interface TakeoverStep {
   addressesMs: number;
   /** Entries made live at their first packet and by a sweep after the claim (a large table): `entries` is the table's size then. */
   lazy?: boolean;
+  /** Master still after a second master was heard: `entries` TCP entries made tolerant again, the addresses claimed again. */
+  reclaim?: boolean;
   error?: string;
 }
 
@@ -73,7 +75,9 @@ export class Takeover {
 
   /** The election's transition; returns when this one's steps are done. */
   transition(from: RoleCode, to: RoleCode): Promise<void> {
-    const step = to === Role.MASTER ? () => this.#becomeMaster() : from === Role.MASTER ? () => this.#leaveMaster(to) : null;
+    const step = to === Role.MASTER
+      ? (from === Role.MASTER ? () => this.#reclaim() : () => this.#becomeMaster())
+      : from === Role.MASTER ? () => this.#leaveMaster(to) : null;
     if (step === null) return this.#chain;
     this.#chain = this.#chain.then(step);
     return this.#chain;
@@ -106,6 +110,35 @@ export class Takeover {
     s.addressesMs = performance.now() - t1;
     this.#record(s);
     if (lazy) this.#startSweep();
+  }
+
+  /**
+   * Master still, after a second master was heard (a split brain healing): the other forwarded
+   * some of the traffic meanwhile, and its updates did not touch our live entries, so our TCP
+   * window data may be behind the flows. Every TCP entry goes tolerant again (re-learnt from
+   * the next segments), then the addresses are claimed and announced again. Found by the
+   * compose pause drill: after the paused master preempted back and the peer took over once
+   * more, the master's strict window checks dropped every flow (tcp_window: 4164).
+   */
+  async #reclaim(): Promise<void> {
+    const t0 = performance.now();
+    const t = this.table;
+    let n = 0;
+    t.forEach((slot) => {
+      if ((t.statusOf(slot) & CtStatus.REPLICATED) !== 0) return;
+      if ((t.tuples[t.tupleOffset(slot, 0) + TW_PROTO] & 0xff) !== TCP) return;
+      this.tcp.setTolerant(t.tcp, slot);
+      n++;
+    });
+    const t1 = performance.now();
+    const s: TakeoverStep = { to: roleNames[Role.MASTER], entries: n, entriesMs: t1 - t0, addressesMs: 0, reclaim: true };
+    try {
+      await this.vips.claim();
+    } catch (e) {
+      s.error = (e as Error).message;
+    }
+    s.addressesMs = performance.now() - t1;
+    this.#record(s);
   }
 
   #startSweep(): void {

@@ -263,6 +263,52 @@ describe('takeover', () => {
     await b2.sync.close();
   });
 
+  it('a master that heard a second master re-learns its TCP windows: the flows the other forwarded meanwhile go on through it', async () => {
+    const { a, b } = pair();
+    await ready(a, b);
+    const C = '10.7.7.8';
+    const S = '203.0.113.7';
+    const V = '198.51.100.10';
+    const out = new EngineResult();
+    const via = (e: typeof a.engine, pkt: Buffer, inIf: number) => {
+      e.process(pkt, 0, pkt.length, { inIf, outIf: inIf === 2 ? 3 : 2, mark: 0, now: e.now() }, out);
+      return out.verdict;
+    };
+    // Two flows through A, each past its handshake and confirmed in both directions.
+    const seqs = [0, 1].map((i) => {
+      const sport = 41000 + i;
+      via(a.engine, buildTcp({ src: C, dst: S, sport, dport: 443, flags: TcpFlag.SYN, seq: 1000, window: 65535 }), 2);
+      via(a.engine, buildTcp({ src: S, dst: V, sport: 443, dport: sport, flags: TcpFlag.SYN | TcpFlag.ACK, seq: 5000, ack: 1001, window: 65535 }), 3);
+      via(a.engine, buildTcp({ src: C, dst: S, sport, dport: 443, flags: TcpFlag.ACK, seq: 1001, ack: 5001, window: 65535 }), 2);
+      return 1001;
+    });
+    expect((await converge(a, b)).diff.missing).toEqual([]);
+    // Split brain: B takes over too and carries 70 KB of each flow; A, master still, keeps its
+    // own (now stale) window data: the peer's updates do not touch a master's live entries.
+    const vips = () => new VirtualAddresses([], {});
+    await new Takeover(b.engine.conntrack.table, b.engine.conntrack.tcp, vips()).transition(Role.BACKUP, Role.MASTER);
+    for (const i of [0, 1]) {
+      for (let k = 0; k < 50; k++) {
+        expect(via(b.engine, buildTcp({ src: C, dst: S, sport: 41000 + i, dport: 443, flags: TcpFlag.ACK, seq: seqs[i], ack: 5001, window: 65535, payloadLength: 1400 }), 2)).toBe(Verdict.ACCEPT);
+        seqs[i] += 1400;
+        via(b.engine, buildTcp({ src: S, dst: V, sport: 443, dport: 41000 + i, flags: TcpFlag.ACK, seq: 5001, ack: seqs[i], window: 65535 }), 3);
+      }
+    }
+    // The server's ACK of the data A never saw (ACK above what A believes the client sent).
+    const ackOf = (i: number) => buildTcp({ src: S, dst: V, sport: 443, dport: 41000 + i, flags: TcpFlag.ACK, seq: 5001, ack: seqs[i], window: 65535 });
+    // Without a re-learn, A drops the flows B carried (flow 0)...
+    expect(via(a.engine, ackOf(0), 3)).toBe(Verdict.DROP);
+    // ...A heard B's adverts and stays master (B yields): it re-learns, and flow 1 goes on through A.
+    const ta = new Takeover(a.engine.conntrack.table, a.engine.conntrack.tcp, vips());
+    await ta.transition(Role.MASTER, Role.MASTER);
+    expect(ta.steps.at(-1)).toMatchObject({ to: 'master', reclaim: true, entries: 2 });
+    expect(via(a.engine, ackOf(1), 3)).toBe(Verdict.ACCEPT);
+    expect(via(a.engine, buildTcp({ src: C, dst: S, sport: 41001, dport: 443, flags: TcpFlag.ACK, seq: seqs[1], ack: 5001, window: 65535, payloadLength: 1400 }), 2)).toBe(Verdict.ACCEPT);
+    expect(out.ctState).toBe(CtState.ESTABLISHED);
+    await a.sync.close();
+    await b.sync.close();
+  });
+
   it('runs quick transitions one after the other: a release never overtakes the claim before it', async () => {
     const { a, b } = pair();
     await ready(a, b);

@@ -73,6 +73,7 @@ export class NodeFailover {
     const takeover = new Takeover(engine.conntrack.table, engine.conntrack.tcp, vips);
     takeover.onStep = (s) => {
       if (s.error) log.error({ step: s }, `failover: ${s.to}: ${s.error}`);
+      else if (s.reclaim === true) log.info({ step: s }, `failover: master still (a second master was heard): ${s.entries} TCP entries re-learn their windows, addresses re-announced`);
       else log.info({ step: s }, `failover: ${s.to === 'master' ? `${s.entries} entries live${s.lazy ? ' (each at its first packet or by the sweep)' : ''}, addresses claimed and announced` : `addresses released, ${s.entries} entries now the peer's`}`);
     };
     takeover.onSweep = (s) => log.info({ sweep: s }, `failover: sweep ${s.cancelled ? 'cancelled (no longer master)' : 'done'}: ${s.entries} entries made live in ${s.ms.toFixed(1)} ms, ${s.slices} slices`);
