@@ -56,10 +56,18 @@ export function fillConntrack(entries: number): { maxEntries: number; udpUnrepli
   return entries > 0 ? { maxEntries: Math.max(65536, Math.ceil((entries * 1.25) / 65536) * 65536), udpUnrepliedS: FILL_UDP_TIMEOUT_S } : {};
 }
 
-/** fw's entry count (`ct count`), -1 when the daemon does not answer. */
+/**
+ * fw's entry count (`ct count`), asked up to 5 times 300 ms apart (a daemon busy with a bulk resync
+ * or a fill may not answer the CLI in time: taken for an empty table, that started a whole new
+ * fill); -1 when it never answers.
+ */
 export function ctCount(lab: DrillLab, fw: Fw): number {
-  const r = lab.pair.twinwall(fw, 'ct', 'count', '-o', 'json');
-  return r.code === 0 ? (JSON.parse(r.out) as { count: number }).count : -1;
+  for (let i = 0; i < 5; i++) {
+    const r = lab.pair.twinwall(fw, 'ct', 'count', '-o', 'json');
+    if (r.code === 0) return (JSON.parse(r.out) as { count: number }).count;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+  }
+  return -1;
 }
 
 /** Sum of every numeric field called `key` in a JSON value (the stats tree). */
