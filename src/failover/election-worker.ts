@@ -160,7 +160,11 @@ function watchLinks(): void {
 let linkMonitor: ChildProcess | null = null;
 function watchLinkEvents(): void {
   const names = new Set((cfg.track ?? []).map((t) => t.name));
-  const mon = spawn('ip', ['monitor', 'link'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  // Tied to this process: the child inherits its descriptors, the NFQUEUE socket among them (the
+  // binding does not set close-on-exec), and an `ip monitor` outliving a SIGKILLed daemon kept
+  // the queue bound, so the restarted node could not bind it (CI, the drills). The shell waits on
+  // its stdin, our pipe: at our end (exit, kill, or stop() closing it) it kills the monitor.
+  const mon = spawn('sh', ['-c', 'ip monitor link & read _; kill $! 2>/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
   mon.on('error', () => countError('link monitor'));
   mon.stdout.setEncoding('utf8');
   mon.stdout.on('data', (chunk: string) => {
@@ -175,6 +179,7 @@ function watchLinkEvents(): void {
   });
   mon.unref();
   (mon.stdout as unknown as { unref(): void }).unref();
+  (mon.stdin as unknown as { unref(): void }).unref();
   linkMonitor = mon;
 }
 
@@ -201,7 +206,7 @@ port.on('message', (m: WorkerRequest) => {
       break;
     case 'stop':
       election.stop();
-      linkMonitor?.kill();
+      linkMonitor?.stdin?.end();
       // Let the priority-0 adverts leave before the sockets close.
       setTimeout(() => {
         for (const s of sockets) s.close();

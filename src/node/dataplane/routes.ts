@@ -115,7 +115,9 @@ export class RouteTable implements RouteLookup {
     };
     this.#timer = setInterval(again, ms);
     this.#timer.unref();
-    const mon = spawn('ip', ['monitor', 'link', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // Tied to this process (as the election's link monitor): the shell kills the monitor when our
+    // end of its stdin closes, so an `ip monitor` never outlives the daemon holding what it inherited.
+    const mon = spawn('sh', ['-c', 'ip monitor link route & read _; kill $! 2>/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
     mon.on('error', (e) => onError?.(e));
     let pending: NodeJS.Timeout | null = null;
     // A burst of changes (a link and its routes) makes one refresh, 20 ms after the first.
@@ -130,8 +132,9 @@ export class RouteTable implements RouteLookup {
       }, 20);
     });
     mon.unref();
-    // (The pipe is a socket: unref'd too, so the monitor never keeps the process alive.)
+    // (The pipes are sockets: unref'd too, so the monitor never keeps the process alive.)
     (mon.stdout as unknown as Socket).unref();
+    (mon.stdin as unknown as Socket).unref();
     this.#monitor = mon;
   }
 
@@ -140,7 +143,7 @@ export class RouteTable implements RouteLookup {
   stop(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
-    this.#monitor?.kill();
+    this.#monitor?.stdin?.end();
     this.#monitor = null;
     this.#ip4?.close();
     this.#ip6?.close();
