@@ -214,7 +214,8 @@ export class DrillLab {
           ...d.differing.slice(0, 2).map((e) => `differing in ${e.fields.join(',')}: ${e.here.line}`)];
         return { entries: d.here.entries, missing: d.missing.length, extra: d.extra.length, differing: d.differing.length, settledMs, master, sample };
       }
-      await new Promise((res) => setTimeout(res, 100));
+      // Each diff is a CLI process: not too often on a loaded machine.
+      await new Promise((res) => setTimeout(res, 250));
     }
   }
 
