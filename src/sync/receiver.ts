@@ -308,7 +308,9 @@ export class SyncReceiver {
     const gen = this.#gen;
     const cur = this.#curGen;
     let swept = 0;
-    t.forEach((slot) => {
+    // A master adopting a large table lazily (table.adoptReplicated): its REPLICATED entries are
+    // its own not yet made live, not the peer's; a restarted peer's dump must not sweep them.
+    if (!t.adoptReplicated) t.forEach((slot) => {
       if ((t.statusOf(slot) & ST_REPLICATED) !== 0 && (slot >= gen.length || gen[slot] !== cur)) {
         t.destroy(slot, DestroyReason.REPLICATED);
         swept++;

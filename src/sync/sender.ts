@@ -173,7 +173,10 @@ export class SyncSender implements ConntrackEventSink {
     // exempt one, or the peer's own entry. An entry with no flags at all is one this node took
     // over (the peer sent it, so it has it): its destroy must go, or the peer, now the backup,
     // keeps it (found by the drills: a restarted node ended with entries the master had dropped).
-    if ((f & (F_EXEMPT | F_NOW | F_SENT)) === F_NOW || (f & F_EXEMPT) !== 0 || (table.statusOf(slot) & ST_REPLICATED) !== 0) return;
+    // (A REPLICATED entry is the peer's, unless this node adopts a large table lazily: then it is
+    // ours not yet made live, and its destroy must go as well.)
+    if ((f & (F_EXEMPT | F_NOW | F_SENT)) === F_NOW || (f & F_EXEMPT) !== 0) return;
+    if ((table.statusOf(slot) & ST_REPLICATED) !== 0 && !table.adoptReplicated) return;
     // A destroy carries the original tuple only.
     const w = table.tuples;
     const o = table.tupleOffset(slot, 0);
@@ -465,9 +468,13 @@ export class SyncSender implements ConntrackEventSink {
       }
       batch = Math.min(batch, allowed);
     }
+    // The peer's entries are not ours to dump, except while this node, master now, adopts a large
+    // table lazily (table.adoptReplicated): those not yet made live are ours all the same, and a
+    // dump without them left a restarted peer "synced" with part of the table.
+    const skip = t.adoptReplicated ? 0 : ST_REPLICATED;
     for (; s < end && n < batch && seqDiff(this.nextSeq, stopSeq) > 0; s++) {
       const st = t.statusOf(s);
-      if ((st & CtStatus.CONFIRMED) === 0 || (st & ST_REPLICATED) !== 0) continue;
+      if ((st & CtStatus.CONFIRMED) === 0 || (st & skip) !== 0) continue;
       if (s < flags.length && (flags[s] & F_EXEMPT) !== 0) continue;
       t.exportEntry(s, now, this.#rec, 0);
       this.#put(OP_CREATE, DUMP_SECTIONS, MsgFlag.RESYNC);

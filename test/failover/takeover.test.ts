@@ -309,6 +309,27 @@ describe('takeover', () => {
     await b.sync.close();
   });
 
+  it('a node restarted while the master is still adopting a large table (lazy takeover) gets every entry in its resync', async () => {
+    const { a, b, ta } = pair();
+    await ready(a, b);
+    load(a.engine, 20);
+    expect((await converge(a, b)).diff.missing).toEqual([]);
+    // A is killed; B takes over lazily: its entries stay REPLICATED until a packet or the sweep.
+    await a.sync.close();
+    b.engine.conntrack.table.adoptReplicated = true;
+    ta.peer = b.transport;
+    await sleep(5);
+    const a2 = side(1, ta);
+    a2.sync.start();
+    await ready(a2, b);
+    await sleep(50);
+    // Both hold the 20: A2 from B's dump (the not yet adopted ones included), and B kept its own
+    // (the resync it asked of the restarted A2 must not sweep them as the peer's).
+    expect([a2.engine.conntrack.table.count, b.engine.conntrack.table.count]).toEqual([20, 20]);
+    await a2.sync.close();
+    await b.sync.close();
+  });
+
   it('runs quick transitions one after the other: a release never overtakes the claim before it', async () => {
     const { a, b } = pair();
     await ready(a, b);
