@@ -96,19 +96,11 @@ export class Takeover {
       t.forEach((slot) => {
         if ((t.statusOf(slot) & CtStatus.REPLICATED) === 0) return;
         t.clearStatus(slot, CtStatus.REPLICATED);
-        if ((t.tuples[t.tupleOffset(slot, 0) + TW_PROTO] & 0xff) === TCP) this.tcp.setTolerant(t.tcp, slot);
+        if (this.#isTcp(slot)) this.tcp.setTolerant(t.tcp, slot);
         n++;
       });
     }
-    const t1 = performance.now();
-    const s: TakeoverStep = { to: roleNames[Role.MASTER], entries: n, entriesMs: t1 - t0, addressesMs: 0, ...(lazy ? { lazy } : {}) };
-    try {
-      await this.vips.claim();
-    } catch (e) {
-      s.error = (e as Error).message;
-    }
-    s.addressesMs = performance.now() - t1;
-    this.#record(s);
+    await this.#claim({ to: roleNames[Role.MASTER], entries: n, entriesMs: performance.now() - t0, addressesMs: 0, ...(lazy ? { lazy } : {}) });
     if (lazy) this.#startSweep();
   }
 
@@ -126,12 +118,16 @@ export class Takeover {
     let n = 0;
     t.forEach((slot) => {
       if ((t.statusOf(slot) & CtStatus.REPLICATED) !== 0) return;
-      if ((t.tuples[t.tupleOffset(slot, 0) + TW_PROTO] & 0xff) !== TCP) return;
+      if (!this.#isTcp(slot)) return;
       this.tcp.setTolerant(t.tcp, slot);
       n++;
     });
+    await this.#claim({ to: roleNames[Role.MASTER], entries: n, entriesMs: performance.now() - t0, addressesMs: 0, reclaim: true });
+  }
+
+  /** Claim and announce the addresses; record the step with the time they took (or the error). */
+  async #claim(s: TakeoverStep): Promise<void> {
     const t1 = performance.now();
-    const s: TakeoverStep = { to: roleNames[Role.MASTER], entries: n, entriesMs: t1 - t0, addressesMs: 0, reclaim: true };
     try {
       await this.vips.claim();
     } catch (e) {
@@ -139,6 +135,11 @@ export class Takeover {
     }
     s.addressesMs = performance.now() - t1;
     this.#record(s);
+  }
+
+  #isTcp(slot: number): boolean {
+    const t = this.table;
+    return (t.tuples[t.tupleOffset(slot, 0) + TW_PROTO] & 0xff) === TCP;
   }
 
   #startSweep(): void {
@@ -156,7 +157,7 @@ export class Takeover {
         for (; slot < end; slot++) {
           if ((t.statusOf(slot) & (CtStatus.CONFIRMED | CtStatus.REPLICATED)) !== (CtStatus.CONFIRMED | CtStatus.REPLICATED)) continue;
           t.clearStatus(slot, CtStatus.REPLICATED);
-          if ((t.tuples[t.tupleOffset(slot, 0) + TW_PROTO] & 0xff) === TCP) this.tcp.setTolerant(t.tcp, slot);
+          if (this.#isTcp(slot)) this.tcp.setTolerant(t.tcp, slot);
           done.entries++;
         }
         done.slices++;

@@ -191,12 +191,13 @@ export class VirtualAddresses {
   }
 
   #scheduleRepeats(left: number): void {
-    if (left <= 0 || this.#kernelLines().length === 0) return;
+    if (left <= 0) return;
+    const lines = this.#kernelLines().map((k) => k.line);
+    if (lines.length === 0) return;
     this.#repeat = setTimeout(() => {
       this.#repeat = null;
-      this.#ip.run(this.#kernelLines().map((k) => k.line)).then((r) => {
-        this.stats.announcements += this.#kernelLines().length - r.failed.length;
-        // Released meanwhile: no more repeats (the release cleared the timer, not this run).
+      this.#ip.run(lines).then((r) => {
+        this.stats.announcements += lines.length - r.failed.length;
       }, () => void this.stats.errors++);
       this.#scheduleRepeats(left - 1);
     }, this.#repeatMs);

@@ -1,12 +1,33 @@
 import { describe, expect, it } from 'vitest';
 import { CtState, CtStatus, ImportResult } from '../../src/node/conntrack/index.js';
-import { EngineResult } from '../../src/node/engine/index.js';
+import { EngineResult, type Engine } from '../../src/node/engine/index.js';
 import { Verdict } from '../../src/node/filter/index.js';
 import { buildTcp } from '../../src/node/packet/build.js';
 import { TcpFlag } from '../../src/node/packet/fields.js';
 import { Role, Takeover, VipError, VirtualAddresses, type IpRunner, type Launch } from '../../src/failover/index.js';
+import type { LoopTransport } from '../../src/sync/index.js';
 
-import { converge, load, pair, ready, side, sleep } from '../sync/pair.js';
+import { converge, load, pair, ready, side, sleep, type Side } from '../sync/pair.js';
+
+const S = '203.0.113.7';
+/** pair.ts SNATs the inside to this. */
+const V = '198.51.100.10';
+const out = new EngineResult();
+/** A packet through an engine (inside is interface 2, outside 3); the verdict, details in `out`. */
+function via(e: Engine, pkt: Buffer, inIf: number): number {
+  e.process(pkt, 0, pkt.length, { inIf, outIf: inIf === 2 ? 3 : 2, mark: 0, now: e.now() }, out);
+  return out.verdict;
+}
+
+/** The side on `t` killed and started again empty (a new epoch) on the same link to `peer`. */
+async function restart(old: Side, t: LoopTransport, peer: LoopTransport, id: number): Promise<Side> {
+  await old.sync.close();
+  t.peer = peer;
+  await sleep(5); // a new epoch (ms)
+  const fresh = side(id, t);
+  fresh.sync.start();
+  return fresh;
+}
 
 /** Commands as they would run, and the table's REPLICATED count at each (the order of steps). */
 function fakeCommands(replicated: () => number, fail: (line: string) => string | null = () => null) {
@@ -118,13 +139,6 @@ describe('takeover', () => {
     // A transfer of our own through A: the handshake is replicated at once (a state change), the
     // 70 KB after it only with the lazy refresh (every second), so B's window data stays behind.
     const C = '10.7.7.7';
-    const S = '203.0.113.7';
-    const V = '198.51.100.10'; // pair.ts SNATs the inside to this
-    const out = new EngineResult();
-    const via = (e: typeof a.engine, pkt: Buffer, inIf: number) => {
-      e.process(pkt, 0, pkt.length, { inIf, outIf: inIf === 2 ? 3 : 2, mark: 0, now: e.now() }, out);
-      return out.verdict;
-    };
     expect(via(a.engine, buildTcp({ src: C, dst: S, sport: 40000, dport: 443, flags: TcpFlag.SYN, seq: 1000, window: 65535 }), 2)).toBe(Verdict.ACCEPT);
     expect(via(a.engine, buildTcp({ src: S, dst: V, sport: 443, dport: 40000, flags: TcpFlag.SYN | TcpFlag.ACK, seq: 5000, ack: 1001, window: 65535 }), 3)).toBe(Verdict.ACCEPT);
     expect(via(a.engine, buildTcp({ src: C, dst: S, sport: 40000, dport: 443, flags: TcpFlag.ACK, seq: 1001, ack: 5001, window: 65535 }), 2)).toBe(Verdict.ACCEPT);
@@ -169,13 +183,6 @@ describe('takeover', () => {
     const { a, b } = pair({ refreshMs: 100 });
     await ready(a, b);
     const C = '10.7.7.9';
-    const S = '203.0.113.7';
-    const V = '198.51.100.10';
-    const out = new EngineResult();
-    const via = (e: typeof a.engine, pkt: Buffer, inIf: number) => {
-      e.process(pkt, 0, pkt.length, { inIf, outIf: inIf === 2 ? 3 : 2, mark: 0, now: e.now() }, out);
-      return out.verdict;
-    };
     via(a.engine, buildTcp({ src: C, dst: S, sport: 40002, dport: 443, flags: TcpFlag.SYN, seq: 1000, window: 65535 }), 2);
     via(a.engine, buildTcp({ src: S, dst: V, sport: 443, dport: 40002, flags: TcpFlag.SYN | TcpFlag.ACK, seq: 5000, ack: 1001, window: 65535 }), 3);
     via(a.engine, buildTcp({ src: C, dst: S, sport: 40002, dport: 443, flags: TcpFlag.ACK, seq: 1001, ack: 5001, window: 65535 }), 2);
@@ -246,11 +253,7 @@ describe('takeover', () => {
     expect(a.engine.conntrack.table.count).toBe(0);
     // A master again (B is killed), with one flow of its own; B restarts empty, on the same link.
     await new Takeover(a.engine.conntrack.table, a.engine.conntrack.tcp, vips()).transition(Role.BACKUP, Role.MASTER);
-    await b.sync.close();
-    tb.peer = a.transport;
-    await sleep(5); // a new epoch (ms)
-    const b2 = side(2, tb);
-    b2.sync.start();
+    const b2 = await restart(b, tb, a.transport, 2);
     load(a.engine, 1);
     // A's early messages (the 20 creates) are still in its resend window; B2 must not take them
     // for the present: A holds 1 entry, so must B2.
@@ -267,13 +270,6 @@ describe('takeover', () => {
     const { a, b } = pair();
     await ready(a, b);
     const C = '10.7.7.8';
-    const S = '203.0.113.7';
-    const V = '198.51.100.10';
-    const out = new EngineResult();
-    const via = (e: typeof a.engine, pkt: Buffer, inIf: number) => {
-      e.process(pkt, 0, pkt.length, { inIf, outIf: inIf === 2 ? 3 : 2, mark: 0, now: e.now() }, out);
-      return out.verdict;
-    };
     // Two flows through A, each past its handshake and confirmed in both directions.
     const seqs = [0, 1].map((i) => {
       const sport = 41000 + i;
@@ -315,12 +311,8 @@ describe('takeover', () => {
     load(a.engine, 20);
     expect((await converge(a, b)).diff.missing).toEqual([]);
     // A is killed; B takes over lazily: its entries stay REPLICATED until a packet or the sweep.
-    await a.sync.close();
     b.engine.conntrack.table.adoptReplicated = true;
-    ta.peer = b.transport;
-    await sleep(5);
-    const a2 = side(1, ta);
-    a2.sync.start();
+    const a2 = await restart(a, ta, b.transport, 1);
     await ready(a2, b);
     await sleep(50);
     // Both hold the 20: A2 from B's dump (the not yet adopted ones included), and B kept its own
