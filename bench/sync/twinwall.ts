@@ -9,8 +9,11 @@
  *      fw2 (both stamped on the host clock), and the REPORT-based estimate the metric uses;
  *   3. bulk resync: fw2 restarted while fw1 holds N entries (1 M full, 200 k quick); time from
  *      fw2's start until it holds them all, asked for by fw2 itself;
- *   4. bytes on the wire per replicated change (fw1's sync bytes sent / entries) in case 1.
- * Run: node dist/bench/sync/twinwall.js [--quick] [--only replication,lag,resync] [--json FILE]
+ *   4. bytes on the wire per replicated change (fw1's sync bytes sent / entries) in case 1;
+ *   5. the tail: after a burst of load (6000 UDP flows at 20 k/s, then 1000 TCP at 10 k/s), ms
+ *      from the load's end until fw2's table equals fw1's (ct diff empty), at 0 %, 1 %, 10 % and
+ *      bursty loss (everything dropped 20 ms in every 100): the issue's target is 100 ms.
+ * Run: node dist/bench/sync/twinwall.js [--quick] [--only replication,lag,tail,resync] [--json FILE]
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +26,8 @@ export interface TwinwallSyncFigures {
   replication: { loss: number; entries: number; loadSeconds: number; convergeSeconds: number; rate: number; bytesPerChange: number; missing: number }[];
   /** Case 2: lag (ms) at the steady rate. */
   lag: { rate: number; flows: number; p50: number; p99: number; max: number; reportP50: number; reportP99: number };
+  /** Case 5: ms from the load's end to equal tables, per loss pattern (runs, sorted). */
+  tail: { pattern: string; ms: number[] }[];
   /** Case 3: bulk resync. */
   resync: { entries: number; seconds: number; rate: number; retransmitted: number; messages: number; cpuFw1: number; cpuFw2: number };
 }
@@ -30,11 +35,11 @@ export interface TwinwallSyncFigures {
 /** Sync tuning for both nodes, as JSON in TWINWALL_SYNC_TUNING (experiments); defaults otherwise. */
 const tuning = JSON.parse(process.env.TWINWALL_SYNC_TUNING ?? '{}') as Record<string, number>;
 
-export type SyncCase = 'replication' | 'lag' | 'resync';
+export type SyncCase = 'replication' | 'lag' | 'tail' | 'resync';
 
 export async function runTwinwallSyncBench(opts: { quick?: boolean; cases?: SyncCase[] } = {}): Promise<TwinwallSyncFigures> {
   const quick = opts.quick ?? false;
-  const cases = new Set<SyncCase>(opts.cases ?? ['replication', 'lag', 'resync']);
+  const cases = new Set<SyncCase>(opts.cases ?? ['replication', 'lag', 'tail', 'resync']);
   const topo = new LabTopology();
   const nodes = new SyncAgents(topo, 120_000);
   const ask = <T>(fw: Fw, line: string, ms?: number): Promise<T> => nodes.ask<T>(fw, line, ms);
@@ -56,7 +61,7 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean; cases?: Sync
   const waitCount = async (n: number, t0: number, limitMs: number): Promise<number> => (await nodes.until('fw2', n, limitMs) - t0) / 1000;
   const loss = (p: number): void => nodes.loss(p);
 
-  const figures: TwinwallSyncFigures = { replication: [], lag: { rate: 0, flows: 0, p50: 0, p99: 0, max: 0, reportP50: 0, reportP99: 0 }, resync: { entries: 0, seconds: 0, rate: 0, retransmitted: 0, messages: 0, cpuFw1: 0, cpuFw2: 0 } };
+  const figures: TwinwallSyncFigures = { replication: [], lag: { rate: 0, flows: 0, p50: 0, p99: 0, max: 0, reportP50: 0, reportP99: 0 }, tail: [], resync: { entries: 0, seconds: 0, rate: 0, retransmitted: 0, messages: 0, cpuFw1: 0, cpuFw2: 0 } };
   try {
     topo.build();
     // 1. Replication rate with zero divergence.
@@ -109,6 +114,30 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean; cases?: Sync
       await ask('fw1', 'stamp off');
       await ask('fw2', 'stamp off');
     }
+    // 5. The tail: time to equal tables once a burst of load stops, by loss pattern.
+    if (cases.has('tail')) {
+      const patterns: [string, () => () => void][] = [
+        ['0 % loss', () => () => undefined],
+        ['1 % loss', () => { loss(0.01); return () => loss(0); }],
+        ['10 % loss', () => { loss(0.1); return () => loss(0); }],
+        ['bursty loss (20 ms in every 100)', () => nodes.bursts(20, 80)],
+      ];
+      for (const [pattern, inject] of patterns) {
+        const ms: number[] = [];
+        for (let run = 0; run < (quick ? 3 : 10); run++) {
+          const stopLoss = inject();
+          try {
+            await ask('fw1', `load ${JSON.stringify({ n: 6000, rate: 20_000, tcp: false })}`);
+            await ask('fw1', `load ${JSON.stringify({ n: 1000, rate: 10_000, tcp: true })}`);
+            // The loss goes on while the standby catches up (its NACKs and the resends cross it).
+            ms.push(await nodes.converge(10_000));
+          } finally {
+            stopLoss();
+          }
+        }
+        figures.tail.push({ pattern, ms: ms.sort((a, b) => a - b) });
+      }
+    }
     // 3. Bulk resync of a restarted standby.
     if (!cases.has('resync')) return figures;
     const big = quick ? 200_000 : 1_000_000;
@@ -147,8 +176,11 @@ export function printTwinwallSync(f: TwinwallSyncFigures): void {
     console.log(`  replication at ${r.loss * 100} % loss: ${r.entries} entries, load ${r.loadSeconds.toFixed(2)} s, converged after ${r.convergeSeconds.toFixed(2)} s: ${Math.round(r.rate).toLocaleString('en')} changes/s, ${r.bytesPerChange.toFixed(1)} bytes/change, divergence ${r.missing}`);
   }
   const l = f.lag;
-  console.log(`  lag at ${l.rate} new conn/s (${l.flows} flows): p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, max ${l.max.toFixed(2)} ms (REPORT estimate p50 ${l.reportP50.toFixed(2)} / p99 ${l.reportP99.toFixed(2)} ms)`);
-  console.log(`  bulk resync of a restarted standby: ${f.resync.entries} entries in ${f.resync.seconds.toFixed(2)} s = ${Math.round(f.resync.rate).toLocaleString('en')} entries/s (${f.resync.messages} messages, ${f.resync.retransmitted} resent; CPU fw1 ${(f.resync.cpuFw1 * 100).toFixed(0)} %, fw2 ${(f.resync.cpuFw2 * 100).toFixed(0)} % of a core)`);
+  if (l.flows > 0) console.log(`  lag at ${l.rate} new conn/s (${l.flows} flows): p50 ${l.p50.toFixed(2)} ms, p99 ${l.p99.toFixed(2)} ms, max ${l.max.toFixed(2)} ms (REPORT estimate p50 ${l.reportP50.toFixed(2)} / p99 ${l.reportP99.toFixed(2)} ms)`);
+  for (const t of f.tail) {
+    console.log(`  tail at ${t.pattern}: equal tables ${t.ms[Math.floor(t.ms.length / 2)].toFixed(0)} ms (median), ${t.ms[t.ms.length - 1].toFixed(0)} ms (max of ${t.ms.length}) after the load's end; target 100 ms`);
+  }
+  if (f.resync.entries > 0) console.log(`  bulk resync of a restarted standby: ${f.resync.entries} entries in ${f.resync.seconds.toFixed(2)} s = ${Math.round(f.resync.rate).toLocaleString('en')} entries/s (${f.resync.messages} messages, ${f.resync.retransmitted} resent; CPU fw1 ${(f.resync.cpuFw1 * 100).toFixed(0)} %, fw2 ${(f.resync.cpuFw2 * 100).toFixed(0)} % of a core)`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { recordsFromBytes } from '../../src/node/conntrack/index.js';
+import { diffRecords } from '../../src/sync/index.js';
 import type { LineAgent } from './netns.js';
 import { LAB_ADDR, type LabTopology } from './topology.js';
 
@@ -78,6 +79,44 @@ export class SyncAgents {
   /** The node's table as entry records. */
   async records(fw: Fw): Promise<Uint32Array[]> {
     return recordsFromBytes(Buffer.from((await this.ask<{ records: string }>(fw, 'records')).records, 'base64'));
+  }
+
+  /**
+   * ms from now until fw2's table equals fw1's (counts first, then the full ct diff), or throws
+   * after limitMs with both counts.
+   */
+  async converge(limitMs = 3000): Promise<number> {
+    const t0 = performance.now();
+    for (;;) {
+      const [a, b] = await Promise.all([this.count('fw1'), this.count('fw2')]);
+      const ms = performance.now() - t0;
+      if (a === b) {
+        const d = diffRecords(await this.records('fw1'), await this.records('fw2'));
+        if (d.missing.length + d.extra.length + d.differing.length === 0) return ms;
+      }
+      if (ms > limitMs) throw new Error(`no convergence after ${Math.round(ms)} ms: fw1 ${a} entries, fw2 ${b}`);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+  }
+
+  /**
+   * Bursty loss: both nodes drop every sync datagram for onMs in every onMs + offMs (a DROP rule
+   * switched on and off). Returns the function that stops it and removes the rule.
+   */
+  bursts(onMs: number, offMs: number): () => void {
+    const rule = ['INPUT', '-i', 'sync0', '-p', 'udp', '--dport', String(SYNC_PORT), '-j', 'DROP'];
+    let on = false;
+    let timer: NodeJS.Timeout | null = null;
+    const flip = (): void => {
+      on = !on;
+      for (const fw of ['fw1', 'fw2'] as const) this.topo.try(fw, 'iptables', [on ? '-A' : '-D', ...rule]);
+      timer = setTimeout(flip, on ? onMs : offMs);
+    };
+    flip();
+    return () => {
+      if (timer !== null) clearTimeout(timer);
+      for (const fw of ['fw1', 'fw2'] as const) this.topo.exec(fw, 'iptables', ['-F', 'INPUT']);
+    };
   }
 
   /** Drop sync datagrams arriving at both nodes with probability p (iptables statistic); 0 removes it. */
