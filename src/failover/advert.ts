@@ -158,3 +158,13 @@ export function addressBytes(address: string): Buffer {
   groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
   return b;
 }
+
+/** The 16 bytes of an advert's address as text: a.b.c.d for IPv4 (mapped), IPv6 otherwise. */
+export function addressText(b: Buffer): string {
+  let mapped = b[10] === 0xff && b[11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) if (b[i] !== 0) mapped = false;
+  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  const g: string[] = [];
+  for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i).toString(16));
+  return g.join(':');
+}

@@ -11,6 +11,8 @@
  * The main thread proves it is alive by bumping a shared counter (ElectionRunner.beat()); if it
  * does not move for `stallMs`, the node goes to FAULT ('dataplane') and a master steps down.
  * Tracked interfaces are read from /sys/class/net/NAME/operstate: down -> FAULT or a penalty.
+ * As BACKUP, the thread holds a peer link (peer-link.ts, TCP on the election port of the
+ * master's sync address) whose closing says at once that the master's process is gone.
  * Messages: see runner.ts (WorkerRequest / WorkerEvent).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,8 +21,9 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Keyring } from '../sync/auth.js';
-import { encodeAdvert, type Advert } from './advert.js';
+import { Role, addressText, encodeAdvert, type Advert } from './advert.js';
 import { Election, type ElectionClock } from './election.js';
+import { PeerLink } from './peer-link.js';
 import type { RunnerConfig, WorkerEvent, WorkerRequest } from './runner.js';
 
 const cfg = workerData as RunnerConfig & { heartbeat: SharedArrayBuffer };
@@ -74,9 +77,23 @@ const election = new Election(
     },
     transition(from, to, reason): void {
       post({ type: 'transition', from, to, reason, at: Date.now() });
+      // (peerLink is set by the time the election starts.)
+      if (to !== Role.BACKUP) peerLink?.follow(null);
     },
   },
 );
+
+/** The peer link: listening (for when this node is master), following the master as BACKUP. */
+const peerLink = cfg.peerLink === false ? null : new PeerLink({
+  nodeId: cfg.nodeId, epoch: cfg.epoch, keys, address: addressText(Buffer.from(cfg.addressHex, 'hex')), port: cfg.port,
+  onGone: (peer, why) => election.peerGone(peer.id, peer.epoch, why),
+});
+/** After every advert and transition: follow the master we are BACKUP of, or nobody. */
+function followMaster(): void {
+  if (peerLink === null) return;
+  const m = election.master;
+  peerLink.follow(election.role === Role.BACKUP && m !== null ? m : null);
+}
 
 /** Bind a socket; resolves once bound. */
 function bound(s: Socket, port: number, address?: string): Promise<void> {
@@ -98,7 +115,10 @@ async function openReceiver(): Promise<Socket> {
   const s = createSocket({ type: 'udp4', reuseAddr: true });
   await bound(s, cfg.port);
   for (const l of cfg.links) s.addMembership(cfg.group, l.address);
-  s.on('message', (msg) => election.receive(msg));
+  s.on('message', (msg) => {
+    election.receive(msg);
+    followMaster();
+  });
   s.on('error', () => countError('receive'));
   return s;
 }
@@ -187,6 +207,7 @@ function status(): WorkerEvent {
   return {
     type: 'status', role: election.role, priority: election.priority, faults: election.faults,
     master: election.master, stats: election.stats, sendErrors,
+    peerLink: peerLink === null ? null : { up: peerLink.up, ...peerLink.stats },
   };
 }
 
@@ -209,6 +230,7 @@ port.on('message', (m: WorkerRequest) => {
       linkMonitor?.stdin?.end();
       // Let the priority-0 adverts leave before the sockets close.
       setTimeout(() => {
+        peerLink?.close();
         for (const s of sockets) s.close();
         receiver?.close();
         post({ type: 'stopped' });
@@ -234,6 +256,9 @@ function setThreadNice(nice: number | undefined): { tid: number | null; nice: nu
 
 try {
   const thread = setThreadNice(cfg.nice);
+  await peerLink?.listen().catch((e: Error) => {
+    throw new Error(`the peer link cannot listen on TCP ${addressText(Buffer.from(cfg.addressHex, 'hex'))}:${cfg.port} (${e.message}): free the port or set failover.peerLink: false`);
+  });
   receiver = await openReceiver();
   for (const l of cfg.links) sockets.push(await openSender(l.name, l.address));
   if (cfg.stallMs > 0) setInterval(watchHeartbeat, Math.max(1, Math.min(cfg.advertIntervalMs, cfg.stallMs / 4)));

@@ -33,7 +33,7 @@
  */
 import type { Keyring } from '../sync/auth.js';
 import {
-  AdvertDrop, Role, decodeAdvert, newAdvert, roleNames, type Advert, type AdvertDropReason, type RoleCode,
+  AdvertDrop, Role, addressText, decodeAdvert, newAdvert, roleNames, type Advert, type AdvertDropReason, type RoleCode,
 } from './advert.js';
 
 export interface ElectionClock {
@@ -84,6 +84,9 @@ export interface MasterView {
   intervalMs: number;
   /** ms (own clock) of its last advert. */
   lastSeen: number;
+  /** Its start time and its sync address (text), from its adverts: where its peer link listens. */
+  epoch: number;
+  address: string;
 }
 
 export interface ElectionStats {
@@ -93,6 +96,12 @@ export interface ElectionStats {
   transitions: number;
   /** Adverts from another master while this node was master (two masters seen). */
   splitBrainSeen: number;
+  /** Takeovers because the master's process was gone (its peer link closed). */
+  peerGone: number;
+}
+
+function masterView(a: Advert, now: number): MasterView {
+  return { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now, epoch: a.epoch, address: addressText(a.address) };
 }
 
 /** Peers whose replay state is kept at most (a pair has one; more is someone else's group). */
@@ -103,7 +112,7 @@ const SWITCHOVER = 'switchover';
 export class Election {
   role: RoleCode = Role.INIT;
   master: MasterView | null = null;
-  readonly stats: ElectionStats = { advertsSent: 0, advertsReceived: 0, drops: {}, transitions: 0, splitBrainSeen: 0 };
+  readonly stats: ElectionStats = { advertsSent: 0, advertsReceived: 0, drops: {}, transitions: 0, splitBrainSeen: 0, peerGone: 0 };
   readonly #o: ElectionOptions;
   readonly #out: ElectionOutput;
   readonly #in = newAdvert();
@@ -231,6 +240,20 @@ export class Election {
     this.#onAdvert(a);
   }
 
+  /**
+   * The master this BACKUP follows is gone: its process closed the peer link (peer-link.ts), so
+   * it was killed or crashed and sent no priority 0. Take over at once: the skew time that
+   * priority 0 waits for lets the best of several backups win, and a pair has one. Anything else
+   * (another node, an older start of the master, this node not BACKUP) is ignored: the link only
+   * makes a takeover sooner, the master-down timer still decides everything it cannot see.
+   */
+  peerGone(id: number, epoch: number, why: string): void {
+    const m = this.master;
+    if (this.role !== Role.BACKUP || m === null || m.id !== id || m.epoch !== epoch) return;
+    this.stats.peerGone++;
+    this.#becomeMaster(`master ${id}'s process is gone (${why})`);
+  }
+
   #onAdvert(a: Advert): void {
     const now = this.#o.clock.now();
     switch (this.role) {
@@ -244,14 +267,14 @@ export class Election {
         const mine = this.priority;
         const inDelay = now - this.#backupSince < this.#o.preemptDelayMs;
         if (!this.#o.preempt || a.priority >= mine || inDelay || this.#preemptionHeld) {
-          this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
+          this.master = masterView(a, now);
           this.#masterIntervalMs = a.intervalMs;
           this.#armMasterDown(this.#masterDownMs());
           this.#preempting = 0;
           return;
         }
         // A lower master and preemption: let the timer run out and take over.
-        this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
+        this.master = masterView(a, now);
         this.#preempting = a.sender;
         return;
       }
@@ -265,7 +288,7 @@ export class Election {
         // is the other stepping down, having had the addresses.
         if (a.priority !== 0) this.stats.splitBrainSeen++;
         if (a.priority > this.priority || (a.priority === this.priority && this.#higherThanMe(a))) {
-          this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
+          this.master = masterView(a, now);
           this.#masterIntervalMs = a.intervalMs;
           // Step down as a master does (priority 0): the winner hears that we had the addresses.
           this.#advertise(0);
@@ -283,7 +306,7 @@ export class Election {
       }
       default:
         // INIT, FAULT: remember who is master, nothing else.
-        if (a.priority > 0 && a.role === Role.MASTER) this.master = { id: a.sender, priority: a.priority, intervalMs: a.intervalMs, lastSeen: now };
+        if (a.priority > 0 && a.role === Role.MASTER) this.master = masterView(a, now);
     }
   }
 

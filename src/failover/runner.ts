@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { RoleCode } from './advert.js';
 import type { ElectionOptions, ElectionStats, MasterView } from './election.js';
+import type { PeerLinkStats } from './peer-link.js';
 
 export interface RunnerLink {
   /** Interface name (for status and errors). */
@@ -42,6 +43,12 @@ export interface RunnerConfig extends Pick<ElectionOptions, 'nodeId' | 'groupId'
    * Undefined: left as it is.
    */
   nice?: number;
+  /**
+   * The peer link (peer-link.ts): TCP on the election port of the sync address, so a backup
+   * learns of its master's death (SIGKILL, crash) at once. Default on; false: the master-down
+   * timer alone.
+   */
+  peerLink?: boolean;
 }
 
 export type WorkerRequest =
@@ -59,6 +66,8 @@ export interface ElectionStatus {
   master: MasterView | null;
   stats: ElectionStats;
   sendErrors: Record<string, number>;
+  /** The peer link's state (null when off): up = proved to the master followed. */
+  peerLink: (PeerLinkStats & { up: boolean }) | null;
 }
 
 export type WorkerEvent =

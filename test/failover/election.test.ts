@@ -55,6 +55,30 @@ describe('election', () => {
     expect(b.log.at(-1)?.reason).toMatch(/master 1 silent/);
   });
 
+  it('takes over at once when the master\'s process is gone (its peer link closed), and only then', () => {
+    const { net, a, b } = running();
+    const m = b.election.master;
+    expect(m).toMatchObject({ id: 1, address: '10.9.0.1' });
+    const epoch = (m as { epoch: number }).epoch;
+    // Not the master followed, or an earlier start of it: nothing.
+    b.election.peerGone(3, epoch, 'test');
+    b.election.peerGone(1, epoch - 1, 'test');
+    expect(b.role).toBe(Role.BACKUP);
+    // Killed: no priority 0, but the link closes.
+    a.dead = true;
+    const killedAt = net.clock.now;
+    b.election.peerGone(1, epoch, 'its peer link closed');
+    expect(b.role).toBe(Role.MASTER);
+    expect(b.becameMasterAt()).toBe(killedAt);
+    expect(b.log.at(-1)?.reason).toMatch(/master 1's process is gone \(its peer link closed\)/);
+    expect(b.election.stats.peerGone).toBe(1);
+    // A master (or a node in FAULT) ignores it.
+    b.election.peerGone(1, epoch, 'again');
+    expect(b.election.stats.peerGone).toBe(1);
+    net.run(10 * I);
+    expect(net.masters().map((n) => n.id)).toEqual([2]);
+  });
+
   it('hands over within the skew time when the master stops (priority 0), not the whole interval', () => {
     const { net, a, b } = running();
     const stoppedAt = net.clock.now;

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labAvailable, labRequired } from './netns.js';
@@ -125,10 +125,16 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
     expect(again.err).toMatch(/not master/);
   });
 
-  it('a killed master (SIGKILL) is replaced: fw1 takes over and claims the addresses', async () => {
+  it('a killed master (SIGKILL) is replaced: fw1 takes over on its peer link (the dead process closed it) and claims the addresses', async () => {
+    const before = status('fw1') as Status & { peerLink: { up: boolean } | null };
+    expect(before.peerLink?.up).toBe(true);
     daemons.fw2?.child.kill('SIGKILL');
     await daemons.fw2?.exited;
     await until('fw1 master with the addresses', () => status('fw1')?.role === 'master' && holds('fw1').every(Boolean), 5000);
+    // Taken over because the link closed, not after the master-down time.
+    const after = status('fw1') as Status & { stats: { peerGone: number } };
+    expect(after.stats.peerGone).toBe(1);
+    expect(readFileSync(join(dir, 'notify.log'), 'utf8')).toMatch(/master backup master 2's process is gone \(its peer link closed\)/);
   });
 
   it('the killed node kept its addresses; restarted, it releases them at once and comes back as backup', async () => {

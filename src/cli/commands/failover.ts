@@ -14,6 +14,12 @@ export function formatFailoverStatus(s: FailoverStatus): string {
   lines.push(`virtual addresses: ${s.virtualAddresses.map((v) => `${v.cidr} on ${v.interface}`).join(', ') || 'none'}`);
   const drops = Object.entries(s.stats.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   lines.push(`adverts: sent ${s.stats.advertsSent}, received ${s.stats.advertsReceived}; dropped: ${drops}; transitions ${s.stats.transitions}; two masters seen ${s.stats.splitBrainSeen}`);
+  const pl = s.peerLink;
+  if (pl === null) lines.push('peer link: off (the master-down timer alone sees a dead master)');
+  else {
+    const refused = Object.entries(pl.refused).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+    lines.push(`peer link: ${pl.up ? 'up to the master' : 'not up'}; proved ${pl.proved}, refused: ${refused}, connect failures ${pl.connectFailures}; takeovers on a dead master's link ${s.stats.peerGone}`);
+  }
   for (const st of s.steps.slice(-5)) {
     lines.push(`step to ${st.to}: ${st.entries} entries in ${st.entriesMs.toFixed(1)} ms, addresses in ${st.addressesMs.toFixed(1)} ms${st.error ? `; error: ${st.error}` : ''}`);
   }

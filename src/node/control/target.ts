@@ -74,7 +74,9 @@ export interface FailoverStatus {
   faults: string[];
   /** The master this node follows or last heard (id, priority), null when none. */
   master: { id: number; priority: number } | null;
-  stats: { advertsSent: number; advertsReceived: number; drops: Record<string, number>; transitions: number; splitBrainSeen: number };
+  stats: { advertsSent: number; advertsReceived: number; drops: Record<string, number>; transitions: number; splitBrainSeen: number; peerGone: number };
+  /** The peer link to the master (up: proved), its refusals and failures; null when off. */
+  peerLink: { up: boolean; proved: number; refused: Record<string, number>; gone: number; connectFailures: number } | null;
   virtualAddresses: { interface: string; cidr: string }[];
   /** The last takeover steps (entries made live or replicated, addresses claimed or released), newest last. */
   steps: { to: string; entries: number; entriesMs: number; addressesMs: number; error?: string }[];

@@ -17,6 +17,9 @@
  *     stallMs: 500                # the main loop stuck this long -> FAULT (0: not watched)
  *     threadNice: -10             # the election thread's nice value (-20..19), ahead of the
  *                                 # packet path and other processes on a busy machine
+ *     peerLink: true              # a TCP link from the backup to the master (the election port
+ *                                 # on the sync address): the master's death (SIGKILL, crash)
+ *                                 # seen at once, not after the master-down time (default true)
  *     track:                      # default: the data plane's interfaces (FAULT when down) and
  *       - { interface: inside0 }  # the sync interface (weight 50)
  *       - { interface: sync0, weight: 50 }
@@ -56,6 +59,7 @@ export const FailoverSectionSchema = Type.Object(
     notify: Type.Optional(Type.String({ minLength: 1, description: 'script run on each transition: NEW_ROLE OLD_ROLE REASON' })),
     stallMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
     threadNice: Type.Optional(Type.Integer({ minimum: -20, maximum: 19, description: "the election thread's nice value" })),
+    peerLink: Type.Optional(Type.Boolean({ description: "a TCP link to the master on the sync address: its process's death seen at once" })),
     track: Type.Optional(Type.Array(
       Type.Object({ interface: IfName, weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 253, description: 'lower the priority by this much while down (without: FAULT)' })) }, { additionalProperties: false }),
     )),
@@ -79,6 +83,8 @@ export interface FailoverConfig {
   stallMs: number;
   /** The election thread's nice value. */
   threadNice: number;
+  /** The peer link (src/failover/peer-link.ts) on. */
+  peerLink: boolean;
   /** Interfaces watched: down -> FAULT (weight null) or the priority lowered by weight. */
   track: { interface: string; weight: number | null }[];
 }
@@ -125,6 +131,7 @@ export function readFailoverSection(
       notify: doc.notify === undefined ? null : isAbsolute(doc.notify) ? doc.notify : resolve(baseDir, doc.notify),
       stallMs: doc.stallMs ?? DEFAULT_STALL_MS,
       threadNice: doc.threadNice ?? DEFAULT_THREAD_NICE,
+      peerLink: doc.peerLink ?? true,
       track,
     },
   };

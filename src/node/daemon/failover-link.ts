@@ -88,7 +88,7 @@ export class NodeFailover {
       preemptDelayMs: c.preemptDelayMs, addressHex: addressBytes(sync.address).toString('hex'), epoch: Date.now(),
       keys: sync.keys.map((k) => ({ id: k.id, secretHex: k.secret.toString('hex') })), sendKeyId: sync.sendKey,
       group: c.group, port: c.port, links, stallMs: c.stallMs, track: c.track.map((t) => ({ name: t.interface, weight: t.weight })),
-      holdPreemption: syncNode !== undefined, nice: c.threadNice,
+      holdPreemption: syncNode !== undefined, nice: c.threadNice, peerLink: c.peerLink,
     }, onTransition);
     if (runner.thread.error !== null) log.warn(`failover: ${runner.thread.error}; the election may be late on a busy machine`);
     self = new NodeFailover(runner, takeover, vips, c, log);
@@ -144,6 +144,7 @@ export class NodeFailover {
       role: roleNames[s.role], priority: s.priority, faults: s.faults,
       master: s.master === null ? null : { id: s.master.id, priority: s.master.priority },
       stats: { ...s.stats, drops: { ...s.stats.drops } as Record<string, number> },
+      peerLink: s.peerLink === null ? null : { ...s.peerLink, refused: { ...s.peerLink.refused } },
       virtualAddresses: this.#config.virtualAddresses.map((v) => ({ ...v })),
       steps: this.#takeover.steps.map((x) => ({ ...x })),
     };
