@@ -5,7 +5,8 @@
  *
  * Sockets: one receiving (the election port, joined to the group on every link: the protected
  * networks and the sync link) and one sending per link (bound to the link's address, TTL 1,
- * loopback off). Every advert goes out on every link; each copy after the first that arrives is
+ * loopback off), sending to the group or, where multicast is not carried (clouds), to the peer's
+ * address on that link (failover.unicastPeers). Every advert goes out on every link; each copy after the first that arrives is
  * counted as a duplicate.
  *
  * The main thread proves it is alive by bumping a shared counter (ElectionRunner.beat()); if it
@@ -70,7 +71,7 @@ const election = new Election(
       const buf = encodeAdvert(a, keys, out);
       for (let i = 0; i < sockets.length; i++) {
         // A copy per send: the socket sends on a later tick, and `out` is reused.
-        sockets[i].send(Buffer.from(buf), cfg.port, cfg.group, (err) => {
+        sockets[i].send(Buffer.from(buf), cfg.port, cfg.links[i].peer ?? cfg.group, (err) => {
           if (err) countError(cfg.links[i].name);
         });
       }
@@ -114,7 +115,8 @@ function bound(s: Socket, port: number, address?: string): Promise<void> {
 async function openReceiver(): Promise<Socket> {
   const s = createSocket({ type: 'udp4', reuseAddr: true });
   await bound(s, cfg.port);
-  for (const l of cfg.links) s.addMembership(cfg.group, l.address);
+  // Unicast links (failover.unicastPeers) need no membership: the peer sends to our address.
+  for (const l of cfg.links) if (l.peer === undefined) s.addMembership(cfg.group, l.address);
   s.on('message', (msg) => {
     election.receive(msg);
     followMaster();

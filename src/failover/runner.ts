@@ -16,6 +16,8 @@ export interface RunnerLink {
   name: string;
   /** This node's IPv4 address on the link: the membership and the outgoing interface. */
   address: string;
+  /** The peer's address on the link: adverts go to it (unicast) instead of the group. */
+  peer?: string;
 }
 
 /** The election's settings as plain data (it crosses to the worker thread), and its links. */

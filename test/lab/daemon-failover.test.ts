@@ -14,16 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { labAvailable, labRequired } from './netns.js';
 import { LAB_ADDR } from './topology.js';
 import { compileProject } from './compile.js';
-import { DaemonPair, type Fw } from './daemon-pair.js';
+import { DaemonPair, NAT_RULES as rules, VIP_IN, VIP_OUT, type Fw } from './daemon-pair.js';
 import { LabPrometheus } from './prometheus.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const rules = fileURLToPath(new URL('./lab-nat-rules.yaml', import.meta.url));
 const avail = labAvailable();
 if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
 
-const VIP_IN = '10.50.1.1';
-const VIP_OUT = '10.50.2.1';
 
 describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemons)', () => {
   const pair = new DaemonPair('twfo-');

@@ -11,6 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { LAB_ADDR, LabTopology } from './topology.js';
 
 export type Fw = 'fw1' | 'fw2';
+/** The pair's virtual addresses in the lab (inside: the clients' gateway; outside: SNAT's). */
+export const VIP_IN = '10.50.1.1';
+export const VIP_OUT = '10.50.2.1';
+/** The lab's ruleset with SNAT to the outside virtual address. */
+export const NAT_RULES = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../test/lab/lab-nat-rules.yaml' : './lab-nat-rules.yaml', import.meta.url));
 const cli = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../src/cli/main.js' : '../../dist/src/cli/main.js', import.meta.url));
 
 export class DaemonPair {
@@ -60,21 +65,26 @@ export class DaemonPair {
   /**
    * The config lines of a pair with sync (multicast on sync0, key file sync.key in the folder)
    * and failover (both virtual addresses, adverts on the three links) for fw: priority 200 for
-   * fw1, 100 for fw2.
+   * fw1, 100 for fw2. `unicast`: no multicast at all (a cloud network): sync to the peer's sync
+   * address, adverts to its address on each link.
    */
-  static pairSections(fw: Fw, o: { intervalMs: number; vipIn: string; vipOut: string }): string[] {
+  static pairSections(fw: Fw, o: { intervalMs: number; vipIn: string; vipOut: string; unicast?: boolean }): string[] {
+    const peer = LAB_ADDR[fw === 'fw1' ? 'fw2' : 'fw1'];
     return [
       'sync:',
       `  nodeId: ${fw === 'fw1' ? 1 : 2}`,
       '  interface: sync0',
       `  address: ${LAB_ADDR[fw].sync}`,
-      '  group: 225.0.0.50',
+      o.unicast ? `  peer: ${peer.sync}` : '  group: 225.0.0.50',
       '  keys: [{ id: 1, file: sync.key }]',
       '  sendKey: 1',
       'failover:',
       `  priority: ${fw === 'fw1' ? 200 : 100}`,
       `  advertIntervalMs: ${o.intervalMs}`,
       '  links: [inside0, outside0, sync0]',
+      ...(o.unicast
+        ? ['  unicastPeers:', `    - { interface: inside0, address: ${peer.inside} }`, `    - { interface: outside0, address: ${peer.outside} }`, `    - { interface: sync0, address: ${peer.sync} }`]
+        : []),
       '  virtualAddresses:',
       `    - { interface: inside0, cidr: ${o.vipIn}/24 }`,
       `    - { interface: outside0, cidr: ${o.vipOut}/24 }`,

@@ -10,6 +10,10 @@
  *     groupId: 1                  # the pair's id on the links (another pair uses another)
  *     group: 225.0.0.51           # multicast group of the adverts (default), port 3781 (default)
  *     links: [inside0, outside0, sync0]    # adverts go out and are heard on each
+ *     unicastPeers:               # networks without multicast (clouds): the peer's address on
+ *       - { interface: inside0, address: 10.50.1.3 }    # every link, adverts sent to it there
+ *       - { interface: outside0, address: 198.51.100.3 } # instead of the group (keepalived's
+ *       - { interface: sync0, address: 10.50.3.3 }      # unicast_peer)
  *     virtualAddresses:
  *       - { interface: inside0, cidr: 10.50.1.1/24 }
  *       - { interface: outside0, cidr: 198.51.100.10/24 }   # SNAT maps to it
@@ -53,6 +57,10 @@ export const FailoverSectionSchema = Type.Object(
     group: Type.Optional(Ipv4Text('multicast group of the adverts')),
     port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     links: Type.Array(IfName, { minItems: 1, description: 'interfaces the adverts go out and are heard on' }),
+    unicastPeers: Type.Optional(Type.Array(
+      Type.Object({ interface: IfName, address: Ipv4Text("the peer's address on that link") }, { additionalProperties: false }),
+      { minItems: 1, description: 'networks without multicast: adverts go to the peer on every link instead of the group' },
+    )),
     virtualAddresses: Type.Array(
       Type.Object({ interface: IfName, cidr: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
     ),
@@ -77,6 +85,8 @@ export interface FailoverConfig {
   group: string;
   port: number;
   links: string[];
+  /** Per link, the peer's address (unicast adverts), or null: the multicast group. */
+  unicastPeers: Record<string, string> | null;
   virtualAddresses: VirtualAddress[];
   /** Absolute path, or null. */
   notify: string | null;
@@ -109,6 +119,22 @@ export function readFailoverSection(
     if (seen.has(l)) issues.push({ path: `/failover/links/${i}`, message: `${l} is listed twice` });
     seen.add(l);
   });
+  let unicastPeers: Record<string, string> | null = null;
+  if (doc.unicastPeers !== undefined) {
+    unicastPeers = {};
+    doc.unicastPeers.forEach((u, i) => {
+      const a = ipv4(u.address);
+      if (typeof a === 'string') issues.push({ path: `/failover/unicastPeers/${i}/address`, message: a });
+      else if (isMulticast(a)) issues.push({ path: `/failover/unicastPeers/${i}/address`, message: `${u.address} is a multicast address; give the peer's own address on ${u.interface}` });
+      if (!doc.links.includes(u.interface)) issues.push({ path: `/failover/unicastPeers/${i}/interface`, message: `${u.interface} is not one of failover.links (${doc.links.join(', ')})` });
+      else if ((unicastPeers as Record<string, string>)[u.interface] !== undefined) issues.push({ path: `/failover/unicastPeers/${i}/interface`, message: `${u.interface} has a peer already` });
+      (unicastPeers as Record<string, string>)[u.interface] = u.address;
+    });
+    // Adverts on a link without a peer would go nowhere: the election must hear the peer on all.
+    doc.links.forEach((l, i) => {
+      if (!doc.unicastPeers?.some((u) => u.interface === l)) issues.push({ path: `/failover/links/${i}`, message: `${l} has no entry in failover.unicastPeers: give the peer's address on it, or remove it from links` });
+    });
+  }
   doc.virtualAddresses.forEach((v, i) => {
     const why = checkVirtualAddress(v);
     if (why !== null) issues.push({ path: `/failover/virtualAddresses/${i}`, message: why });
@@ -126,7 +152,7 @@ export function readFailoverSection(
     issues,
     config: {
       priority: doc.priority, advertIntervalMs: doc.advertIntervalMs ?? DEFAULT_ADVERT_INTERVAL_MS, preempt: doc.preempt ?? true,
-      preemptDelayMs: doc.preemptDelayMs ?? 0, groupId: doc.groupId ?? 1, group, port, links: [...doc.links],
+      preemptDelayMs: doc.preemptDelayMs ?? 0, groupId: doc.groupId ?? 1, group, port, links: [...doc.links], unicastPeers,
       virtualAddresses: doc.virtualAddresses.map((v) => ({ ...v })),
       notify: doc.notify === undefined ? null : isAbsolute(doc.notify) ? doc.notify : resolve(baseDir, doc.notify),
       stallMs: doc.stallMs ?? DEFAULT_STALL_MS,

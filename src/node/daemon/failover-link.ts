@@ -62,7 +62,7 @@ export class NodeFailover {
    * and as master it has nothing to wait for).
    */
   static async start(c: FailoverConfig, sync: SyncConfig, engine: Engine, log: Logger, syncNode?: SyncNode): Promise<NodeFailover> {
-    const links = c.links.map((name) => ({ name, address: ipv4Of(name) }));
+    const links = c.links.map((name) => ({ name, address: ipv4Of(name), ...(c.unicastPeers !== null ? { peer: c.unicastPeers[name] } : {}) }));
     const vips = new VirtualAddresses(c.virtualAddresses);
     // The ip process starts now, not at a takeover (starting a process costs this one tens of ms).
     vips.start();
@@ -94,7 +94,7 @@ export class NodeFailover {
     self = new NodeFailover(runner, takeover, vips, c, log);
     for (const e of early) self.#transition(e, log);
     if (syncNode) self.#holdUntilSynced(syncNode, log);
-    log.info({ priority: c.priority, advertIntervalMs: c.advertIntervalMs, thread: runner.thread, links, group: `${c.group}:${c.port}`, virtualAddresses: c.virtualAddresses }, 'failover: election started');
+    log.info({ priority: c.priority, advertIntervalMs: c.advertIntervalMs, thread: runner.thread, links, group: c.unicastPeers !== null ? `unicast:${c.port}` : `${c.group}:${c.port}`, virtualAddresses: c.virtualAddresses }, 'failover: election started');
     return self;
   }
 

@@ -44,7 +44,7 @@ describe('node config: failover section', () => {
     const c = parseConfig(BASE + SYNC + FAILOVER, dir);
     expect(c.failover).toEqual({
       priority: 200, advertIntervalMs: 100, preempt: true, preemptDelayMs: 0, groupId: 1, group: '225.0.0.51', port: 3781,
-      links: ['inside0', 'outside0', 'sync0'],
+      links: ['inside0', 'outside0', 'sync0'], unicastPeers: null,
       virtualAddresses: [{ interface: 'inside0', cidr: '10.50.1.1/24' }, { interface: 'outside0', cidr: '198.51.100.10/24' }],
       notify: join(dir, 'notify.sh'), stallMs: 500, threadNice: -10, peerLink: true,
       // By default the data interfaces (FAULT when down) and the sync link (a weight).
@@ -53,6 +53,18 @@ describe('node config: failover section', () => {
     const own = parseConfig(BASE + SYNC + FAILOVER + '  track: [{ interface: outside0 }, { interface: sync0, weight: 120 }]\n', dir);
     expect(own.failover?.track).toEqual([{ interface: 'outside0', weight: null }, { interface: 'sync0', weight: 120 }]);
     expect(c.dataplane.excludedUdpPorts).toEqual([3780, 3781]);
+  });
+
+  it('takes unicast peers for networks without multicast: one per link, refused whole otherwise', () => {
+    const peers = '  unicastPeers:\n    - { interface: inside0, address: 10.50.1.3 }\n    - { interface: outside0, address: 198.51.100.3 }\n    - { interface: sync0, address: 192.168.50.2 }\n';
+    const c = parseConfig(BASE + SYNC + FAILOVER + peers, dir);
+    expect(c.failover?.unicastPeers).toEqual({ inside0: '10.50.1.3', outside0: '198.51.100.3', sync0: '192.168.50.2' });
+    const bad = '  unicastPeers:\n    - { interface: inside0, address: 224.0.0.18 }\n    - { interface: eth9, address: 10.0.0.9 }\n    - { interface: sync0, address: 192.168.50.2 }\n';
+    const got = issues(BASE + SYNC + FAILOVER + bad);
+    expect(got.map((i) => i.path)).toEqual(['/failover/unicastPeers/0/address', '/failover/unicastPeers/1/interface', '/failover/links/1']);
+    expect(got[0].message).toMatch(/multicast address; give the peer's own address on inside0/);
+    expect(got[1].message).toMatch(/eth9 is not one of failover.links/);
+    expect(got[2].message).toMatch(/outside0 has no entry in failover.unicastPeers/);
   });
 
   it('refuses it whole without sync, with a bad group, the sync port, a link twice or a bad address, each with its path and line', () => {
