@@ -7,10 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, statSync } from 'node:fs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PeerLink } from '../../src/failover/peer-link.js';
 import { Keyring } from '../../src/sync/index.js';
 import { KEY } from './sim.js';
+import { compileProject } from '../lab/compile.js';
 
 const MASTER = '127.0.0.1';
 const BACKUP = '127.0.0.2';
@@ -18,6 +20,13 @@ const EPOCH = 1_700_000_000_123;
 const port = 30_000 + Math.floor(Math.random() * 20_000);
 const keys = new Keyring([KEY], 1);
 const dist = fileURLToPath(new URL('../../dist/src/', import.meta.url));
+
+// The master's process runs the compiled module: compile when dist/ lacks it or is older.
+beforeAll(() => {
+  const src = fileURLToPath(new URL('../../src/failover/peer-link.ts', import.meta.url));
+  const out = `${dist}failover/peer-link.js`;
+  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) compileProject(fileURLToPath(new URL('../../', import.meta.url)));
+}, 180_000);
 
 const open: { close(): void }[] = [];
 const children: ChildProcess[] = [];
