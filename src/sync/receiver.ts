@@ -80,7 +80,11 @@ export class SyncReceiver {
   #sampleCount = 0;
   #closed = false;
   /** Called when a resync completed (tests, logs). */
-  onResyncDone: ((entries: number, swept: number) => void) | null = null;
+  /** A resync ended: entries the dump said it held, entries swept, entries not applied (short). */
+  onResyncDone: ((entries: number, swept: number, short: number) => void) | null = null;
+  /** Entries refused or not fitting since the last resync request (see #resyncEnd). */
+  #dumpShort = 0;
+  #earlyDropsAtRequest = 0;
 
   constructor(
     readonly table: ConntrackTable,
@@ -278,10 +282,12 @@ export class SyncReceiver {
       } catch (e) {
         if (!(e instanceof EntryRecordError)) throw e;
         this.stats.entriesRefused++;
+        this.#dumpShort++;
         continue;
       }
       if (r === ImportResult.TABLE_FULL) {
         this.stats.entriesTableFull++;
+        this.#dumpShort++;
         continue;
       }
       if (r === ImportResult.KEPT) {
@@ -319,13 +325,21 @@ export class SyncReceiver {
     this.stats.resyncSwept += swept;
     this.stats.resyncsCompleted++;
     p.resyncPending = false;
-    p.synced = true;
-    this.onResyncDone?.(_entries, swept);
+    // Entries the table refused since the request (full, invalid) or evicted to make room: not
+    // the peer's whole table.
+    // Not synced then, and said: a node that takes over with part of the table drops the rest.
+    // Entries evicted meanwhile to make room (early drop) count too.
+    const short = this.#dumpShort + (t.earlyDrops - this.#earlyDropsAtRequest);
+    p.synced = short === 0;
+    if (short > 0) this.stats.resyncsShort++;
+    this.onResyncDone?.(_entries, swept, short);
   }
 
   #requestResync(target: number, reason: number): void {
     const p = this.peer;
     if (p !== null) p.resyncPending = true;
+    this.#dumpShort = 0;
+    this.#earlyDropsAtRequest = this.table.earlyDrops;
     // A new generation: from now on every entry applied is known to be current.
     this.#curGen = (this.#curGen + 1) >>> 0 || 1;
     this.#resyncId = (this.#resyncId + 1) >>> 0 || 1;

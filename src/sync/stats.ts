@@ -45,6 +45,12 @@ export class SyncStats {
   resyncsRequested = 0;
   resyncsServed = 0;
   resyncsCompleted = 0;
+  /**
+   * Resyncs that ended with entries not applied (table full, refused) or evicted to make room
+   * (early drop) since the request: the node does
+   * not hold the peer's whole table, so it is not "synced" after them.
+   */
+  resyncsShort = 0;
   /** Replicated entries removed at the end of a resync because the peer no longer has them. */
   resyncSwept = 0;
   /** Gaps seen (a message after the expected one). */

@@ -28,9 +28,9 @@ nat:
     - { out: outside0, src: 10.0.0.0/8, to: 198.51.100.10 }
 `;
 
-export function engine(): Engine {
+export function engine(maxEntries = 200_000): Engine {
   return new Engine({
-    conntrack: { maxEntries: 200_000 },
+    conntrack: { maxEntries },
     ruleset: compileRuleset(parseRuleset(RULES), { interfaceName: (i: number) => names[i] }),
   });
 }

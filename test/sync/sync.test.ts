@@ -27,6 +27,20 @@ function random(p: number, seed = 1): () => number {
   };
 }
 
+/** An active that made 3000 entries, then a standby on `standbyEngine` started after them. */
+async function lateStandby(standbyEngine: ReturnType<typeof engine>): Promise<{ a: Side; b: Side; ta: LoopTransport }> {
+  const [ta, tb] = LoopTransport.pair();
+  const a = side(1, ta);
+  open.push(a);
+  a.sync.start();
+  load(a.engine, 3000);
+  await sleep(10);
+  const b = side(2, tb, standbyEngine);
+  open.push(b);
+  b.sync.start();
+  return { a, b, ta };
+}
+
 describe('state sync between two engines (in-process link)', () => {
   it('replicates new connections with their NAT mapping and TCP state; the standby holds them as REPLICATED', async () => {
     const { a, b } = track(pair());
@@ -114,16 +128,8 @@ describe('state sync between two engines (in-process link)', () => {
   });
 
   it('a restarted standby asks for a bulk resync and converges; so does one that starts late', async () => {
-    const [ta, tb] = LoopTransport.pair();
-    const a = side(1, ta);
-    open.push(a);
-    a.sync.start();
-    load(a.engine, 3000);
-    await sleep(10);
-    // The standby starts now, after all that: the resync brings everything.
-    const b = side(2, tb);
-    open.push(b);
-    b.sync.start();
+    // The standby starts after the active made 3000 entries: the resync brings everything.
+    const { a, b, ta } = await lateStandby(engine());
     let { diff } = await converge(a, b);
     expect(diff.missing).toHaveLength(0);
     for (let i = 0; i < 100 && b.sync.stats.resyncsCompleted === 0; i++) await sleep(5);
@@ -140,6 +146,16 @@ describe('state sync between two engines (in-process link)', () => {
     load(a.engine, 500);
     ({ diff } = await converge(a, b2));
     expect([diff.missing.length, diff.extra.length, diff.differing.length]).toEqual([0, 0, 0]);
+  });
+
+  it('a resync that does not fit in the standby\'s table leaves it "not synced", counted as short', async () => {
+    const { b } = await lateStandby(engine(1000));
+    for (let i = 0; i < 400 && b.sync.stats.resyncsCompleted === 0; i++) await sleep(5);
+    expect(b.sync.stats.resyncsCompleted).toBe(1);
+    expect(b.engine.conntrack.table.count).toBeLessThanOrEqual(1000);
+    expect(b.sync.stats.entriesTableFull + b.engine.conntrack.table.earlyDrops).toBeGreaterThan(0);
+    expect(b.sync.stats.resyncsShort).toBe(1);
+    expect(b.sync.peer?.synced).toBe(false);
   });
 
   it('an active that restarted (new epoch) is resynced: entries it no longer has are swept from the standby', async () => {

@@ -36,7 +36,7 @@ export function formatSyncStatus(s: SyncStatus): string {
   lines.push(`bytes: sent ${st.sentBytes}, received ${st.receivedBytes}`);
   lines.push(`entries: sent ${ops(st.entriesSent)}; applied ${ops(st.entriesApplied)}; ${st.entriesRefused} refused, ${st.entriesTableFull} table full, ${st.entriesKeptLocal} kept (our own live entry)`);
   lines.push(`NACKs: sent ${st.nacksSent}, received ${st.nacksReceived}; retransmitted ${st.retransmitted} (${st.nackedGone} no longer held); gaps ${st.gaps}`);
-  lines.push(`resyncs: requested ${st.resyncsRequested}, served ${st.resyncsServed}, completed ${st.resyncsCompleted} (${st.resyncSwept} entries swept)`);
+  lines.push(`resyncs: requested ${st.resyncsRequested}, served ${st.resyncsServed}, completed ${st.resyncsCompleted} (${st.resyncSwept} entries swept)${st.resyncsShort > 0 ? `; ${st.resyncsShort} short: entries did not fit or were refused (see table full / refused above), so not synced` : ''}`);
   lines.push(`drops: ${byKind(st.drops)}; auth failures ${st.authFailures}, replays dropped ${st.replaysDropped}`);
   return `${lines.join('\n')}\n`;
 }

@@ -36,6 +36,8 @@ export interface SyncStatsDoc {
   resyncsRequested: number;
   resyncsServed: number;
   resyncsCompleted: number;
+  /** Resyncs that ended with entries not applied (table full, refused): not synced after them. */
+  resyncsShort: number;
   resyncSwept: number;
   gaps: number;
   authFailures: number;

@@ -28,7 +28,7 @@ export function syncStatus(sync: SyncNode, c: SyncConfig, now: number): SyncStat
       sent: { ...s.sent }, received: { ...s.received }, sentBytes: s.sentBytes, receivedBytes: s.receivedBytes, drops: { ...s.drops },
       entriesSent: { ...s.entriesSent }, entriesApplied: { ...s.entriesApplied }, entriesRefused: s.entriesRefused,
       entriesTableFull: s.entriesTableFull, entriesKeptLocal: s.entriesKeptLocal, nacksSent: s.nacksSent, nacksReceived: s.nacksReceived, retransmitted: s.retransmitted,
-      nackedGone: s.nackedGone, resyncsRequested: s.resyncsRequested, resyncsServed: s.resyncsServed, resyncsCompleted: s.resyncsCompleted,
+      nackedGone: s.nackedGone, resyncsRequested: s.resyncsRequested, resyncsServed: s.resyncsServed, resyncsCompleted: s.resyncsCompleted, resyncsShort: s.resyncsShort,
       resyncSwept: s.resyncSwept, gaps: s.gaps, authFailures: s.authFailures, replaysDropped: s.replaysDropped,
     },
   };

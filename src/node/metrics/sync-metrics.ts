@@ -63,8 +63,8 @@ export function registerSyncMetrics(reg: Registry, source: SyncMetricsSource): (
   counter('twinwall_sync_nacks_total', 'NACKs sent (gaps seen here) and received (the peer missed ours).', ['direction'],
     (s) => [[{ direction: 'sent' }, s.stats.nacksSent], [{ direction: 'received' }, s.stats.nacksReceived]]);
   counter('twinwall_sync_retransmitted_total', 'Data messages resent for NACKs.', [], (s) => [[{}, s.stats.retransmitted]]);
-  counter('twinwall_sync_resyncs_total', 'Bulk resyncs: requested by this node, served to the peer, completed here.', ['kind'],
-    (s) => [[{ kind: 'requested' }, s.stats.resyncsRequested], [{ kind: 'served' }, s.stats.resyncsServed], [{ kind: 'completed' }, s.stats.resyncsCompleted]]);
+  counter('twinwall_sync_resyncs_total', 'Bulk resyncs: requested by this node, served to the peer, completed here, completed short (entries did not fit: not synced).', ['kind'],
+    (s) => [[{ kind: 'requested' }, s.stats.resyncsRequested], [{ kind: 'served' }, s.stats.resyncsServed], [{ kind: 'completed' }, s.stats.resyncsCompleted], [{ kind: 'short' }, s.stats.resyncsShort]]);
   counter('twinwall_sync_auth_failures_total', 'Datagrams refused for an unknown key id or a bad MAC (keys differ between the nodes, or forged).', [],
     (s) => [[{}, s.stats.authFailures]]);
   counter('twinwall_sync_replays_dropped_total', 'Authenticated datagrams dropped as duplicates, replays or from an older epoch.', [],
