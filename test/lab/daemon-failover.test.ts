@@ -1,6 +1,6 @@
 /**
  * The pair with failover as operators run it: `twinwall node --config FILE` in fw1 (priority 200)
- * and fw2 (100), each with sync and a failover section (adverts every 20 ms on inside0, outside0
+ * and fw2 (100), each with sync and a failover section (adverts every 50 ms on inside0, outside0
  * and sync0; virtual addresses on inside0 and outside0). What an operator sees: `twinwall failover
  * status` on both, the virtual addresses on the master only, a planned switchover moving them,
  * a killed master replaced, SIGTERM releasing them; a real Prometheus scraping both with the
@@ -48,7 +48,7 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
       `control: { socket: ${pair.sock(fw)} }`,
       `metrics: { listen: "${LAB_ADDR[fw].sync}:${fw === 'fw1' ? 9751 : 9752}" }`,
       'log: { level: info }',
-      ...DaemonPair.pairSections(fw, { intervalMs: 20, vipIn: VIP_IN, vipOut: VIP_OUT }),
+      ...DaemonPair.pairSections(fw, { intervalMs: 50, vipIn: VIP_IN, vipOut: VIP_OUT }),
       `  notify: ${join(dir, 'notify.sh')}`,
     ]);
   }

@@ -40,7 +40,7 @@ describe.skipIf(!avail.ok)('a pair on a network without multicast (unicast adver
       'conntrack: { maxEntries: 4096 }',
       `control: { socket: ${pair.sock(fw)} }`,
       'log: { level: info }',
-      ...DaemonPair.pairSections(fw, { intervalMs: 20, vipIn: VIP_IN, vipOut: VIP_OUT, unicast }),
+      ...DaemonPair.pairSections(fw, { intervalMs: 50, vipIn: VIP_IN, vipOut: VIP_OUT, unicast }),
     ]);
   }
 
@@ -76,12 +76,15 @@ describe.skipIf(!avail.ok)('a pair on a network without multicast (unicast adver
     start('fw2', true);
     await pair.until('fw1 master, fw2 backup of node 1', () => status('fw1')?.role === 'master' && status('fw2')?.master?.id === 1 && status('fw2')?.role === 'backup', 20_000);
     await pair.until('fw2 synced', () => pair.synced('fw2'), 20_000);
-    // Steady for a while: still one master, the backup hears the adverts, nobody saw two masters.
+    // Steady for a while: still one master, the backup hears its adverts, and no second master
+    // appears (a start on a loaded machine may see one for an instant before the first advert).
+    const twoMasters = (): number => (status('fw1') as Status).stats.splitBrainSeen + (status('fw2') as Status).stats.splitBrainSeen;
+    const [seen, heard] = [twoMasters(), (status('fw2') as Status).stats.advertsReceived];
     await new Promise((r) => setTimeout(r, 1000));
     const [s1, s2] = [status('fw1') as Status, status('fw2') as Status];
     expect([s1.role, s2.role]).toEqual(['master', 'backup']);
-    expect(s2.stats.advertsReceived).toBeGreaterThan(20);
-    expect(s1.stats.splitBrainSeen + s2.stats.splitBrainSeen).toBe(0);
+    expect(s2.stats.advertsReceived - heard).toBeGreaterThan(10);
+    expect(twoMasters()).toBe(seen);
     expect([holds('fw1'), holds('fw2')]).toEqual([true, false]);
     // Nothing of it used multicast: the DROP rules caught no more than before this test.
     const before = dropped('fw1') + dropped('fw2');

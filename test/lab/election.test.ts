@@ -124,7 +124,10 @@ describe.skipIf(!avail.ok)('election between fw1 and fw2 over real multicast', (
     const ms = m.at - t;
     console.log(`election lab: SIGKILL of the master -> backup master after ${ms} ms (master-down interval ${MASTER_DOWN_FW2.toFixed(1)} ms)`);
     expect(ms).toBeLessThan(MASTER_DOWN_FW2 + 100);
-    expect(m.reason).toMatch(/master 1 silent/);
+    // Whichever sees it first: the peer link (the dead process's kernel closes it, once its
+    // memory is torn down: 5-40 ms here depending on load) or the master-down timer (36 ms). The
+    // daemon lab tests, at a longer interval, show the link winning.
+    expect(m.reason).toMatch(/master 1's process is gone \(its peer link closed\)|master 1 silent/);
   });
 
   it('a restarted master of higher priority preempts', async () => {
@@ -137,7 +140,8 @@ describe.skipIf(!avail.ok)('election between fw1 and fw2 over real multicast', (
   it('SIGSTOP: the backup takes over; SIGCONT: the old master yields at once, then preempts (one handover each way)', async () => {
     const t = Date.now();
     (agents.fw1 as LineAgent).signal('SIGSTOP');
-    await until('fw2', Role.MASTER, t);
+    // A frozen process closes nothing: the master-down timer sees it.
+    expect((await until('fw2', Role.MASTER, t)).reason).toMatch(/master 1 silent/);
     await new Promise((r) => setTimeout(r, 100));
     const c = Date.now();
     (agents.fw1 as LineAgent).signal('SIGCONT');
