@@ -2,7 +2,8 @@
  * Sync events for the node's log, found by polling SyncNode's figures from the node's tick (once
  * a second), so the packet path and the sync hot paths do nothing for it:
  *   info  sync peer first contact / sync peer restarted / sync resync completed / contact restored
- *   warn  sync peer lost (no contact for SYNC_PEER_LOST_MS), no peer heard since start,
+ *   warn  sync peer lost (no contact for SYNC_PEER_LOST_MS), no peer heard since start, a resync
+ *         that ended short (entries did not fit),
  *         authentication failures (keys differ), our own node id heard (the peer has the same id).
  */
 import type { Logger } from 'pino';
@@ -17,6 +18,7 @@ export class SyncWatch {
   #quietWarned = false;
   #resyncs = 0;
   #swept = 0;
+  #short = 0;
   #authFailures = 0;
   #own = 0;
 
@@ -56,9 +58,15 @@ export class SyncWatch {
         'sync: no peer heard since start; is it running, on the same group or peer address and port, with the same keys?');
     }
     if (st.resyncsCompleted > this.#resyncs) {
-      this.log.info({ peer: p?.id, completed: st.resyncsCompleted, swept: st.resyncSwept - this.#swept },
-        "sync resync completed: this node holds the peer's whole table");
+      const fields = { peer: p?.id, completed: st.resyncsCompleted, swept: st.resyncSwept - this.#swept };
+      if (st.resyncsShort > this.#short) {
+        this.log.warn({ ...fields, tableFull: st.entriesTableFull, refused: st.entriesRefused },
+          'sync resync completed SHORT: entries of the peer did not fit (table full or evicted) or were refused; this node does not hold the peer\'s whole table (raise conntrack.maxEntries to the peer\'s)');
+      } else {
+        this.log.info(fields, "sync resync completed: this node holds the peer's whole table");
+      }
       this.#resyncs = st.resyncsCompleted;
+      this.#short = st.resyncsShort;
       this.#swept = st.resyncSwept;
     }
     if (st.authFailures > this.#authFailures) {
