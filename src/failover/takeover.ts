@@ -44,8 +44,16 @@ export interface TakeoverStep {
 const TCP = 6;
 /** Tables up to this many entries are made live in one loop before the claim (a few ms at most). */
 export const EAGER_MAX = 65536;
-/** Slots per slice of the sweep after a lazy takeover. */
-export const SWEEP_SLICE = 32768;
+/**
+ * Slots per slice of the sweep after a lazy takeover (about 1 ms of work), and slices start on a
+ * timer, not setImmediate. The NFQUEUE binding reads one packet per turn of the event loop (one
+ * recv per poll callback): slices chained with setImmediate left one packet per slice through,
+ * and with 32 k-slot slices (5-9 ms each at 1 M entries) every TCP flow stalled until the sweep
+ * ended (150-480 ms after a takeover, while the 1 kHz probe, delayed but not lost, showed a
+ * 20 ms outage; the queue overflowed). On a timer, the loop turns freely between slices, a packet
+ * each turn.
+ */
+export const SWEEP_SLICE = 1024;
 
 /** The sweep after a lazy takeover: entries it made live, ms from its start to its end, slices. */
 export interface SweepDone {
@@ -162,7 +170,7 @@ export class Takeover {
         }
         done.slices++;
         if (slot < t.highWater) {
-          setImmediate(slice);
+          setTimeout(slice, 0);
           return;
         }
         t.adoptReplicated = false;
@@ -171,7 +179,7 @@ export class Takeover {
       done.ms = performance.now() - t0;
       this.onSweep?.(done);
     };
-    setImmediate(slice);
+    setTimeout(slice, 0);
   }
 
   async #leaveMaster(to: RoleCode): Promise<void> {
