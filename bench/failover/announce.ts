@@ -78,7 +78,7 @@ function claim(l: Lab4, method: Method): string {
 /** One move: ms of the longest run of lost replies of a 1 kHz ping across it. */
 async function once(l: Lab4, method: Method): Promise<number> {
   const batch = claim(l, method);
-  // Back to A holding the address (previous run), the client's cache on A.
+  // A fresh lab per run: A holds the address, the client's neighbour cache points to A.
   const ping = spawn('ip', ['netns', 'exec', l.ns.c, 'ping', '-n', '-i', '0.001', '-c', '1200', '-W', '1', VIP], { stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   ping.stdout.setEncoding('utf8');

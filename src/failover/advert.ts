@@ -32,6 +32,7 @@
  * sender's state (Role below), for `failover status` and logs; the election does not trust it.
  */
 import { isIP } from 'node:net';
+import { formatAddress } from '../node/packet/address.js';
 import type { Keyring } from '../sync/auth.js';
 
 export const ADVERT_MAGIC = 0x5445;
@@ -161,10 +162,6 @@ export function addressBytes(address: string): Buffer {
 
 /** The 16 bytes of an advert's address as text: a.b.c.d for IPv4 (mapped), IPv6 otherwise. */
 export function addressText(b: Buffer): string {
-  let mapped = b[10] === 0xff && b[11] === 0xff;
-  for (let i = 0; i < 10 && mapped; i++) if (b[i] !== 0) mapped = false;
-  if (mapped) return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const g: string[] = [];
-  for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i).toString(16));
-  return g.join(':');
+  const w = [b.readUInt32BE(0), b.readUInt32BE(4), b.readUInt32BE(8), b.readUInt32BE(12)];
+  return w[0] === 0 && w[1] === 0 && w[2] === 0xffff ? formatAddress(4, [w[3]]) : formatAddress(6, w);
 }

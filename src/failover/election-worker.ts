@@ -84,9 +84,11 @@ const election = new Election(
   },
 );
 
+/** This node's sync address, as its adverts carry it: where its peer link listens. */
+const ownAddress = addressText(Buffer.from(cfg.addressHex, 'hex'));
 /** The peer link: listening (for when this node is master), following the master as BACKUP. */
 const peerLink = cfg.peerLink === false ? null : new PeerLink({
-  nodeId: cfg.nodeId, epoch: cfg.epoch, keys, address: addressText(Buffer.from(cfg.addressHex, 'hex')), port: cfg.port,
+  nodeId: cfg.nodeId, epoch: cfg.epoch, keys, address: ownAddress, port: cfg.port,
   onGone: (peer, why) => election.peerGone(peer.id, peer.epoch, why),
 });
 /** After every advert and transition: follow the master we are BACKUP of, or nobody. */
@@ -259,7 +261,7 @@ function setThreadNice(nice: number | undefined): { tid: number | null; nice: nu
 try {
   const thread = setThreadNice(cfg.nice);
   await peerLink?.listen().catch((e: Error) => {
-    throw new Error(`the peer link cannot listen on TCP ${addressText(Buffer.from(cfg.addressHex, 'hex'))}:${cfg.port} (${e.message}): free the port or set failover.peerLink: false`);
+    throw new Error(`the peer link cannot listen on TCP ${ownAddress}:${cfg.port} (${e.message}): free the port or set failover.peerLink: false`);
   });
   receiver = await openReceiver();
   for (const l of cfg.links) sockets.push(await openSender(l.name, l.address));

@@ -68,7 +68,6 @@ class Handshake {
   #in: Buffer = Buffer.alloc(0);
   peer: { id: number; epoch: number } | null = null;
   proved = false;
-  #sentProof = false;
 
   constructor(readonly sock: Socket, readonly link: PeerLink) {}
 
@@ -104,7 +103,8 @@ class Handshake {
     const auth = this.link.o.keys.verify(p, p[4]);
     if (auth !== 'ok') return auth;
     if (p.readUInt32BE(8) !== this.peer.id || readEpoch(p, 12) !== this.peer.epoch || !p.subarray(20, 36).equals(this.nonce)) return 'bad_proof';
-    this.proved = this.#sentProof;
+    // Our proof went out when the peer's hello came: both ends have proved themselves now.
+    this.proved = true;
     this.#in = Buffer.alloc(0);
     return null;
   }
@@ -118,7 +118,6 @@ class Handshake {
     peerNonce.copy(b, 20);
     this.link.o.keys.sign(b, PROOF_BODY_BYTES);
     this.sock.write(b);
-    this.#sentProof = true;
   }
 }
 

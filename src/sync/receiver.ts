@@ -79,8 +79,7 @@ export class SyncReceiver {
   readonly #sampleAt = new Float64Array(MAX_SAMPLES);
   #sampleCount = 0;
   #closed = false;
-  /** Called when a resync completed (tests, logs). */
-  /** A resync ended: entries the dump said it held, entries swept, entries not applied (short). */
+  /** A resync ended (tests, logs): entries the dump said it held, entries swept, entries not applied (short). */
   onResyncDone: ((entries: number, swept: number, short: number) => void) | null = null;
   /** Entries refused or not fitting since the last resync request (see #resyncEnd). */
   #dumpShort = 0;

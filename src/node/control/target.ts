@@ -36,7 +36,7 @@ export interface SyncStatsDoc {
   resyncsRequested: number;
   resyncsServed: number;
   resyncsCompleted: number;
-  /** Resyncs that ended with entries not applied (table full, refused): not synced after them. */
+  /** Resyncs that ended with entries not applied (table full, refused, evicted): not synced after them. */
   resyncsShort: number;
   resyncSwept: number;
   gaps: number;

@@ -121,19 +121,20 @@ export function readFailoverSection(
   });
   let unicastPeers: Record<string, string> | null = null;
   if (doc.unicastPeers !== undefined) {
-    unicastPeers = {};
+    const peers: Record<string, string> = {};
     doc.unicastPeers.forEach((u, i) => {
       const a = ipv4(u.address);
       if (typeof a === 'string') issues.push({ path: `/failover/unicastPeers/${i}/address`, message: a });
       else if (isMulticast(a)) issues.push({ path: `/failover/unicastPeers/${i}/address`, message: `${u.address} is a multicast address; give the peer's own address on ${u.interface}` });
       if (!doc.links.includes(u.interface)) issues.push({ path: `/failover/unicastPeers/${i}/interface`, message: `${u.interface} is not one of failover.links (${doc.links.join(', ')})` });
-      else if ((unicastPeers as Record<string, string>)[u.interface] !== undefined) issues.push({ path: `/failover/unicastPeers/${i}/interface`, message: `${u.interface} has a peer already` });
-      (unicastPeers as Record<string, string>)[u.interface] = u.address;
+      else if (peers[u.interface] !== undefined) issues.push({ path: `/failover/unicastPeers/${i}/interface`, message: `${u.interface} has a peer already` });
+      peers[u.interface] = u.address;
     });
     // Adverts on a link without a peer would go nowhere: the election must hear the peer on all.
     doc.links.forEach((l, i) => {
-      if (!doc.unicastPeers?.some((u) => u.interface === l)) issues.push({ path: `/failover/links/${i}`, message: `${l} has no entry in failover.unicastPeers: give the peer's address on it, or remove it from links` });
+      if (peers[l] === undefined) issues.push({ path: `/failover/links/${i}`, message: `${l} has no entry in failover.unicastPeers: give the peer's address on it, or remove it from links` });
     });
+    unicastPeers = peers;
   }
   doc.virtualAddresses.forEach((v, i) => {
     const why = checkVirtualAddress(v);
