@@ -59,9 +59,9 @@ fi
 
 # --- 3. base image ---------------------------------------------------------------------------
 # What the daemon runs at run time: ip (virtual addresses, routes), iptables (the NFQUEUE rules),
-# arping (gratuitous ARP), libnetfilter-queue1 (the nfqueue binding), libstdc++6 (node); python3
+# arping (gratuitous ARP), libstdc++6 (node); python3
 # for the drill agents, ping for checks, procps for ps/pkill in a debug shell.
-BASE_PACKAGES=(iproute2 iptables iputils-arping iputils-ping libnetfilter-queue1 libstdc++6 python3 procps)
+BASE_PACKAGES=(iproute2 iptables iputils-arping iputils-ping libstdc++6 python3 procps)
 hash=$(printf '%s\n' bookworm minbase "${BASE_PACKAGES[@]}" | sha256sum | cut -c1-12)
 base=twinwall-base:$hash
 if docker image inspect "$base" >/dev/null 2>&1; then
@@ -102,7 +102,10 @@ npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s|^$root/||"
   mkdir -p "$ctx/app/$(dirname "$dir")"
   cp -r "$dir" "$ctx/app/$dir"
 done
-[ -d "$ctx/app/node_modules/nfqueue" ] || die "node_modules/nfqueue is missing: run npm ci (scripts/setup.sh) first"
+# twinwall's NFQUEUE addon, where dist/src/node/dataplane/binding.js looks for it.
+[ -f native/nfqueue/build/twinwall_nfq.node ] || die "native/nfqueue/build/twinwall_nfq.node is missing: run bash scripts/setup.sh first"
+mkdir -p "$ctx/app/native/nfqueue/build"
+cp native/nfqueue/build/twinwall_nfq.node "$ctx/app/native/nfqueue/build/"
 say "docker build -> twinwall:compose (node $("$node_bin" --version) from $node_bin, context $(du -sh "$ctx" | cut -f1))"
 docker build --build-arg "BASE=$base" -t twinwall:compose "$ctx"
 say "done in $(( $(date +%s) - started )) s: images $base, twinwall:compose"

@@ -5,14 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the project uses: iproute2, iptables and python3 for the lab tests (namespaces,
-# kernel conntrack as the reference, raw-socket agents); libnetfilter-queue-dev for the nfqueue
-# binding (built by npm ci, allowed in package.json allowScripts); iputils-ping, iperf3 and curl for the
+# kernel conntrack as the reference, raw-socket agents); gcc and libc6-dev for twinwall's NFQUEUE
+# addon (native/nfqueue, built by scripts/build-native.sh against the Node headers that Debian's
+# nodejs ships); iputils-ping, iperf3 and curl for the
 # data plane lab (test/lab, bench/dataplane, the lab demo); conntrackd and conntrack for the rival
 # side of the state-sync benchmark (bench/sync/conntrackd.ts); iputils-arping for the gratuitous ARP
 # that announces virtual addresses after a takeover (src/failover/vip.ts); prometheus for promtool
 # (deploy/prometheus, checked by test/deploy) and a real Prometheus scraping the lab.
 # keepalived: the rival of the failover benchmark (bench/failover: VRRPv3 + conntrackd on kernel conntrack).
-DEB_PACKAGES=(iproute2 iptables python3 libnetfilter-queue-dev iputils-ping iperf3 curl conntrackd conntrack iputils-arping prometheus keepalived)
+DEB_PACKAGES=(iproute2 iptables python3 gcc libc6-dev iputils-ping iperf3 curl conntrackd conntrack iputils-arping prometheus keepalived)
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then
@@ -48,3 +49,6 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
   npm ci --no-audit --no-fund
   touch "$stamp"
 fi
+
+# twinwall's native addon (the NFQUEUE binding): rebuilt when missing or older than its source.
+bash scripts/build-native.sh

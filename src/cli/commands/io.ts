@@ -13,8 +13,8 @@ export interface CliIO {
   /** Ends streaming commands (trace); without it they stop on SIGINT. */
   signal?: AbortSignal;
   /**
-   * Ends the process once the daemon has stopped. The nfqueue binding cannot close its queue
-   * handle, so after a clean stop the event loop never empties by itself.
+   * Ends the process once the daemon has stopped, rather than waiting for every handle of the
+   * event loop (helper processes, timers of libraries) to close by itself.
    */
   exit?: (code: number) => void;
 }

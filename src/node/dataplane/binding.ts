@@ -1,92 +1,180 @@
 /**
- * The `nfqueue` native binding (npm nfqueue 0.3.2, on libnetfilter_queue), used directly rather
- * than through its JS wrapper, which allocates an object per packet. What the binding gives and
- * lacks (so callers know what to expect):
- * - open(queueNum, socketBuffer): binds the queue, copy mode NFQNL_COPY_PACKET with range 0xffff
- *   (whole packets), NETLINK_NO_ENOBUFS (an overrun drops packets, counted by the kernel as
- *   user_dropped, instead of killing the socket).
- * - read(cb): one uv_poll on the netlink socket; every recv is one packet, so cb(info, payload)
- *   runs once per packet (no batches). info is a fresh object with ids and interface names.
- * - setVerdict(id, verdict, [mark,] bytes|null): one verdict per packet (no batch verdicts).
- * - No close, no queue flags (fail-open on queue full), no queue maxlen: once opened, a queue stays
- *   bound and keeps the event loop alive until the process exits. So queues are opened once per
- *   process and kept in a registry here; a Dataplane that stops detaches its handler and a later
- *   start() on the same queue number reattaches. This is the one process-wide state of the data
- *   plane, forced by the binding; a binding of our own would remove it.
+ * twinwall's NFQUEUE binding (native/nfqueue/twinwall_nfq.c, built by scripts/setup.sh): one
+ * netlink socket per queue, read in batches and answered in batches. It replaced the npm
+ * `nfqueue` binding, which read one packet per event-loop turn: a burst (the traffic held during
+ * a takeover) then drained at the pace of the loop, not of the engine.
+ *
+ * Per readable event the addon receives up to SLOTS packets with one recvmmsg() into a shared
+ * arena and calls the handler ONCE with the count; the handler reads each packet's descriptor
+ * and writes its verdict into shared arrays (no object, Buffer or closure per packet); then every
+ * verdict goes to the kernel in one sendmsg(). Unwritten verdicts are the fail verdict.
+ *
+ * Layout (the constants come from the addon):
+ * - arena: SLOTS x SLOT_SIZE receive slots, then SLOTS x EMIT_SIZE where a handler may put a
+ *   packet that replaces packet i (a REJECT's answer) at emitOffset(i).
+ * - desc, DESC_INTS per packet: payload offset in the arena, length, indev, outdev, mark, hw
+ *   protocol, hook, flags (1 = truncated: bigger than a slot, never expected).
+ * - verdicts, VERD_INTS per packet: verdict (NF_DROP / NF_ACCEPT), flags (1 = send the bytes at
+ *   offset/length instead of the original, 2 = set the mark), mark, offset, length.
  */
 import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { DataplaneError } from './errors.js';
-
-/** The per-packet info object the binding builds (fields used here). */
-export interface NfqPacketInfo {
-  len: number;
-  id: number;
-  nfmark: number;
-  indev: number;
-  outdev: number;
-}
-
-export type NfqHandler = (info: NfqPacketInfo, payload: Buffer) => void;
-
-interface NativeQueue {
-  open(queueNum: number, socketBuffer: number): void;
-  read(cb: NfqHandler): void;
-  setVerdict(id: number, verdict: number, markOrBytes: number | Buffer | null, bytes?: Buffer | null): void;
-}
 
 export const NF_DROP = 0;
 export const NF_ACCEPT = 1;
 
-let native: { NFQueue: new () => NativeQueue } | null = null;
+/** int32s per packet in desc and in verdicts (the addon's layout, checked when it loads). */
+export const DESC_INTS = 8;
+export const VERD_INTS = 8;
+/** Descriptor fields (index within a packet's DESC_INTS). */
+export const D_OFFSET = 0;
+export const D_LENGTH = 1;
+export const D_INDEV = 2;
+export const D_OUTDEV = 3;
+export const D_MARK = 4;
+export const D_FLAGS = 7;
+/** Verdict fields (index within a packet's VERD_INTS). */
+export const V_VERDICT = 0;
+export const V_FLAGS = 1;
+export const V_MARK = 2;
+export const V_OFFSET = 3;
+export const V_LENGTH = 4;
+export const VF_BYTES = 1;
+export const VF_MARK = 2;
 
-function loadNative(): { NFQueue: new () => NativeQueue } {
+/** The addon's counters, in the order stats() returns them. */
+export interface QueueCounters {
+  /** Handler calls (batches of one or more packets). */
+  batches: number;
+  packets: number;
+  /** Error replies from the kernel (a verdict it refused, e.g. for an unknown packet id). */
+  kernelErrors: number;
+  truncated: number;
+  recvErrors: number;
+  sendErrors: number;
+  otherMessages: number;
+  overflow: number;
+  /** Largest batch so far. */
+  maxBatch: number;
+}
+
+interface NativeQueue {
+  arena: ArrayBuffer;
+  desc: ArrayBuffer;
+  verdicts: ArrayBuffer;
+}
+
+interface NativeModule {
+  open(queueNum: number, socketBuffer: number, maxLen: number, failOpen: boolean, onBatch: (count: number) => void): NativeQueue;
+  close(q: NativeQueue): void;
+  ref(q: NativeQueue, on: boolean): void;
+  stats(q: NativeQueue): Float64Array;
+  SLOTS: number;
+  SLOT_SIZE: number;
+  EMIT_SIZE: number;
+  DESC_INTS: number;
+  VERD_INTS: number;
+}
+
+const ADDON = 'native/nfqueue/build/twinwall_nfq.node';
+let native: NativeModule | null = null;
+
+function loadNative(): NativeModule {
   if (native) return native;
+  // src/node/dataplane or dist/src/node/dataplane: the addon is under the project root.
+  const here = import.meta.url;
+  const path = fileURLToPath(new URL(`${here.includes('/dist/') ? '../../../../' : '../../../'}${ADDON}`, here));
+  if (!existsSync(path)) {
+    throw new DataplaneError('DP_BINDING', `the NFQUEUE addon ${path} is not built: run bash scripts/setup.sh (it compiles native/nfqueue with gcc and the Node headers)`);
+  }
   try {
-    const require = createRequire(import.meta.url);
-    native = require('nfqueue/build/Release/nfqueue.node') as { NFQueue: new () => NativeQueue };
-    return native;
+    native = createRequire(here)(path) as NativeModule;
   } catch (e) {
-    throw new DataplaneError('DP_BINDING', 'the nfqueue native binding did not load: install libnetfilter-queue-dev and run scripts/setup.sh (npm ci builds it)', { cause: e });
+    throw new DataplaneError('DP_BINDING', `the NFQUEUE addon ${path} did not load (${(e as Error).message}): rebuild it with bash scripts/setup.sh`, { cause: e });
   }
+  if (native.DESC_INTS !== DESC_INTS || native.VERD_INTS !== VERD_INTS) {
+    const got = native;
+    native = null;
+    throw new DataplaneError('DP_BINDING', `the NFQUEUE addon ${path} has another layout (${got.DESC_INTS}/${got.VERD_INTS} ints per packet, this code expects ${DESC_INTS}/${VERD_INTS}): rebuild it with bash scripts/setup.sh`);
+  }
+  return native;
 }
 
-/** One bound queue of this process. */
+/** Batch geometry of the addon (loads it). */
+export function queueGeometry(): { slots: number; slotSize: number; emitSize: number; descInts: number; verdInts: number } {
+  const n = loadNative();
+  return { slots: n.SLOTS, slotSize: n.SLOT_SIZE, emitSize: n.EMIT_SIZE, descInts: n.DESC_INTS, verdInts: n.VERD_INTS };
+}
+
+export interface QueueOptions {
+  queueNum: number;
+  /** Netlink receive buffer, bytes. */
+  socketBuffer: number;
+  /** Kernel queue length limit; 0 keeps the kernel's default (1024). */
+  maxLen?: number;
+  /**
+   * Fail open: packets the queue cannot hold (full) are accepted by the kernel, and packets the
+   * handler does not answer get NF_ACCEPT; otherwise both are dropped.
+   */
+  failOpen: boolean;
+}
+
+/** One bound NFQUEUE. The handler runs once per batch: handler(count). */
 export class BoundQueue {
+  readonly arena: Buffer;
+  readonly desc: Int32Array;
+  readonly verdicts: Int32Array;
+  readonly slots: number;
+  readonly emitSize: number;
+  readonly #emitBase: number;
   readonly #q: NativeQueue;
-  /** Where packets go; swapped by Dataplane start/stop. */
-  handler: NfqHandler;
+  readonly #native: NativeModule;
+  #open = true;
 
-  constructor(readonly queueNum: number, socketBuffer: number, idle: NfqHandler) {
-    const Q = loadNative().NFQueue;
-    this.#q = new Q();
-    this.handler = idle;
+  constructor(readonly options: QueueOptions, handler: (count: number) => void) {
+    const n = loadNative();
+    this.#native = n;
     try {
-      this.#q.open(queueNum, socketBuffer);
+      this.#q = n.open(options.queueNum, options.socketBuffer, options.maxLen ?? 0, options.failOpen, handler);
     } catch (e) {
-      throw new DataplaneError('DP_QUEUE_OPEN', `NFQUEUE ${queueNum} could not be bound: another process may hold it (see /proc/net/netfilter/nfnetlink_queue), or the process lacks CAP_NET_ADMIN; use another queueNum or stop that process`, { cause: e });
+      throw new DataplaneError('DP_QUEUE_OPEN', `NFQUEUE ${options.queueNum} could not be bound (${(e as Error).message}): another process may hold it (see /proc/net/netfilter/nfnetlink_queue), or the process lacks CAP_NET_ADMIN; use another queueNum or stop that process`, { cause: e });
     }
-    // One closure for the life of the queue; it reads the handler field so start/stop can swap it.
-    this.#q.read((info, payload) => this.handler(info, payload));
+    this.arena = Buffer.from(this.#q.arena);
+    this.desc = new Int32Array(this.#q.desc);
+    this.verdicts = new Int32Array(this.#q.verdicts);
+    this.slots = n.SLOTS;
+    this.emitSize = n.EMIT_SIZE;
+    this.#emitBase = n.SLOTS * n.SLOT_SIZE;
   }
 
-  verdict(id: number, verdict: number, bytes: Buffer | null): void {
-    this.#q.setVerdict(id, verdict, bytes);
+  get open(): boolean {
+    return this.#open;
   }
 
-  verdictMark(id: number, verdict: number, mark: number, bytes: Buffer | null): void {
-    // The binding takes the 4-argument form only for a mark; mark 0 would be read as "no mark".
-    this.#q.setVerdict(id, verdict, mark >>> 0, bytes);
+  /** Where packet i of the batch may put a replacement of up to emitSize bytes. */
+  emitOffset(i: number): number {
+    return this.#emitBase + i * this.emitSize;
   }
-}
 
-const bound = new Map<number, BoundQueue>();
-
-/** The bound queue for queueNum, opening it on first use in this process. */
-export function bindQueue(queueNum: number, socketBuffer: number, idle: NfqHandler): BoundQueue {
-  let q = bound.get(queueNum);
-  if (!q) {
-    q = new BoundQueue(queueNum, socketBuffer, idle);
-    bound.set(queueNum, q);
+  /** Whether the open queue keeps the event loop alive (default yes). */
+  ref(on: boolean): void {
+    if (this.#open) this.#native.ref(this.#q, on);
   }
-  return q;
+
+  counters(): QueueCounters {
+    const s = this.#native.stats(this.#q);
+    return { batches: s[0], packets: s[1], kernelErrors: s[2], truncated: s[3], recvErrors: s[4], sendErrors: s[5], otherMessages: s[6], overflow: s[7], maxBatch: s[8] };
+  }
+
+  /**
+   * Unbind: the kernel drops whatever is still queued. Called from the handler, the current
+   * batch still gets its verdicts first.
+   */
+  close(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#native.close(this.#q);
+  }
 }

@@ -2,8 +2,9 @@
  * The data plane: kernel rules that send the data interfaces' traffic to an NFQUEUE, and the loop
  * that runs every queued packet through the engine and gives the kernel its verdict.
  *
- * Per packet (the binding calls once per packet): meta from the kernel's indev/outdev/mark and the
- * clock -> Engine.process on the payload -> verdict:
+ * Per batch (the binding hands over every packet a read found, up to its slots, in one call): one
+ * clock read; per packet meta from the kernel's indev/outdev/mark -> Engine.process on the payload
+ * where it lies in the binding's arena -> the verdict written into the shared verdict array:
  * - accept, with the rewritten bytes when the engine changed them (NAT), with the mark when set;
  * - drop;
  * - REJECT (the engine drops and emits an answer): the answer replaces the offending packet and is
@@ -16,7 +17,10 @@
  * on the output interface cannot match; see the dataplane README.
  */
 import { Engine, EngineResult, type PacketMeta } from '../engine/index.js';
-import { bindQueue, NF_ACCEPT, NF_DROP, type BoundQueue, type NfqPacketInfo } from './binding.js';
+import {
+  BoundQueue, D_FLAGS, DESC_INTS, VERD_INTS, D_INDEV, D_LENGTH, D_MARK, D_OFFSET, D_OUTDEV, NF_ACCEPT, NF_DROP,
+  V_FLAGS, V_LENGTH, V_MARK, V_OFFSET, V_VERDICT, VF_BYTES, VF_MARK,
+} from './binding.js';
 import { DataplaneError } from './errors.js';
 import { resolveDataplaneOptions, type DataplaneOptions, type ResolvedDataplaneOptions } from './options.js';
 import { readQueueState } from './queue-proc.js';
@@ -82,9 +86,7 @@ export class Dataplane {
     } catch (e) {
       throw new DataplaneError('DP_SYSCTL', `cannot set accept_local on the data interfaces (${String(e)}): do they exist?`);
     }
-    const q = bindQueue(o.queueNum, o.socketBuffer, this.#idle);
-    this.#queue = q;
-    q.handler = this.#onPacket;
+    this.#queue = new BoundQueue({ queueNum: o.queueNum, socketBuffer: o.socketBuffer, failOpen: o.failOpen }, this.#onBatch);
     this.#families = o.ipv6 ? [4, 6] : [4];
     try {
       for (const f of this.#families) installRules(f, o);
@@ -97,7 +99,7 @@ export class Dataplane {
     await Promise.resolve();
   }
 
-  /** Remove the rules, then detach from the queue (packets in flight get the idle verdict). */
+  /** Remove the rules, then unbind the queue (the kernel drops packets still in it). */
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
@@ -124,11 +126,11 @@ export class Dataplane {
       // Unreadable /proc (not ENOENT) means no kernel figures this time; the counters still count.
       kernel = null;
     }
-    return { running: this.#running, queueNum: this.options.queueNum, failOpen: this.options.failOpen, counters: this.#counters, kernel };
+    return { running: this.#running, queueNum: this.options.queueNum, failOpen: this.options.failOpen, counters: this.#counters, kernel, binding: this.#queue?.counters() ?? null };
   }
 
   #detach(): void {
-    if (this.#queue) this.#queue.handler = this.#idle;
+    this.#queue?.close();
     this.#queue = null;
   }
 
@@ -143,55 +145,79 @@ export class Dataplane {
     }
   }
 
-  /** Packets arriving while stopped (in flight when the rules went): the configured fail verdict. */
-  readonly #idle = (info: NfqPacketInfo): void => {
-    this.#queue?.verdict(info.id, this.options.failOpen ? NF_ACCEPT : NF_DROP, null);
-  };
-
-  readonly #onPacket = (info: NfqPacketInfo, payload: Buffer): void => {
+  readonly #onBatch = (n: number): void => {
     const c = this.#counters;
     const q = this.#queue as BoundQueue;
-    const id = info.id;
+    const arena = q.arena;
+    const desc = q.desc;
+    const ver = q.verdicts;
+    const fail = this.options.failOpen ? NF_ACCEPT : NF_DROP;
     c.reads++;
-    c.received++;
-    c.receivedBytes += payload.length;
     const meta = this.#meta;
-    meta.inIf = info.indev;
-    meta.outIf = info.outdev;
-    meta.mark = info.nfmark;
-    // One packet per read with this binding, so one clock read per packet.
     meta.now = this.#engine.now();
     const out = this.#out;
-    let v: number;
-    try {
-      v = this.#engine.process(payload, 0, payload.length, meta, out);
-    } catch (e) {
-      c.engineErrors++;
-      q.verdict(id, this.options.failOpen ? NF_ACCEPT : NF_DROP, null);
-      this.#hooks.onEngineError?.(e);
-      return;
-    }
-    if (v === V_ACCEPT) {
-      c.accepted++;
-      const bytes = out.modified ? payload : null;
-      if (out.modified) c.modified++;
-      if (out.markChanged) {
-        c.markSet++;
-        q.verdictMark(id, NF_ACCEPT, out.mark, bytes);
-      } else {
-        q.verdict(id, NF_ACCEPT, bytes);
+    for (let i = 0; i < n; i++) {
+      const d = i * DESC_INTS;
+      const w = i * VERD_INTS;
+      const off = desc[d + D_OFFSET];
+      const len = desc[d + D_LENGTH];
+      c.received++;
+      c.receivedBytes += len;
+      if (desc[d + D_FLAGS] !== 0) {
+        // Bigger than a receive slot (never with the copy range the binding sets): not judged.
+        c.truncated++;
+        ver[w + V_VERDICT] = fail;
+        continue;
       }
-      return;
-    }
-    const n = out.emit.length;
-    if (n !== 0) {
-      c.emitted++;
-      c.emitDropped += n - 1;
+      meta.inIf = desc[d + D_INDEV];
+      meta.outIf = desc[d + D_OUTDEV];
+      meta.mark = desc[d + D_MARK] >>> 0;
+      let v: number;
+      try {
+        v = this.#engine.process(arena, off, len, meta, out);
+      } catch (e) {
+        c.engineErrors++;
+        ver[w + V_VERDICT] = fail;
+        ver[w + V_FLAGS] = 0;
+        this.#hooks.onEngineError?.(e);
+        continue;
+      }
+      if (v === V_ACCEPT) {
+        c.accepted++;
+        let flags = 0;
+        if (out.modified) {
+          c.modified++;
+          flags = VF_BYTES;
+          ver[w + V_OFFSET] = off;
+          ver[w + V_LENGTH] = len;
+        }
+        if (out.markChanged) {
+          c.markSet++;
+          flags |= VF_MARK;
+          ver[w + V_MARK] = out.mark | 0;
+        }
+        ver[w + V_VERDICT] = NF_ACCEPT;
+        ver[w + V_FLAGS] = flags;
+        continue;
+      }
       c.dropped++;
-      q.verdict(id, NF_ACCEPT, out.emit[0]);
-      return;
+      const emits = out.emit.length;
+      if (emits !== 0 && out.emit[0].length <= q.emitSize) {
+        // The answer replaces the offending packet, accepted (see the top of the file).
+        const e = out.emit[0];
+        const eo = q.emitOffset(i);
+        arena.set(e, eo);
+        c.emitted++;
+        c.emitDropped += emits - 1;
+        ver[w + V_VERDICT] = NF_ACCEPT;
+        ver[w + V_FLAGS] = VF_BYTES;
+        ver[w + V_OFFSET] = eo;
+        ver[w + V_LENGTH] = e.length;
+        continue;
+      }
+      c.emitDropped += emits;
+      ver[w + V_VERDICT] = NF_DROP;
+      ver[w + V_FLAGS] = 0;
     }
-    c.dropped++;
-    q.verdict(id, NF_DROP, null);
   };
 }

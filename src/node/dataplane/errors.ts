@@ -3,7 +3,7 @@
  * Codes (for logs and the control API):
  *   DP_BAD_OPTIONS     the options are wrong (queue number, interface or chain name, port)
  *   DP_NOT_ROOT        installing kernel rules and opening a queue need root (CAP_NET_ADMIN)
- *   DP_BINDING         the nfqueue native binding is missing or did not build
+ *   DP_BINDING         the NFQUEUE addon (native/nfqueue) is missing, did not load, or is stale
  *   DP_QUEUE_OPEN      the kernel refused the queue (taken by another process, no nfnetlink_queue)
  *   DP_RULES           iptables-restore refused the rule batch (the output is in the message)
  *   DP_STATE           start/stop called in the wrong state

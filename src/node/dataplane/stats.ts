@@ -2,6 +2,7 @@
  * Data plane counters, plain numbers read by the metrics module. Each way a packet leaves the
  * loop without its normal verdict has its own counter.
  */
+import type { QueueCounters } from './binding.js';
 import type { QueueState } from './queue-proc.js';
 
 export class DataplaneCounters {
@@ -21,8 +22,10 @@ export class DataplaneCounters {
   emitDropped = 0;
   /** Packets whose processing threw (a bug): dropped, counted, the loop goes on. */
   engineErrors = 0;
-  /** Times the read callback ran (one packet per netlink message with this binding). */
+  /** Batches handled (one call from the binding per read of up to its slots of packets). */
   reads = 0;
+  /** Packets bigger than a receive slot, given the fail verdict unjudged (not expected). */
+  truncated = 0;
 }
 
 /** What Dataplane.stats() returns: own counters plus the kernel's view of the queue. */
@@ -33,4 +36,6 @@ export interface DataplaneStats {
   counters: Readonly<DataplaneCounters>;
   /** The queue's line in /proc/net/netfilter/nfnetlink_queue; null when not bound or unreadable. */
   kernel: QueueState | null;
+  /** The binding's own counters (batches, largest batch, kernel errors); null when not bound. */
+  binding: QueueCounters | null;
 }

@@ -73,6 +73,7 @@ export class FakeDataplane implements DataplanePort {
     return {
       running: this.running, queueNum: 0, failOpen: false, counters: this.counters,
       kernel: { queueNum: 0, peerPortId: 1, waiting: 0, copyMode: 2, copyRange: 65535, queueDropped: this.queueDropped, userDropped: this.userDropped, idSequence: 100 },
+      binding: null,
     };
   }
 }
