@@ -4,10 +4,11 @@
  *
  *  - INIT -> BACKUP at start, with the master-down timer armed: 3 x the master's advert interval
  *    + skew, skew = (256 - priority) x interval / 256, so the higher priority wins a race.
- *  - BACKUP: an advert with priority 0 (the master steps down) cuts the timer to the skew time; an
- *    advert from a master of higher or equal priority (or any, without preemption, or within the
- *    preemption delay) re-arms it; a lower one is ignored, so the timer runs out and this node
- *    takes over (preemption). The timer running out -> MASTER.
+ *  - BACKUP: an advert with priority 0 from the master it follows (the master steps down) makes it
+ *    master at once (a pair has no other backup to leave the race to); from another node it cuts
+ *    the timer to the skew time; an advert from a master of higher or equal priority (or any,
+ *    without preemption, or within the preemption delay) re-arms it; a lower one is ignored, so
+ *    the timer runs out and this node takes over (preemption). The timer running out -> MASTER.
  *  - MASTER: an advert right away and every interval. An advert of higher priority, or equal
  *    priority from a higher address, -> BACKUP (split brain resolves by priority, then address);
  *    a lower one from another master is answered at once, so that one yields without waiting, and
@@ -25,7 +26,7 @@
  *    Less late (a scheduling hiccup on a loaded machine), it goes on: if the backup did take
  *    over, the split brain resolves as above within a delivery.
  *  - Switchover (planned): the master demotes itself to priority 1 and steps down (priority 0):
- *    the backup takes over after its skew time. The demotion lasts until this node is master again.
+ *    the backup takes over at once. The demotion lasts until this node is master again.
  *
  * No I/O and no timers of its own: the clock and timers are injected (ElectionClock) and what
  * it decides goes out through ElectionOutput, so the state machine is tested on a simulated clock
@@ -259,8 +260,16 @@ export class Election {
     switch (this.role) {
       case Role.BACKUP: {
         if (a.priority === 0) {
-          // The master steps down: take over after the skew time only.
+          // A master steps down (its links failed, it stops, a switchover). The one this node
+          // follows: take over at once. VRRP waits the skew time so that the best of several
+          // backups wins; a pair has one backup, and at a 1 s interval the skew alone was 0.6 s of
+          // outage. Another node's step-down: the skew time, as VRRP.
+          const followed = this.master;
           this.master = null;
+          if (followed !== null && followed.id === a.sender) {
+            this.#becomeMaster(`master ${a.sender} stepped down`);
+            return;
+          }
           this.#armMasterDown(this.#skewMs());
           return;
         }
