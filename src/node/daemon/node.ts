@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
-import { Engine, dropReasonNames } from '../engine/index.js';
+import { Engine, StandbyWarmup, dropReasonNames } from '../engine/index.js';
 import { compileRuleset, parseRuleset, RulesetError, RulesetFileError, type CompiledRuleset, type LogSink } from '../filter/index.js';
 import { Dataplane, type DataplaneHooks, type DataplaneOptions, type DataplaneStats } from '../dataplane/index.js';
 import { invalidReasonName } from '../packet/index.js';
@@ -31,6 +31,7 @@ import { udpSyncTransport, type SyncTransportFactory } from './sync-link.js';
 import { syncStatus } from './sync-status.js';
 import { SyncWatch } from './sync-watch.js';
 import { NodeFailover } from './failover-link.js';
+import { Role } from '../../failover/index.js';
 
 /** What the node needs of a data plane (src/node/dataplane's Dataplane has it). */
 export interface DataplanePort {
@@ -86,6 +87,8 @@ export class FirewallNode implements ControlTarget {
   #failover: NodeFailover | null = null;
   #ruleset: RulesetInfo;
   #tick: NodeJS.Timeout | null = null;
+  /** With failover: keeps the packet path's code hot while this node is not master (warmup.ts). */
+  #warmup: StandbyWarmup | null = null;
   #state: NodeState = 'created';
   #startedAt = 0;
 
@@ -114,6 +117,9 @@ export class FirewallNode implements ControlTarget {
       clock: options.clock,
     });
     this.#ruleset = { source: config.rulesetPath, text, loadedAt: this.engine.now() };
+    if (config.failover) {
+      this.#warmup = new StandbyWarmup(this.engine, () => this.#compile(this.#ruleset.text, this.#ruleset.source), config.conntrack);
+    }
 
     const factory = options.dataplane ?? nfqueueDataplane;
     this.dataplane = factory(
@@ -219,6 +225,14 @@ export class FirewallNode implements ControlTarget {
       // Expiry must keep running: log the bug and try again next tick.
       this.log.error({ err }, 'engine.tick() threw');
     }
+    if (this.#warmup && this.#failover && this.#failover.role !== Role.MASTER) {
+      try {
+        this.#warmup.run();
+      } catch (err) {
+        // The warm-up changes nothing live; a bug in it is logged and the next tick tries again.
+        this.log.error({ err }, 'standby warm-up threw');
+      }
+    }
     try {
       this.#syncWatch?.poll(this.engine.now());
     } catch (err) {
@@ -297,6 +311,7 @@ export class FirewallNode implements ControlTarget {
     const compiled = this.#compile(text, source);
     this.engine.replaceRuleset(compiled);
     this.#ruleset = { source, text, loadedAt: this.engine.now() };
+    this.#warmup?.rulesetChanged();
     this.log.info({ source }, 'ruleset applied');
   }
 

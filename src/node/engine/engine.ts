@@ -212,6 +212,11 @@ export class Engine {
     this.#routes = routes;
   }
 
+  /** The route lookup set by setRouteLookup (the data plane's), or null. */
+  routeLookup(): RouteLookup | null {
+    return this.#routes;
+  }
+
   /** The injected clock's time, for callers building PacketMeta. */
   now(): number {
     return this.clock();

@@ -5,3 +5,5 @@
 export { Engine, EngineResult, DropReason } from './engine.js';
 export type { EngineOptions, PacketMeta, RouteLookup } from './engine.js';
 export { EngineStats, dropReasonNames } from './stats.js';
+export { StandbyWarmup } from './warmup.js';
+export type { WarmupOptions, WarmupStats } from './warmup.js';
