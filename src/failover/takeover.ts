@@ -46,12 +46,11 @@ const TCP = 6;
 export const EAGER_MAX = 65536;
 /**
  * Slots per slice of the sweep after a lazy takeover (about 1 ms of work), and slices start on a
- * timer, not setImmediate. The NFQUEUE binding reads one packet per turn of the event loop (one
- * recv per poll callback): slices chained with setImmediate left one packet per slice through,
- * and with 32 k-slot slices (5-9 ms each at 1 M entries) every TCP flow stalled until the sweep
- * ended (150-480 ms after a takeover, while the 1 kHz probe, delayed but not lost, showed a
- * 20 ms outage; the queue overflowed). On a timer, the loop turns freely between slices, a packet
- * each turn.
+ * timer, not setImmediate: packets wait while a slice runs. With the npm nfqueue binding (one
+ * packet per turn of the event loop) slices of 32 k slots chained with setImmediate let one packet
+ * through per slice and every TCP flow stalled until the sweep ended (150-480 ms after a
+ * takeover, the queue overflowing). The binding now reads up to 64 packets a turn; small slices
+ * on a timer still keep each wait short.
  */
 export const SWEEP_SLICE = 1024;
 
