@@ -102,10 +102,12 @@ npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s|^$root/||"
   mkdir -p "$ctx/app/$(dirname "$dir")"
   cp -r "$dir" "$ctx/app/$dir"
 done
-# twinwall's NFQUEUE addon, where dist/src/node/dataplane/binding.js looks for it.
-[ -f native/nfqueue/build/twinwall_nfq.node ] || die "native/nfqueue/build/twinwall_nfq.node is missing: run bash scripts/setup.sh first"
-mkdir -p "$ctx/app/native/nfqueue/build"
-cp native/nfqueue/build/twinwall_nfq.node "$ctx/app/native/nfqueue/build/"
+# twinwall's native addons (NFQUEUE binding, sync receiver), where dist/src/native.js looks for them.
+for addon in nfqueue/build/twinwall_nfq.node udp/build/twinwall_udp.node; do
+  [ -f "native/$addon" ] || die "native/$addon is missing: run bash scripts/setup.sh first"
+  mkdir -p "$ctx/app/native/$(dirname "$addon")"
+  cp "native/$addon" "$ctx/app/native/$addon"
+done
 say "docker build -> twinwall:compose (node $("$node_bin" --version) from $node_bin, context $(du -sh "$ctx" | cut -f1))"
 docker build --build-arg "BASE=$base" -t twinwall:compose "$ctx"
 say "done in $(( $(date +%s) - started )) s: images $base, twinwall:compose"

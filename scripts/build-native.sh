@@ -1,29 +1,35 @@
 #!/usr/bin/env bash
-# Builds twinwall's native addon (native/nfqueue: the NFQUEUE binding) with gcc against the Node
-# headers of the node on PATH, when the built file is missing or older than its source. Called by
-# scripts/setup.sh; no node-gyp, no download: Debian's nodejs ships the headers (/usr/include/node).
+# Builds twinwall's native addons with gcc against the Node headers of the node on PATH, each when
+# its built file is missing or older than its source: native/nfqueue (the NFQUEUE binding) and
+# native/udp (batched receiving on the sync socket). Called by scripts/setup.sh; no node-gyp, no
+# download: Debian's nodejs ships the headers (/usr/include/node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-src=native/nfqueue/twinwall_nfq.c
-out=native/nfqueue/build/twinwall_nfq.node
-if [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$0" ]; then
-  exit 0
-fi
 node_bin=$(readlink -f "$(command -v node)")
 inc=""
 for d in "$(dirname "$(dirname "$node_bin")")/include/node" /usr/include/node /usr/local/include/node; do
   if [ -f "$d/node_api.h" ] && [ -f "$d/uv.h" ]; then inc=$d; break; fi
 done
-if [ -z "$inc" ]; then
-  echo "build-native: node_api.h and uv.h not found (looked beside $node_bin and in /usr/include/node): install Debian's nodejs (it ships the headers) or your Node's include/ folder" >&2
-  exit 1
-fi
-if ! command -v gcc >/dev/null 2>&1; then
-  echo "build-native: gcc is missing: apt-get install gcc (scripts/setup.sh installs it)" >&2
-  exit 1
-fi
-mkdir -p "$(dirname "$out")"
-gcc -O2 -g -Wall -Wextra -std=gnu11 -shared -fPIC -fvisibility=hidden -I"$inc" -o "$out.tmp" "$src"
-mv "$out.tmp" "$out"
-echo "build-native: built $out"
+
+build() { # build SRC OUT
+  local src=$1 out=$2
+  if [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$0" ] && [ "$out" -nt native/common/tw_napi.h ]; then
+    return 0
+  fi
+  if [ -z "$inc" ]; then
+    echo "build-native: node_api.h and uv.h not found (looked beside $node_bin and in /usr/include/node): install Debian's nodejs (it ships the headers) or your Node's include/ folder" >&2
+    exit 1
+  fi
+  if ! command -v gcc >/dev/null 2>&1; then
+    echo "build-native: gcc is missing: apt-get install gcc (scripts/setup.sh installs it)" >&2
+    exit 1
+  fi
+  mkdir -p "$(dirname "$out")"
+  gcc -O2 -g -Wall -Wextra -std=gnu11 -shared -fPIC -fvisibility=hidden -I"$inc" -o "$out.tmp" "$src"
+  mv "$out.tmp" "$out"
+  echo "build-native: built $out"
+}
+
+build native/nfqueue/twinwall_nfq.c native/nfqueue/build/twinwall_nfq.node
+build native/udp/twinwall_udp.c native/udp/build/twinwall_udp.node

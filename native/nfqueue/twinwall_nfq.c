@@ -39,6 +39,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "../common/tw_napi.h"
+
 #define SLOTS 64
 #define SLOT_SIZE (65536 + 1024)
 #define COPY_RANGE 65535
@@ -278,16 +280,6 @@ static void flush_verdicts(nfq_t *q, size_t *niov, size_t *bytes) {
 
 /* ---------- the event ---------- */
 
-static void throw_pending(napi_env env) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) {
-    napi_value err;
-    napi_get_and_clear_last_exception(env, &err);
-    napi_fatal_exception(env, err);
-  }
-}
-
 static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   nfq_t *q = (nfq_t *)handle->data;
@@ -328,12 +320,8 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
         v[0] = (int32_t)q->fail_verdict;
         v[1] = 0;
       }
-      napi_value cb, recv, arg, result;
-      napi_get_reference_value(env, q->cb_ref, &cb);
-      napi_get_reference_value(env, q->self_ref, &recv);
-      napi_create_int32(env, k, &arg);
       q->in_callback = 1;
-      napi_status st = napi_make_callback(env, q->actx, recv, cb, 1, &arg, &result);
+      napi_status st = tw_call_batch(env, q->actx, q->self_ref, q->cb_ref, k);
       q->in_callback = 0;
       if (q->close_pending) {
         /* close() from the handler: these packets still get their verdicts, then the queue goes. */
@@ -341,7 +329,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
         for (int i = 0; i < k; i++) queue_verdict(q, i, &niov, &bytes);
         flush_verdicts(q, &niov, &bytes);
         close_queue(q, 1);
-        if (st != napi_ok) throw_pending(env);
+        if (st != napi_ok) tw_rethrow(env);
         break;
       }
       /* Every packet gets its verdict, even when the handler threw (then the fail verdict for
@@ -350,7 +338,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       for (int i = 0; i < k; i++) queue_verdict(q, i, &niov, &bytes);
       flush_verdicts(q, &niov, &bytes);
       if (st != napi_ok) {
-        throw_pending(env);
+        tw_rethrow(env);
         break;
       }
     }
@@ -424,33 +412,6 @@ static int config_params(nfq_t *q, uint32_t maxlen, int fail_open) {
 
 /* ---------- JavaScript surface ---------- */
 
-#define CHECK(call)                                                        \
-  do {                                                                     \
-    if ((call) != napi_ok) {                                               \
-      napi_throw_error(env, "TW_NFQ_NAPI", "twinwall_nfq: " #call " failed"); \
-      return NULL;                                                         \
-    }                                                                      \
-  } while (0)
-
-static napi_value throw_errno(napi_env env, const char *what, int err) {
-  char msg[256];
-  char code[32];
-  snprintf(msg, sizeof(msg), "%s: %s", what, strerror(err));
-  snprintf(code, sizeof(code), "E%d", err);
-  napi_value m, c, e, no;
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &c);
-  napi_create_error(env, c, m, &e);
-  napi_create_int32(env, err, &no);
-  napi_set_named_property(env, e, "errno", no);
-  napi_throw(env, e);
-  return NULL;
-}
-
-static void on_poll_closed(uv_handle_t *h) {
-  free(h);
-}
-
 /* Unbind the queue (the kernel drops what is still queued: fail-closed) and close the socket. */
 static void close_socket(nfq_t *q, int unbind) {
   if (q->fd < 0) return;
@@ -473,7 +434,7 @@ static void close_queue(nfq_t *q, int unbind) {
   q->close_pending = 0;
   if (q->poll) {
     uv_poll_stop(q->poll);
-    uv_close((uv_handle_t *)q->poll, on_poll_closed);
+    uv_close((uv_handle_t *)q->poll, tw_free_handle);
     q->poll = NULL;
   }
   close_socket(q, unbind);
@@ -491,25 +452,25 @@ static void finalize(napi_env env, void *data, void *hint) {
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5], self;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  TW_CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 5) {
     napi_throw_type_error(env, "TW_NFQ_ARGS", "open(queueNum, socketBuffer, maxLen, failOpen, onBatch)");
     return NULL;
   }
   uint32_t queue, sockbuf, maxlen;
   bool fail_open;
-  CHECK(napi_get_value_uint32(env, argv[0], &queue));
-  CHECK(napi_get_value_uint32(env, argv[1], &sockbuf));
-  CHECK(napi_get_value_uint32(env, argv[2], &maxlen));
-  CHECK(napi_get_value_bool(env, argv[3], &fail_open));
+  TW_CHECK(napi_get_value_uint32(env, argv[0], &queue));
+  TW_CHECK(napi_get_value_uint32(env, argv[1], &sockbuf));
+  TW_CHECK(napi_get_value_uint32(env, argv[2], &maxlen));
+  TW_CHECK(napi_get_value_bool(env, argv[3], &fail_open));
   napi_valuetype t;
-  CHECK(napi_typeof(env, argv[4], &t));
+  TW_CHECK(napi_typeof(env, argv[4], &t));
   if (t != napi_function || queue > 65535) {
     napi_throw_type_error(env, "TW_NFQ_ARGS", "open: queueNum 0..65535 and a function onBatch(count)");
     return NULL;
   }
   nfq_t *q = calloc(1, sizeof(nfq_t));
-  if (!q) return throw_errno(env, "open: allocating the queue state", ENOMEM);
+  if (!q) return tw_throw_errno(env, "open: allocating the queue state", ENOMEM);
   q->env = env;
   q->queue = (uint16_t)queue;
   q->fail_verdict = fail_open ? NF_ACCEPT : NF_DROP;
@@ -519,18 +480,18 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value arena, desc, verd;
   void *p;
   size_t arena_size = (size_t)SLOTS * SLOT_SIZE + (size_t)SLOTS * EMIT_SIZE;
-  if (napi_create_arraybuffer(env, arena_size, &p, &arena) != napi_ok) { free(q); return throw_errno(env, "open: the packet arena", ENOMEM); }
+  if (napi_create_arraybuffer(env, arena_size, &p, &arena) != napi_ok) { free(q); return tw_throw_errno(env, "open: the packet arena", ENOMEM); }
   q->arena = p;
-  if (napi_create_arraybuffer(env, SLOTS * DESC_INTS * 4, &p, &desc) != napi_ok) { free(q); return throw_errno(env, "open: the descriptors", ENOMEM); }
+  if (napi_create_arraybuffer(env, SLOTS * DESC_INTS * 4, &p, &desc) != napi_ok) { free(q); return tw_throw_errno(env, "open: the descriptors", ENOMEM); }
   q->desc = p;
-  if (napi_create_arraybuffer(env, SLOTS * VERD_INTS * 4, &p, &verd) != napi_ok) { free(q); return throw_errno(env, "open: the verdicts", ENOMEM); }
+  if (napi_create_arraybuffer(env, SLOTS * VERD_INTS * 4, &p, &verd) != napi_ok) { free(q); return tw_throw_errno(env, "open: the verdicts", ENOMEM); }
   q->verd = p;
 
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_NETFILTER);
-  if (fd < 0) { int e = errno; free(q); return throw_errno(env, "open: netlink socket", e); }
+  if (fd < 0) { int e = errno; free(q); return tw_throw_errno(env, "open: netlink socket", e); }
   q->fd = fd;
   struct sockaddr_nl local = {.nl_family = AF_NETLINK};
-  if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) { int e = errno; close(fd); free(q); return throw_errno(env, "open: bind netlink", e); }
+  if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) { int e = errno; close(fd); free(q); return tw_throw_errno(env, "open: bind netlink", e); }
   int one = 1;
   int rb = (int)sockbuf;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rb, sizeof(rb)) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
@@ -540,52 +501,37 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
 
   int r = config_cmd(q, NFQNL_CFG_CMD_BIND);
-  if (r) { close(fd); free(q); return throw_errno(env, "open: binding the queue (is it held by another process? CAP_NET_ADMIN?)", -r); }
+  if (r) { close(fd); free(q); return tw_throw_errno(env, "open: binding the queue (is it held by another process? CAP_NET_ADMIN?)", -r); }
   r = config_params(q, maxlen, fail_open);
-  if (r) { close_socket(q, 1); free(q); return throw_errno(env, "open: setting copy mode, length and flags", -r); }
+  if (r) { close_socket(q, 1); free(q); return tw_throw_errno(env, "open: setting copy mode, length and flags", -r); }
 
-  CHECK(napi_create_object(env, &self));
-  CHECK(napi_set_named_property(env, self, "arena", arena));
-  CHECK(napi_set_named_property(env, self, "desc", desc));
-  CHECK(napi_set_named_property(env, self, "verdicts", verd));
-  CHECK(napi_create_reference(env, argv[4], 1, &q->cb_ref));
-  CHECK(napi_create_reference(env, self, 0, &q->self_ref));
+  TW_CHECK(napi_create_object(env, &self));
+  TW_CHECK(napi_set_named_property(env, self, "arena", arena));
+  TW_CHECK(napi_set_named_property(env, self, "desc", desc));
+  TW_CHECK(napi_set_named_property(env, self, "verdicts", verd));
+  TW_CHECK(napi_create_reference(env, argv[4], 1, &q->cb_ref));
+  TW_CHECK(napi_create_reference(env, self, 0, &q->self_ref));
   napi_value name;
-  CHECK(napi_create_string_utf8(env, "twinwall:nfqueue", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_async_init(env, self, name, &q->actx));
-  CHECK(napi_wrap(env, self, q, finalize, NULL, NULL));
+  TW_CHECK(napi_create_string_utf8(env, "twinwall:nfqueue", NAPI_AUTO_LENGTH, &name));
+  TW_CHECK(napi_async_init(env, self, name, &q->actx));
+  TW_CHECK(napi_wrap(env, self, q, finalize, NULL, NULL));
 
-  uv_loop_t *loop;
-  CHECK(napi_get_uv_event_loop(env, &loop));
-  q->poll = calloc(1, sizeof(uv_poll_t));
-  if (!q->poll || uv_poll_init(loop, q->poll, fd) != 0) {
-    free(q->poll);
-    q->poll = NULL;
+  q->poll = tw_poll_readable(env, fd, q, on_readable);
+  if (!q->poll) {
     close_queue(q, 1);
-    return throw_errno(env, "open: uv_poll_init", EINVAL);
+    return tw_throw_errno(env, "open: polling the socket", EINVAL);
   }
-  q->poll->data = q;
-  uv_poll_start(q->poll, UV_READABLE, on_readable);
   /* Keep the object (and its buffers) alive while the queue is open. */
   uint32_t rc;
   napi_reference_ref(env, q->self_ref, &rc);
   return self;
 }
 
-static nfq_t *unwrap(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
-  napi_value self;
-  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok || *argc < 1) return NULL;
-  self = argv[0];
-  void *p = NULL;
-  if (napi_unwrap(env, self, &p) != napi_ok) return NULL;
-  return (nfq_t *)p;
-}
-
 /* close(queue): unbind, close the socket; the object's buffers stay valid until it is collected. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  nfq_t *q = unwrap(env, info, &argc, argv);
+  nfq_t *q = tw_unwrap_arg(env, info, &argc, argv);
   if (!q) {
     napi_throw_type_error(env, "TW_NFQ_ARGS", "close(queue): not a queue");
     return NULL;
@@ -602,13 +548,13 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 static napi_value js_ref(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  nfq_t *q = unwrap(env, info, &argc, argv);
+  nfq_t *q = tw_unwrap_arg(env, info, &argc, argv);
   if (!q || argc < 2) {
     napi_throw_type_error(env, "TW_NFQ_ARGS", "ref(queue, on)");
     return NULL;
   }
   bool on;
-  CHECK(napi_get_value_bool(env, argv[1], &on));
+  TW_CHECK(napi_get_value_bool(env, argv[1], &on));
   if (q->poll) {
     if (on) uv_ref((uv_handle_t *)q->poll);
     else uv_unref((uv_handle_t *)q->poll);
@@ -620,17 +566,12 @@ static napi_value js_ref(napi_env env, napi_callback_info info) {
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  nfq_t *q = unwrap(env, info, &argc, argv);
+  nfq_t *q = tw_unwrap_arg(env, info, &argc, argv);
   if (!q) {
     napi_throw_type_error(env, "TW_NFQ_ARGS", "stats(queue): not a queue");
     return NULL;
   }
-  napi_value ab, arr;
-  void *p;
-  CHECK(napi_create_arraybuffer(env, sizeof(q->counters), &p, &ab));
-  memcpy(p, q->counters, sizeof(q->counters));
-  CHECK(napi_create_typedarray(env, napi_float64_array, C_COUNT, ab, 0, &arr));
-  return arr;
+  return tw_counters(env, q->counters, C_COUNT);
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -641,17 +582,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
-  napi_value v;
-  napi_create_uint32(env, SLOTS, &v);
-  napi_set_named_property(env, exports, "SLOTS", v);
-  napi_create_uint32(env, SLOT_SIZE, &v);
-  napi_set_named_property(env, exports, "SLOT_SIZE", v);
-  napi_create_uint32(env, EMIT_SIZE, &v);
-  napi_set_named_property(env, exports, "EMIT_SIZE", v);
-  napi_create_uint32(env, DESC_INTS, &v);
-  napi_set_named_property(env, exports, "DESC_INTS", v);
-  napi_create_uint32(env, VERD_INTS, &v);
-  napi_set_named_property(env, exports, "VERD_INTS", v);
+  tw_set_uint(env, exports, "SLOTS", SLOTS);
+  tw_set_uint(env, exports, "SLOT_SIZE", SLOT_SIZE);
+  tw_set_uint(env, exports, "EMIT_SIZE", EMIT_SIZE);
+  tw_set_uint(env, exports, "DESC_INTS", DESC_INTS);
+  tw_set_uint(env, exports, "VERD_INTS", VERD_INTS);
   return exports;
 }
 

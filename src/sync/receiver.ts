@@ -127,7 +127,8 @@ export class SyncReceiver {
           this.stats.drop(RecvDrop.OUT_OF_ORDER_FULL);
         } else {
           if (this.#held.size === 0) this.stats.gaps++;
-          this.#held.set(h.seq, buf);
+          // A copy: the transport reuses the bytes once this call returns.
+          this.#held.set(h.seq, Buffer.from(buf));
         }
       } else this.stats.drop(RecvDrop.DUPLICATE);
       // NACK at once when no NACK is out; otherwise the retry timer covers new holes too.

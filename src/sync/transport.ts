@@ -5,11 +5,15 @@
  * sends and receives. Tests use LoopTransport (in-process pair) to inject loss and reordering.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { BatchReceiver, type BatchReceiverStats } from './udp-batch.js';
 
 export interface SyncTransport {
   /** Send buf (the whole buffer) to the peer(s). The buffer is not reused before the next tick. */
   send(buf: Buffer): void;
-  /** Called with each datagram received (a buffer of its own). */
+  /**
+   * Called with each datagram received. The bytes are valid during the call only (UdpTransport
+   * reads into reused buffers): copy them to keep them.
+   */
   onMessage: ((buf: Buffer) => void) | null;
   close(): Promise<void>;
 }
@@ -32,6 +36,11 @@ export interface UdpTransportOptions {
   peerAddress?: string;
   /** Socket buffers (bytes): large, so a resync burst is not dropped by the kernel. */
   bufferBytes?: number;
+  /**
+   * Receive in batches through the native addon (udp-batch.ts; default true). False, or where
+   * the addon cannot attach, dgram's 'message' events deliver each datagram.
+   */
+  batchReceive?: boolean;
 }
 
 export class UdpTransport implements SyncTransport {
@@ -42,6 +51,7 @@ export class UdpTransport implements SyncTransport {
   readonly #sock: Socket;
   readonly #dest: string;
   readonly #port: number;
+  #batch: BatchReceiver | null = null;
 
   private constructor(sock: Socket, dest: string, port: number) {
     this.#sock = sock;
@@ -74,7 +84,8 @@ export class UdpTransport implements SyncTransport {
       sock.close();
       throw new SyncTransportError(`cannot set up the sync socket (${(e as Error).message}): is ${o.localAddress} an address of the sync interface?`);
     }
-    sock.on('message', (msg) => t.onMessage?.(msg));
+    if (o.batchReceive ?? true) t.#batch = BatchReceiver.attach(sock, (buf) => t.onMessage?.(buf));
+    if (t.#batch === null) sock.on('message', (msg) => t.onMessage?.(msg));
     sock.on('error', (e) => {
       t.sendErrors++;
       t.lastSendError = e.message;
@@ -94,14 +105,22 @@ export class UdpTransport implements SyncTransport {
     }
   };
 
+  /** The batched receiver's counters; null when datagrams come through dgram's events. */
+  batchStats(): BatchReceiverStats | null {
+    return this.#batch?.stats() ?? null;
+  }
+
   close(): Promise<void> {
+    this.#batch?.close();
+    this.#batch = null;
     return new Promise((resolve) => this.#sock.close(() => resolve()));
   }
 }
 
 /**
  * An in-process link between two nodes for tests: what one sends the other receives on a later
- * tick, through a filter that may drop, duplicate or reorder.
+ * tick, through a filter that may drop, duplicate or reorder. Each datagram's bytes are
+ * overwritten once its onMessage returns, as UdpTransport reuses its receive buffers.
  */
 export class LoopTransport implements SyncTransport {
   onMessage: ((buf: Buffer) => void) | null = null;
@@ -130,7 +149,7 @@ export class LoopTransport implements SyncTransport {
       this.#held.push(copy);
       return;
     }
-    const deliver = (b: Buffer) => setImmediate(() => peer.onMessage?.(b));
+    const deliver = (b: Buffer) => setImmediate(() => LoopTransport.#deliver(peer, b));
     deliver(copy);
     if (f === 2) deliver(Buffer.from(copy));
     // Held datagrams go after this one: reordered.
@@ -140,7 +159,16 @@ export class LoopTransport implements SyncTransport {
   /** Deliver what is held back. */
   flushHeld(): void {
     const peer = this.peer;
-    for (const h of this.#held.splice(0)) setImmediate(() => peer?.onMessage?.(h));
+    for (const h of this.#held.splice(0)) setImmediate(() => peer && LoopTransport.#deliver(peer, h));
+  }
+
+  /**
+   * As UdpTransport, the bytes are valid during the call only: overwritten after it, so a
+   * receiver that keeps a datagram without copying it fails the tests.
+   */
+  static #deliver(peer: LoopTransport, b: Buffer): void {
+    peer.onMessage?.(b);
+    b.fill(0xee);
   }
 
   close(): Promise<void> {

@@ -17,9 +17,7 @@
  * - verdicts, VERD_INTS per packet: verdict (NF_DROP / NF_ACCEPT), flags (1 = send the bytes at
  *   offset/length instead of the original, 2 = set the mark), mark, offset, length.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { addonPath, loadAddon } from '../../native.js';
 import { DataplaneError } from './errors.js';
 
 export const NF_DROP = 0;
@@ -78,26 +76,19 @@ interface NativeModule {
   VERD_INTS: number;
 }
 
-const ADDON = 'native/nfqueue/build/twinwall_nfq.node';
 let native: NativeModule | null = null;
 
 function loadNative(): NativeModule {
   if (native) return native;
-  // src/node/dataplane or dist/src/node/dataplane: the addon is under the project root.
-  const here = import.meta.url;
-  const path = fileURLToPath(new URL(`${here.includes('/dist/') ? '../../../../' : '../../../'}${ADDON}`, here));
-  if (!existsSync(path)) {
-    throw new DataplaneError('DP_BINDING', `the NFQUEUE addon ${path} is not built: run bash scripts/setup.sh (it compiles native/nfqueue with gcc and the Node headers)`);
-  }
   try {
-    native = createRequire(here)(path) as NativeModule;
+    native = loadAddon<NativeModule>('nfqueue', 'twinwall_nfq');
   } catch (e) {
-    throw new DataplaneError('DP_BINDING', `the NFQUEUE addon ${path} did not load (${(e as Error).message}): rebuild it with bash scripts/setup.sh`, { cause: e });
+    throw new DataplaneError('DP_BINDING', (e as Error).message, { cause: e });
   }
   if (native.DESC_INTS !== DESC_INTS || native.VERD_INTS !== VERD_INTS) {
     const got = native;
     native = null;
-    throw new DataplaneError('DP_BINDING', `the NFQUEUE addon ${path} has another layout (${got.DESC_INTS}/${got.VERD_INTS} ints per packet, this code expects ${DESC_INTS}/${VERD_INTS}): rebuild it with bash scripts/setup.sh`);
+    throw new DataplaneError('DP_BINDING', `the NFQUEUE addon ${addonPath('nfqueue', 'twinwall_nfq')} has another layout (${got.DESC_INTS}/${got.VERD_INTS} ints per packet, this code expects ${DESC_INTS}/${VERD_INTS}): rebuild it with bash scripts/setup.sh`);
   }
   return native;
 }
