@@ -235,8 +235,9 @@ static void queue_verdict(nfq_t *q, int k, size_t *niov, size_t *bytes) {
     int64_t off = v[3];
     plen = (uint32_t)v[4];
     size_t arena_size = (size_t)SLOTS * SLOT_SIZE + (size_t)SLOTS * EMIT_SIZE;
-    if (off < 0 || plen > COPY_RANGE || (size_t)off + plen > arena_size) {
-      /* A bad offset from JavaScript: never send memory outside the arena; drop the packet. */
+    if (off < 0 || plen > 0xffff - NLA_HDRLEN || (size_t)off + plen > arena_size) {
+      /* A bad offset or length from JavaScript (outside the arena, or more than a netlink
+         attribute holds): never send memory outside the arena; drop the packet. */
       flags = 0;
       plen = 0;
       q->counters[C_SEND_ERRORS]++;

@@ -100,6 +100,16 @@ describe.skipIf(!avail.ok)('NFQUEUE binding against the kernel', () => {
     await ask('close');
   });
 
+  it('never sends bytes from outside its arena: such a verdict drops the packet and is counted', async () => {
+    await ask('open bad-bytes');
+    expect(sendReceive(50)).toEqual([]);
+    const s = await counters();
+    expect(s.counters.packets).toBe(50);
+    expect(s.counters.sendErrors).toBe(50);
+    expect(s.counters.kernelErrors).toBe(0);
+    await ask('close');
+  });
+
   it('sets the mark the verdict carries', async () => {
     await ask('open mark');
     const got = sendReceive(100);

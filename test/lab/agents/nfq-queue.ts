@@ -7,7 +7,7 @@
  * Requests: `open MODE` binds the queue with a handler that, per packet of UDP payload "a<n>"
  * (n decimal): accept (every packet), drop-odd (drops odd n), rewrite (the payload's first byte
  * to 'b', UDP checksum cleared), mark (accept with mark 42), replace (a new, longer datagram built
- * at the packet's emit offset); `stats` (the binding's counters and the batches it saw); `close`;
+ * at the packet's emit offset), bad-bytes (asks to send bytes beyond the arena); `stats` (the binding's counters and the batches it saw); `close`;
  * `proc` (the kernel's queue list).
  */
 import { readFileSync } from 'node:fs';
@@ -66,6 +66,12 @@ function onBatch(n: number): void {
         b.verdicts[w + V_LENGTH] = total;
         break;
       }
+      case 'bad-bytes':
+        // Bytes outside the arena: the binding must refuse to send them and drop the packet.
+        b.verdicts[w + V_FLAGS] = VF_BYTES;
+        b.verdicts[w + V_OFFSET] = b.arena.length - 10;
+        b.verdicts[w + V_LENGTH] = 100;
+        break;
       default:
         break;
     }
