@@ -72,9 +72,9 @@ typedef struct {
   napi_ref self_ref;
   napi_async_context actx;
   uint8_t *arena;
-  int32_t *desc;
+  int32_t *desc; /* SLOTS + 1 descriptors: the last is scratch for a packet with no slot */
   int32_t *verd;
-  uint32_t ids[SLOTS];
+  uint32_t ids[SLOTS + 1];
   struct mmsghdr msgs[SLOTS];
   struct iovec riov[SLOTS];
   uint8_t vhdr[SLOTS][VHDR_SIZE];
@@ -208,12 +208,7 @@ static void parse_datagram(nfq_t *q, uint8_t *buf, uint32_t len, int truncated, 
       } else {
         /* More packets than slots in one read: the kernel sends one per datagram, so this does
            not happen; if it did, the packet gets the fail verdict rather than waiting forever. */
-        int32_t saved[DESC_INTS];
-        memcpy(saved, q->desc, sizeof(saved));
-        uint32_t id0 = q->ids[0];
-        if (parse_packet(q, (uint8_t *)h, h->nlmsg_len, truncated, 0)) verdict_now(q, q->ids[0]);
-        memcpy(q->desc, saved, sizeof(saved));
-        q->ids[0] = id0;
+        if (parse_packet(q, (uint8_t *)h, h->nlmsg_len, truncated, SLOTS)) verdict_now(q, q->ids[SLOTS]);
         q->counters[C_OVERFLOW]++;
       }
     } else if (h->nlmsg_type != NLMSG_DONE && h->nlmsg_type != NLMSG_NOOP) {
@@ -381,7 +376,7 @@ static int config_request(nfq_t *q, uint8_t *msg, size_t len) {
         struct nlmsgerr *e = (struct nlmsgerr *)NLMSG_DATA(m);
         if (m->nlmsg_seq == seq) return e->error;
       } else if (m->nlmsg_type == NFQ_MSG(NFQNL_MSG_PACKET)) {
-        if (parse_packet(q, (uint8_t *)m, m->nlmsg_len, 0, 0)) verdict_now(q, q->ids[0]);
+        if (parse_packet(q, (uint8_t *)m, m->nlmsg_len, 0, SLOTS)) verdict_now(q, q->ids[SLOTS]);
       }
     }
   }
@@ -483,7 +478,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t arena_size = (size_t)SLOTS * SLOT_SIZE + (size_t)SLOTS * EMIT_SIZE;
   if (napi_create_arraybuffer(env, arena_size, &p, &arena) != napi_ok) { free(q); return tw_throw_errno(env, "open: the packet arena", ENOMEM); }
   q->arena = p;
-  if (napi_create_arraybuffer(env, SLOTS * DESC_INTS * 4, &p, &desc) != napi_ok) { free(q); return tw_throw_errno(env, "open: the descriptors", ENOMEM); }
+  if (napi_create_arraybuffer(env, (SLOTS + 1) * DESC_INTS * 4, &p, &desc) != napi_ok) { free(q); return tw_throw_errno(env, "open: the descriptors", ENOMEM); }
   q->desc = p;
   if (napi_create_arraybuffer(env, SLOTS * VERD_INTS * 4, &p, &verd) != napi_ok) { free(q); return tw_throw_errno(env, "open: the verdicts", ENOMEM); }
   q->verd = p;
@@ -545,24 +540,6 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* ref(queue, on): whether the open queue keeps the event loop alive. */
-static napi_value js_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  nfq_t *q = tw_unwrap_arg(env, info, &argc, argv);
-  if (!q || argc < 2) {
-    napi_throw_type_error(env, "TW_NFQ_ARGS", "ref(queue, on)");
-    return NULL;
-  }
-  bool on;
-  TW_CHECK(napi_get_value_bool(env, argv[1], &on));
-  if (q->poll) {
-    if (on) uv_ref((uv_handle_t *)q->poll);
-    else uv_unref((uv_handle_t *)q->poll);
-  }
-  return NULL;
-}
-
 /* stats(queue) -> Float64Array of the counters (see C_* above). */
 static napi_value js_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -579,7 +556,6 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
-      {"ref", NULL, js_ref, NULL, NULL, NULL, napi_default, NULL},
       {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

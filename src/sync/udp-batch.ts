@@ -49,11 +49,11 @@ export class BatchReceiver {
   #open = true;
 
   /**
-   * Take over receiving on `sock` (bound already): each datagram goes to onDatagram as a view
+   * Take over receiving on the socket whose descriptor is `fd` (bound already): each datagram goes to onDatagram as a view
    * valid during the call only (copy it to keep it); truncated ones (bigger than a slot) are
    * counted and not delivered.
    */
-  private constructor(sock: Socket, fd: number, readonly onDatagram: (buf: Buffer) => void) {
+  private constructor(fd: number, readonly onDatagram: (buf: Buffer) => void) {
     const n = (native ??= loadAddon<NativeModule>('udp', 'twinwall_udp'));
     this.#native = n;
     this.#slot = n.SLOT_SIZE;
@@ -61,7 +61,6 @@ export class BatchReceiver {
     this.#rx = n.open(fd, this.#onBatch);
     this.#arena = Buffer.from(this.#rx.arena);
     this.#desc = new Int32Array(this.#rx.desc);
-    void sock;
   }
 
   /**
@@ -72,7 +71,7 @@ export class BatchReceiver {
   static attach(sock: Socket, onDatagram: (buf: Buffer) => void): BatchReceiver | null {
     const h = (sock as unknown as { _handle?: UdpHandle })._handle;
     if (!h || typeof h.fd !== 'number' || h.fd < 0 || typeof h.recvStop !== 'function') return null;
-    const rx = new BatchReceiver(sock, h.fd, onDatagram);
+    const rx = new BatchReceiver(h.fd, onDatagram);
     // From here node's handle no longer reads; the addon does, on its dup of the descriptor.
     h.recvStop.call(h);
     return rx;

@@ -7,13 +7,14 @@
  * Per readable event the addon receives up to SLOTS packets with one recvmmsg() into a shared
  * arena and calls the handler ONCE with the count; the handler reads each packet's descriptor
  * and writes its verdict into shared arrays (no object, Buffer or closure per packet); then every
- * verdict goes to the kernel in one sendmsg(). Unwritten verdicts are the fail verdict.
+ * verdict goes to the kernel in one sendmsg(). Before each call the addon sets every packet's
+ * verdict to the fail verdict with no flags: a handler writes only what differs.
  *
  * Layout (the constants come from the addon):
  * - arena: SLOTS x SLOT_SIZE receive slots, then SLOTS x EMIT_SIZE where a handler may put a
  *   packet that replaces packet i (a REJECT's answer) at emitOffset(i).
  * - desc, DESC_INTS per packet: payload offset in the arena, length, indev, outdev, mark, hw
- *   protocol, hook, flags (1 = truncated: bigger than a slot, never expected).
+ *   protocol, hook, flags (1 = truncated: longer than the copy range, never expected).
  * - verdicts, VERD_INTS per packet: verdict (NF_DROP / NF_ACCEPT), flags (1 = send the bytes at
  *   offset/length instead of the original, 2 = set the mark), mark, offset, length.
  */
@@ -67,7 +68,6 @@ interface NativeQueue {
 interface NativeModule {
   open(queueNum: number, socketBuffer: number, maxLen: number, failOpen: boolean, onBatch: (count: number) => void): NativeQueue;
   close(q: NativeQueue): void;
-  ref(q: NativeQueue, on: boolean): void;
   stats(q: NativeQueue): Float64Array;
   SLOTS: number;
   SLOT_SIZE: number;
@@ -93,12 +93,6 @@ function loadNative(): NativeModule {
   return native;
 }
 
-/** Batch geometry of the addon (loads it). */
-export function queueGeometry(): { slots: number; slotSize: number; emitSize: number; descInts: number; verdInts: number } {
-  const n = loadNative();
-  return { slots: n.SLOTS, slotSize: n.SLOT_SIZE, emitSize: n.EMIT_SIZE, descInts: n.DESC_INTS, verdInts: n.VERD_INTS };
-}
-
 export interface QueueOptions {
   queueNum: number;
   /** Netlink receive buffer, bytes. */
@@ -117,7 +111,6 @@ export class BoundQueue {
   readonly arena: Buffer;
   readonly desc: Int32Array;
   readonly verdicts: Int32Array;
-  readonly slots: number;
   readonly emitSize: number;
   readonly #emitBase: number;
   readonly #q: NativeQueue;
@@ -135,23 +128,13 @@ export class BoundQueue {
     this.arena = Buffer.from(this.#q.arena);
     this.desc = new Int32Array(this.#q.desc);
     this.verdicts = new Int32Array(this.#q.verdicts);
-    this.slots = n.SLOTS;
     this.emitSize = n.EMIT_SIZE;
     this.#emitBase = n.SLOTS * n.SLOT_SIZE;
-  }
-
-  get open(): boolean {
-    return this.#open;
   }
 
   /** Where packet i of the batch may put a replacement of up to emitSize bytes. */
   emitOffset(i: number): number {
     return this.#emitBase + i * this.emitSize;
-  }
-
-  /** Whether the open queue keeps the event loop alive (default yes). */
-  ref(on: boolean): void {
-    if (this.#open) this.#native.ref(this.#q, on);
   }
 
   counters(): QueueCounters {

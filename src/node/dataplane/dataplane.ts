@@ -151,7 +151,6 @@ export class Dataplane {
     const arena = q.arena;
     const desc = q.desc;
     const ver = q.verdicts;
-    const fail = this.options.failOpen ? NF_ACCEPT : NF_DROP;
     c.reads++;
     const meta = this.#meta;
     meta.now = this.#engine.now();
@@ -163,12 +162,9 @@ export class Dataplane {
       const len = desc[d + D_LENGTH];
       c.received++;
       c.receivedBytes += len;
-      if (desc[d + D_FLAGS] !== 0) {
-        // Bigger than a receive slot (never with the copy range the binding sets): not judged.
-        c.truncated++;
-        ver[w + V_VERDICT] = fail;
-        continue;
-      }
+      // Cut short (longer than the copy range; the binding counts it): not judged, so it keeps
+      // the binding's default, the fail verdict, as do packets the engine throws on.
+      if (desc[d + D_FLAGS] !== 0) continue;
       meta.inIf = desc[d + D_INDEV];
       meta.outIf = desc[d + D_OUTDEV];
       meta.mark = desc[d + D_MARK] >>> 0;
@@ -177,8 +173,6 @@ export class Dataplane {
         v = this.#engine.process(arena, off, len, meta, out);
       } catch (e) {
         c.engineErrors++;
-        ver[w + V_VERDICT] = fail;
-        ver[w + V_FLAGS] = 0;
         this.#hooks.onEngineError?.(e);
         continue;
       }
@@ -217,7 +211,6 @@ export class Dataplane {
       }
       c.emitDropped += emits;
       ver[w + V_VERDICT] = NF_DROP;
-      ver[w + V_FLAGS] = 0;
     }
   };
 }

@@ -24,8 +24,6 @@ export class DataplaneCounters {
   engineErrors = 0;
   /** Batches handled (one call from the binding per read of up to its slots of packets). */
   reads = 0;
-  /** Packets bigger than a receive slot, given the fail verdict unjudged (not expected). */
-  truncated = 0;
 }
 
 /** What Dataplane.stats() returns: own counters plus the kernel's view of the queue. */

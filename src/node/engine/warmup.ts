@@ -39,12 +39,14 @@ export interface WarmupStats {
   packets: number;
   /** Of those, the ones the scratch engine accepted (the path a takeover's packets take). */
   accepted: number;
+  /** Sampled entries the scratch table refused, and packets the scratch engine threw on (bugs). */
+  errors: number;
   /** Duration of the last pass, ms. */
   lastMs: number;
 }
 
 export class StandbyWarmup {
-  readonly stats: WarmupStats = { passes: 0, packets: 0, accepted: 0, lastMs: 0 };
+  readonly stats: WarmupStats = { passes: 0, packets: 0, accepted: 0, errors: 0, lastMs: 0 };
   readonly #flows: number;
   readonly #rounds: number;
   #scratch: Engine | null = null;
@@ -105,8 +107,8 @@ export class StandbyWarmup {
       try {
         if (e.process(p.bytes, 0, p.bytes.length, meta, out) === V_ACCEPT) this.stats.accepted++;
       } catch {
-        // A throw here is the engine's bug on a sampled flow; the live engine counts its own. The
-        // warm-up only wants the code run: go on with the next packet.
+        // The engine's bug on a sampled flow, counted; the warm-up only wants the code run.
+        this.stats.errors++;
       }
       n++;
     }
@@ -146,6 +148,8 @@ export class StandbyWarmup {
       try {
         dst.importEntry(rec, 0, now, CtStatus.REPLICATED);
       } catch {
+        // A live record the import refuses (not expected: it came from a table): counted, skipped.
+        this.stats.errors++;
         continue;
       }
       if (dst.importedSlot >= 0) out.push(dst.importedSlot);

@@ -72,6 +72,7 @@ describe('StandbyWarmup', () => {
     // 30 flows, 3 rounds, one packet each way.
     expect(n).toBe(30 * 2 * 3);
     expect(w.stats.accepted).toBe(n);
+    expect(w.stats.errors).toBe(0);
     expect(snapshot(live)).toEqual(before);
     expect([...live.filter.ruleset.rulePackets]).toEqual(ruleCounters);
     // Every live entry is still the peer's (replicated).
