@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds twinwall's native addons with gcc against the Node headers of the node on PATH, each when
-# its built file is missing or older than its source: native/nfqueue (the NFQUEUE binding) and
-# native/udp (batched receiving on the sync socket). Called by scripts/setup.sh; no node-gyp, no
-# download: Debian's nodejs ships the headers (/usr/include/node).
+# its built file is missing or older than its source: native/nfqueue (the NFQUEUE binding),
+# native/udp (batched receiving on the sync socket) and native/mac (HMAC-SHA256 of sync datagrams
+# and adverts, on the OpenSSL inside node). Called by scripts/setup.sh; no node-gyp, no download:
+# Debian's nodejs ships the headers (/usr/include/node, with openssl/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,3 +34,4 @@ build() { # build SRC OUT
 
 build native/nfqueue/twinwall_nfq.c native/nfqueue/build/twinwall_nfq.node
 build native/udp/twinwall_udp.c native/udp/build/twinwall_udp.node
+build native/mac/twinwall_mac.c native/mac/build/twinwall_mac.node

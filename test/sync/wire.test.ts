@@ -134,6 +134,26 @@ describe('sync wire format', () => {
     }
   });
 
+  it('native HMAC equals node:crypto\'s for random keys and messages, and refuses any flipped bit', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 200 }), fc.uint8Array({ maxLength: 3000 }), fc.nat(), (secret, msg, flip) => {
+        const s = Buffer.from(secret);
+        const k = new Keyring([{ id: 7, secret: s }], 7);
+        const buf = Buffer.alloc(msg.length + MAC_BYTES);
+        buf.set(msg);
+        expect(k.digest(7, buf, msg.length).equals(createHmac('sha256', s).update(buf.subarray(0, msg.length)).digest())).toBe(true);
+        k.sign(buf, msg.length);
+        expect(k.verify(buf, 7)).toBe('ok');
+        const bit = flip % (buf.length * 8);
+        buf[bit >> 3] ^= 1 << (bit & 7);
+        expect(k.verify(buf, 7)).toBe('bad_mac');
+      }),
+      { numRuns: 300 },
+    );
+    // Shorter than a tag: refused, not read out of bounds.
+    expect(new Keyring([KEY], 1).verify(Buffer.alloc(5), 1)).toBe('bad_mac');
+  });
+
   it('authenticates with any configured key and signs with the chosen one (rotation)', () => {
     const k2 = { id: 2, secret: Buffer.from('fedcba9876543210fedcba9876543210') };
     const oldNode = new Keyring([KEY], 1);
