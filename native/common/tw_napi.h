@@ -44,6 +44,15 @@ static inline void *tw_unwrap_arg(napi_env env, napi_callback_info info, size_t 
   return p;
 }
 
+/* The state wrapped on the only argument, or NULL with a TypeError `code`: `usage` thrown. */
+static inline void *tw_unwrap_only(napi_env env, napi_callback_info info, const char *code, const char *usage) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void *p = tw_unwrap_arg(env, info, &argc, argv);
+  if (!p) napi_throw_type_error(env, code, usage);
+  return p;
+}
+
 /* A copy of `n` counters as a Float64Array. */
 static inline napi_value tw_counters(napi_env env, const double *counters, size_t n) {
   napi_value ab, arr;

@@ -5,7 +5,7 @@
  * sends and receives. Tests use LoopTransport (in-process pair) to inject loss and reordering.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { BatchReceiver, type BatchReceiverStats } from './udp-batch.js';
+import { BatchReceiver, BatchSender, type BatchReceiverStats, type BatchSenderStats } from './udp-batch.js';
 
 export interface SyncTransport {
   /** Send buf (the whole buffer) to the peer(s). The buffer is not reused before the next tick. */
@@ -41,6 +41,8 @@ export interface UdpTransportOptions {
    * the addon cannot attach, dgram's 'message' events deliver each datagram.
    */
   batchReceive?: boolean;
+  /** Send each turn's datagrams in sendmmsg() calls (udp-batch.ts; default true); false: one dgram send each. */
+  batchSend?: boolean;
 }
 
 export class UdpTransport implements SyncTransport {
@@ -52,6 +54,7 @@ export class UdpTransport implements SyncTransport {
   readonly #dest: string;
   readonly #port: number;
   #batch: BatchReceiver | null = null;
+  #tx: BatchSender | null = null;
 
   private constructor(sock: Socket, dest: string, port: number) {
     this.#sock = sock;
@@ -86,6 +89,7 @@ export class UdpTransport implements SyncTransport {
     }
     if (o.batchReceive ?? true) t.#batch = BatchReceiver.attach(sock, (buf) => t.onMessage?.(buf));
     if (t.#batch === null) sock.on('message', (msg) => t.onMessage?.(msg));
+    if (o.batchSend ?? true) t.#tx = BatchSender.attach(sock, t.#dest, t.#port, t.#onSent);
     sock.on('error', (e) => {
       t.sendErrors++;
       t.lastSendError = e.message;
@@ -94,7 +98,8 @@ export class UdpTransport implements SyncTransport {
   }
 
   send(buf: Buffer): void {
-    this.#sock.send(buf, this.#port, this.#dest, this.#onSent);
+    if (this.#tx !== null) this.#tx.send(buf);
+    else this.#sock.send(buf, this.#port, this.#dest, this.#onSent);
   }
 
   /** One callback for every send (not a closure per datagram). */
@@ -110,9 +115,16 @@ export class UdpTransport implements SyncTransport {
     return this.#batch?.stats() ?? null;
   }
 
+  /** The batched sender's counters; null when every datagram goes through dgram. */
+  sendStats(): BatchSenderStats | null {
+    return this.#tx?.stats() ?? null;
+  }
+
   close(): Promise<void> {
     this.#batch?.close();
     this.#batch = null;
+    this.#tx?.close();
+    this.#tx = null;
     return new Promise((resolve) => this.#sock.close(() => resolve()));
   }
 }

@@ -1,11 +1,13 @@
 /**
- * Batched receiving on the sync socket (native/udp/twinwall_udp.c): the addon polls a dup of the
- * descriptor of node's dgram socket, reads up to its slots of datagrams per recvmmsg() and calls
- * back once per batch. Node's socket still binds, joins the group and sends; it stops reading.
+ * Batched receiving and sending on the sync socket (native/udp/twinwall_udp.c), on dups of the
+ * descriptor of node's dgram socket, which still binds, joins the group and holds the options.
+ *  - BatchReceiver: the addon polls, reads up to its slots of datagrams per recvmmsg() and calls
+ *    back once per batch; node's socket stops reading.
+ *  - BatchSender: the datagrams of one turn of the event loop go in sendmmsg() calls at its end.
  *
  * Why: a bulk resync is ~30 k datagrams per million entries at MTU 1500, and through dgram each
- * costs a libuv callback, a Buffer and an event (~15 us of the receiving node's CPU), most of the
- * resync's time on the receiver.
+ * costs a libuv callback, a Buffer and an event (~15 us of the receiving node's CPU) on one side,
+ * a SendWrap, an address lookup and a libuv request on the other.
  */
 import type { Socket } from 'node:dgram';
 import { loadAddon } from '../native.js';
@@ -15,10 +17,18 @@ interface NativeReceiver {
   desc: ArrayBuffer;
 }
 
+/** A sender (opaque). */
+type NativeSender = object;
+
 interface NativeModule {
   open(fd: number, onBatch: (count: number) => void): NativeReceiver;
   close(rx: NativeReceiver): void;
   stats(rx: NativeReceiver): Float64Array;
+  sender(fd: number, addr: number, port: number): NativeSender;
+  /** Hands bufs[from..from+count) to the kernel; returns how many went (stops when the socket buffer is full). */
+  send(tx: NativeSender, bufs: Buffer[], from: number, count: number): number;
+  txStats(tx: NativeSender): Float64Array;
+  txClose(tx: NativeSender): void;
   SLOT_SIZE: number;
   DESC_INTS: number;
 }
@@ -27,6 +37,16 @@ interface NativeModule {
 interface UdpHandle {
   fd?: number;
   recvStop?: () => number;
+}
+
+/** The descriptor of node's socket (internal, Linux), or -1. */
+function socketFd(sock: Socket): number {
+  const h = (sock as unknown as { _handle?: UdpHandle })._handle;
+  return h && typeof h.fd === 'number' ? h.fd : -1;
+}
+
+function addon(): NativeModule {
+  return (native ??= loadAddon<NativeModule>('udp', 'twinwall_udp'));
 }
 
 let native: NativeModule | null = null;
@@ -54,7 +74,7 @@ export class BatchReceiver {
    * counted and not delivered.
    */
   private constructor(fd: number, readonly onDatagram: (buf: Buffer) => void) {
-    const n = (native ??= loadAddon<NativeModule>('udp', 'twinwall_udp'));
+    const n = addon();
     this.#native = n;
     this.#slot = n.SLOT_SIZE;
     this.#ints = n.DESC_INTS;
@@ -96,5 +116,91 @@ export class BatchReceiver {
     if (!this.#open) return;
     this.#open = false;
     this.#native.close(this.#rx);
+  }
+}
+
+export interface BatchSenderStats {
+  /** Flushes (turns of the event loop that sent), sendmmsg calls, datagrams sent by them. */
+  flushes: number;
+  syscalls: number;
+  datagrams: number;
+  /** Datagrams the kernel refused (skipped: the sync repairs loss), and the last errno. */
+  errors: number;
+  lastErrno: number;
+  /** Datagrams handed to dgram instead because the socket buffer was full (it waits for room). */
+  viaDgram: number;
+}
+
+/**
+ * Sends the datagrams given during one turn of the event loop together, in sendmmsg() calls at
+ * its end (a microtask: before any timer or I/O, so no later than dgram would have). The Buffers
+ * must stay unchanged until then (SyncTransport's contract: not reused before the next tick).
+ * When the socket buffer is full the rest go through dgram, which queues until it drains, and so
+ * does everything after them while dgram's queue is not empty (order kept).
+ */
+export class BatchSender {
+  readonly #native: NativeModule;
+  readonly #tx: NativeSender;
+  readonly #pending: Buffer[] = [];
+  #scheduled = false;
+  #open = true;
+  #viaDgram = 0;
+
+  private constructor(
+    fd: number,
+    addr: number,
+    readonly sock: Socket,
+    readonly port: number,
+    readonly dest: string,
+    readonly onDgramSent: (err: Error | null) => void,
+  ) {
+    this.#native = addon();
+    this.#tx = this.#native.sender(fd, addr, port);
+  }
+
+  /** Batched sending on `sock` to dest:port (an IPv4 address), or null where the socket's descriptor is not reachable. */
+  static attach(sock: Socket, dest: string, port: number, onDgramSent: (err: Error | null) => void): BatchSender | null {
+    const fd = socketFd(sock);
+    const parts = dest.split('.').map(Number);
+    if (fd < 0 || parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) return null;
+    const addr = ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
+    return new BatchSender(fd, addr, sock, port, dest, onDgramSent);
+  }
+
+  send(buf: Buffer): void {
+    if (!this.#open) return;
+    this.#pending.push(buf);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    const p = this.#pending;
+    if (p.length === 0 || !this.#open) {
+      p.length = 0;
+      return;
+    }
+    const sent = this.sock.getSendQueueCount() > 0 ? 0 : this.#native.send(this.#tx, p, 0, p.length);
+    for (let i = sent; i < p.length; i++) {
+      this.#viaDgram++;
+      this.sock.send(p[i], this.port, this.dest, this.onDgramSent);
+    }
+    p.length = 0;
+  };
+
+  stats(): BatchSenderStats {
+    const s = this.#native.txStats(this.#tx);
+    return { flushes: s[0], syscalls: s[1], datagrams: s[2], errors: s[3], lastErrno: s[5], viaDgram: this.#viaDgram };
+  }
+
+  /** Send what is pending now, then stop. */
+  close(): void {
+    if (!this.#open) return;
+    this.#flush();
+    this.#open = false;
+    this.#native.txClose(this.#tx);
   }
 }
