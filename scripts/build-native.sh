@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds twinwall's native addons with gcc against the Node headers of the node on PATH, each when
 # its built file is missing or older than its source: native/nfqueue (the NFQUEUE binding),
-# native/udp (batched receiving on the sync socket) and native/mac (HMAC-SHA256 of sync datagrams
-# and adverts, on the OpenSSL inside node). Called by scripts/setup.sh; no node-gyp, no download:
+# native/udp (batched receiving on the sync socket), native/mac (HMAC-SHA256 of sync datagrams
+# and adverts, on the OpenSSL inside node) and native/deathwatch (the addon and the small program
+# that shut a dead master's peer links down at once). Called by scripts/setup.sh; no node-gyp, no download:
 # Debian's nodejs ships the headers (/usr/include/node, with openssl/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +14,11 @@ for d in "$(dirname "$(dirname "$node_bin")")/include/node" /usr/include/node /u
   if [ -f "$d/node_api.h" ] && [ -f "$d/uv.h" ]; then inc=$d; break; fi
 done
 
-build() { # build SRC OUT
-  local src=$1 out=$2
-  if [ -f "$out" ] && [ "$out" -nt "$src" ] && [ "$out" -nt "$0" ] && [ "$out" -nt native/common/tw_napi.h ]; then
+build() { # build SRC OUT [exe]: an addon, or with "exe" a program
+  local src=$1 out=$2 kind=${3:-addon}
+  local newest
+  newest=$(ls -t "$src" "$0" native/common/tw_napi.h "$(dirname "$src")"/*.h 2>/dev/null | head -1 || true)
+  if [ -f "$out" ] && [ "$out" -nt "$newest" ]; then
     return 0
   fi
   if [ -z "$inc" ]; then
@@ -27,7 +30,11 @@ build() { # build SRC OUT
     exit 1
   fi
   mkdir -p "$(dirname "$out")"
-  gcc -O2 -g -Wall -Wextra -std=gnu11 -shared -fPIC -fvisibility=hidden -I"$inc" -o "$out.tmp" "$src"
+  if [ "$kind" = exe ]; then
+    gcc -O2 -g -Wall -Wextra -std=gnu11 -pthread -o "$out.tmp" "$src"
+  else
+    gcc -O2 -g -Wall -Wextra -std=gnu11 -shared -fPIC -fvisibility=hidden -pthread -I"$inc" -o "$out.tmp" "$src"
+  fi
   mv "$out.tmp" "$out"
   echo "build-native: built $out"
 }
@@ -35,3 +42,5 @@ build() { # build SRC OUT
 build native/nfqueue/twinwall_nfq.c native/nfqueue/build/twinwall_nfq.node
 build native/udp/twinwall_udp.c native/udp/build/twinwall_udp.node
 build native/mac/twinwall_mac.c native/mac/build/twinwall_mac.node
+build native/deathwatch/twinwall_deathwatch.c native/deathwatch/build/twinwall_deathwatch.node
+build native/deathwatch/deathwatch.c native/deathwatch/build/twinwall-deathwatch exe

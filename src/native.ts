@@ -1,7 +1,8 @@
 /**
  * Where twinwall's native addons are and how they load (native/<dir>/build/<name>.node, built by
- * scripts/build-native.sh). Shared by the NFQUEUE binding (src/node/dataplane/binding.ts) and the
- * sync link's batched receiver (src/sync/udp-batch.ts).
+ * scripts/build-native.sh). Shared by the NFQUEUE binding (src/node/dataplane/binding.ts), the
+ * sync link's batched I/O (src/sync/udp-batch.ts), the MAC (src/sync/auth.ts) and the death watch
+ * (src/failover/death-watch.ts).
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
@@ -15,10 +16,15 @@ export class NativeAddonError extends Error {
   }
 }
 
+/** A built file's path under the project root (from src/ or dist/src/): native/<dir>/build/<file>. */
+export function nativePath(dir: string, file: string): string {
+  const here = import.meta.url;
+  return fileURLToPath(new URL(`${here.includes('/dist/') ? '../../' : '../'}native/${dir}/build/${file}`, here));
+}
+
 /** The addon's file path under the project root (from src/ or dist/src/). */
 export function addonPath(dir: string, name: string): string {
-  const here = import.meta.url;
-  return fileURLToPath(new URL(`${here.includes('/dist/') ? '../../' : '../'}native/${dir}/build/${name}.node`, here));
+  return nativePath(dir, `${name}.node`);
 }
 
 /** Load an addon; throws NativeAddonError saying how to build it. */

@@ -25,6 +25,7 @@ import { Keyring } from '../sync/auth.js';
 import { Role, addressText, encodeAdvert, type Advert } from './advert.js';
 import { Election, type ElectionClock } from './election.js';
 import { PeerLink } from './peer-link.js';
+import { DeathWatchLinks } from './death-watch.js';
 import type { RunnerConfig, WorkerEvent, WorkerRequest } from './runner.js';
 
 const cfg = workerData as RunnerConfig & { heartbeat: SharedArrayBuffer };
@@ -87,9 +88,11 @@ const election = new Election(
 /** This node's sync address, as its adverts carry it: where its peer link listens. */
 const ownAddress = addressText(Buffer.from(cfg.addressHex, 'hex'));
 /** The peer link: listening (for when this node is master), following the master as BACKUP. */
+const deathWatch = cfg.peerLink === false || cfg.deathWatchSock === undefined ? null : new DeathWatchLinks(cfg.deathWatchSock);
 const peerLink = cfg.peerLink === false ? null : new PeerLink({
   nodeId: cfg.nodeId, epoch: cfg.epoch, keys, address: ownAddress, port: cfg.port,
   onGone: (peer, why) => election.peerGone(peer.id, peer.epoch, why),
+  ...(deathWatch !== null ? { deathWatch } : {}),
 });
 /** After every advert and transition: follow the master we are BACKUP of, or nobody. */
 function followMaster(): void {
@@ -212,6 +215,7 @@ function status(): WorkerEvent {
     type: 'status', role: election.role, priority: election.priority, faults: election.faults,
     master: election.master, stats: election.stats, sendErrors,
     peerLink: peerLink === null ? null : { up: peerLink.up, ...peerLink.stats },
+    deathWatch: deathWatch === null ? null : { ...deathWatch.stats },
   };
 }
 

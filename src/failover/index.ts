@@ -19,4 +19,5 @@ export type { AnnounceMethod, Launch, VipOptions, VirtualAddress } from './vip.j
 export { IpBatch } from '../node/dataplane/ip-batch.js';
 export type { BatchResult, IpRunner } from '../node/dataplane/ip-batch.js';
 export { EAGER_MAX, SWEEP_SLICE, Takeover } from './takeover.js';
+export { DeathWatch, DeathWatchLinks } from './death-watch.js';
 export type { SweepDone, TakeoverStep } from './takeover.js';

@@ -21,10 +21,14 @@
  *
  * Anything else on the link (bytes after the proof, a frame that does not parse) closes it,
  * counted; the master's side never closes a proved link itself, so its closing is its death.
+ * Its kernel closes it only after tearing down the dead process's memory (tens of ms): with the
+ * death watch (death-watch.ts) a small process holding the master's proved links shuts them down
+ * at the start of the death instead.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, Socket, type Server } from 'node:net';
 import type { Keyring } from '../sync/auth.js';
+import type { DeathWatchLinks } from './death-watch.js';
 
 const HELLO_MAGIC = 0x5457504c; // "TWPL"
 const PROOF_MAGIC = 0x54575050; // "TWPP"
@@ -49,6 +53,8 @@ export interface PeerLinkOptions {
   port: number;
   /** The master this backup followed is gone: its process closed the proved link. */
   onGone(peer: { id: number; epoch: number }, why: string): void;
+  /** Where the links this node accepts go once proved, to be shut down when this process dies. */
+  deathWatch?: DeathWatchLinks;
 }
 
 export interface PeerLinkStats {
@@ -239,12 +245,16 @@ export class PeerLink {
       if (bad !== null) {
         this.#refuse(bad);
         sock.destroy();
-      } else if (hs.proved) this.stats.proved++;
+      } else if (hs.proved) {
+        this.stats.proved++;
+        this.o.deathWatch?.add(sock);
+      }
     });
     sock.on('error', () => undefined);
     sock.on('close', () => {
       clearTimeout(timer);
       this.#accepted.delete(sock);
+      this.o.deathWatch?.release(sock);
     });
   }
 

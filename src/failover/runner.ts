@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { RoleCode } from './advert.js';
 import type { ElectionOptions, ElectionStats, MasterView } from './election.js';
 import type { PeerLinkStats } from './peer-link.js';
+import type { DeathWatchLinks } from './death-watch.js';
 
 export interface RunnerLink {
   /** Interface name (for status and errors). */
@@ -51,6 +52,11 @@ export interface RunnerConfig extends Pick<ElectionOptions, 'nodeId' | 'groupId'
    * timer alone.
    */
   peerLink?: boolean;
+  /**
+   * The death watch's socket (death-watch.ts, started by the daemon): the links this node accepts
+   * as master are handed to the watcher, which shuts them down the moment this process dies.
+   */
+  deathWatchSock?: number;
 }
 
 export type WorkerRequest =
@@ -70,6 +76,8 @@ export interface ElectionStatus {
   sendErrors: Record<string, number>;
   /** The peer link's state (null when off): up = proved to the master followed. */
   peerLink: (PeerLinkStats & { up: boolean }) | null;
+  /** Links handed to the death watch and released (null when it is not running). */
+  deathWatch: DeathWatchLinks['stats'] | null;
 }
 
 export type WorkerEvent =

@@ -125,12 +125,18 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
   it('a killed master (SIGKILL) is replaced: fw1 takes over on its peer link (the dead process closed it) and claims the addresses', async () => {
     const before = status('fw1') as Status & { peerLink: { up: boolean } | null };
     expect(before.peerLink?.up).toBe(true);
+    // The master holds the link fw1 made to it in its death watch (death-watch.ts).
+    const dw = (status('fw2') as Status & { deathWatch: { running: boolean; added: number; released: number; failed: number } | null }).deathWatch;
+    expect(dw).toMatchObject({ running: true, failed: 0 });
+    expect(dw!.added - dw!.released).toBe(1);
     daemons.fw2?.child.kill('SIGKILL');
     await daemons.fw2?.exited;
     await until('fw1 master with the addresses', () => status('fw1')?.role === 'master' && holds('fw1').every(Boolean), 5000);
     // Taken over because the link closed, not after the master-down time.
     const after = status('fw1') as Status & { stats: { peerGone: number } };
     expect(after.stats.peerGone).toBe(1);
+    // Shut down by its watcher when the process died, before its memory was torn down.
+    await until('the death watch\'s report', () => pair.log.includes('[fw2] twinwall-deathwatch: the daemon died: 1 peer link shut down'), 2000);
     expect(readFileSync(join(dir, 'notify.log'), 'utf8')).toMatch(/master backup master 2's process is gone \(its peer link closed\)/);
   });
 

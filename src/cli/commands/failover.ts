@@ -20,6 +20,10 @@ export function formatFailoverStatus(s: FailoverStatus): string {
     const refused = Object.entries(pl.refused).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
     lines.push(`peer link: ${pl.up ? 'up to the master' : 'not up'}; proved ${pl.proved}, refused: ${refused}, connect failures ${pl.connectFailures}; takeovers on a dead master's link ${s.stats.peerGone}`);
   }
+  const dw = s.deathWatch;
+  if (dw !== null) {
+    lines.push(`death watch: ${dw.running ? 'running' : 'NOT running (a killed master\'s links close only once its memory is freed)'}; links held ${dw.added - dw.released} (added ${dw.added}, released ${dw.released})${dw.failed > 0 ? `; ${dw.failed} not handed over: ${dw.lastError}` : ''}`);
+  }
   for (const st of s.steps.slice(-5)) {
     lines.push(`step to ${st.to}: ${st.entries} entries in ${st.entriesMs.toFixed(1)} ms, addresses in ${st.addressesMs.toFixed(1)} ms${st.error ? `; error: ${st.error}` : ''}`);
   }

@@ -79,6 +79,8 @@ export interface FailoverStatus {
   stats: { advertsSent: number; advertsReceived: number; drops: Record<string, number>; transitions: number; splitBrainSeen: number; peerGone: number };
   /** The peer link to the master (up: proved), its refusals and failures; null when off. */
   peerLink: { up: boolean; proved: number; refused: Record<string, number>; gone: number; connectFailures: number } | null;
+  /** Links held by the death watch: added, released, failed to hand over (and why); null when not running. */
+  deathWatch: { added: number; released: number; failed: number; lastError: string; running: boolean } | null;
   virtualAddresses: { interface: string; cidr: string }[];
   /** The last takeover steps (entries made live or replicated, addresses claimed or released), newest last. */
   steps: { to: string; entries: number; entriesMs: number; addressesMs: number; error?: string }[];

@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import {
-  ElectionRunner, FailoverStartError, Role, Takeover, VirtualAddresses, addressBytes, roleNames, type RoleCode, type WorkerEvent,
+  DeathWatch, ElectionRunner, FailoverStartError, Role, Takeover, VirtualAddresses, addressBytes, roleNames, type RoleCode, type WorkerEvent,
 } from '../../failover/index.js';
 import type { FailoverStatus } from '../control/index.js';
 import type { FailoverMetricsView } from '../metrics/index.js';
@@ -44,7 +44,10 @@ export class NodeFailover {
   readonly #vips: VirtualAddresses;
   readonly #log: Logger;
 
-  private constructor(runner: ElectionRunner, takeover: Takeover, vips: VirtualAddresses, config: FailoverConfig, log: Logger) {
+  readonly #watch: DeathWatch | null;
+
+  private constructor(runner: ElectionRunner, takeover: Takeover, vips: VirtualAddresses, config: FailoverConfig, log: Logger, watch: DeathWatch | null) {
+    this.#watch = watch;
     this.#log = log;
     this.#runner = runner;
     this.#takeover = takeover;
@@ -77,6 +80,12 @@ export class NodeFailover {
       else log.info({ step: s }, `failover: ${s.to === 'master' ? `${s.entries} entries live${s.lazy ? ' (each at its first packet or by the sweep)' : ''}, addresses claimed and announced` : `addresses released, ${s.entries} entries now the peer's`}`);
     };
     takeover.onSweep = (s) => log.info({ sweep: s }, `failover: sweep ${s.cancelled ? 'cancelled (no longer master)' : 'done'}: ${s.entries} entries made live in ${s.ms.toFixed(1)} ms, ${s.slices} slices`);
+    // The death watch: a master killed outright shuts its peer links down at once (death-watch.ts).
+    // Started now, while this process is small (a process start copies its page tables).
+    let watch: DeathWatch | null = null;
+    if (c.peerLink) {
+      watch = DeathWatch.start((code, signal) => log.error({ code, signal }, 'failover: the death watch ended before the daemon: a SIGKILLed master\'s peer links now close only once its memory is freed (tens of ms later)'));
+    }
     let self: NodeFailover | null = null;
     const early: Extract<WorkerEvent, { type: 'transition' }>[] = [];
     const onTransition = (e: Extract<WorkerEvent, { type: 'transition' }>): void => {
@@ -89,9 +98,10 @@ export class NodeFailover {
       keys: sync.keys.map((k) => ({ id: k.id, secretHex: k.secret.toString('hex') })), sendKeyId: sync.sendKey,
       group: c.group, port: c.port, links, stallMs: c.stallMs, track: c.track.map((t) => ({ name: t.interface, weight: t.weight })),
       holdPreemption: syncNode !== undefined, nice: c.threadNice, peerLink: c.peerLink,
+      ...(watch !== null ? { deathWatchSock: watch.sock } : {}),
     }, onTransition);
     if (runner.thread.error !== null) log.warn(`failover: ${runner.thread.error}; the election may be late on a busy machine`);
-    self = new NodeFailover(runner, takeover, vips, c, log);
+    self = new NodeFailover(runner, takeover, vips, c, log, watch);
     for (const e of early) self.#transition(e, log);
     if (syncNode) self.#holdUntilSynced(syncNode, log);
     log.info({ priority: c.priority, advertIntervalMs: c.advertIntervalMs, thread: runner.thread, links, group: c.unicastPeers !== null ? `unicast:${c.port}` : `${c.group}:${c.port}`, virtualAddresses: c.virtualAddresses }, 'failover: election started');
@@ -145,6 +155,7 @@ export class NodeFailover {
       master: s.master === null ? null : { id: s.master.id, priority: s.master.priority },
       stats: { ...s.stats, drops: { ...s.stats.drops } as Record<string, number> },
       peerLink: s.peerLink === null ? null : { ...s.peerLink, refused: { ...s.peerLink.refused } },
+      deathWatch: s.deathWatch === null ? null : { ...s.deathWatch, running: this.#watch !== null && this.#watch.exited === null },
       virtualAddresses: this.#config.virtualAddresses.map((v) => ({ ...v })),
       steps: this.#takeover.steps.map((x) => ({ ...x })),
     };
