@@ -2,7 +2,8 @@
  * The data plane's route lookup against the kernel of a namespace of its own: an interface and a
  * route added after the start are used at once (the table refreshes on what `ip monitor`
  * reports, not on its fallback timer), and an interface replaced by another of the same name
- * (a new index, as `docker network connect` makes) is followed too.
+ * (a new index, as `docker network connect` makes) is followed too. What cannot move an output
+ * interface (a MAC set again, an address added: a takeover's claim) refreshes nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
@@ -54,5 +55,19 @@ describe.skipIf(!avail.ok)('route lookup follows the kernel as it changes', () =
     const t0 = Date.now();
     expect(await lookupBecomes('10.99.0.1', second)).toBe(second);
     expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('a takeover\'s claim (an address added, the MAC set again) refreshes nothing; a new route does', async () => {
+    await new Promise((r) => setTimeout(r, 200));
+    const before = Number(await agent.ask('refreshes'));
+    const mac = (JSON.parse(lab.exec(ns, 'ip', ['-j', 'link', 'show', 'inside0'])) as { address: string }[])[0].address;
+    lab.exec(ns, 'ip', ['addr', 'add', '10.99.0.1/24', 'dev', 'inside0']);
+    lab.exec(ns, 'ip', ['link', 'set', 'dev', 'inside0', 'address', mac]);
+    lab.exec(ns, 'ip', ['link', 'set', 'dev', 'inside0', 'mtu', '1400']);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(Number(await agent.ask('refreshes'))).toBe(before);
+    lab.exec(ns, 'ip', ['route', 'add', '10.98.0.0/16', 'via', '10.99.0.7']);
+    expect(await lookupBecomes('10.98.1.1', ifindex('inside0'))).toBe(ifindex('inside0'));
+    expect(Number(await agent.ask('refreshes'))).toBe(before + 1);
   });
 });

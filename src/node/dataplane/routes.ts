@@ -69,6 +69,10 @@ export class RouteTable implements RouteLookup {
   #timer: NodeJS.Timeout | null = null;
   /** Why the last refresh failed, or null. */
   lastError: string | null = null;
+  /** Refreshes done (at start, on changes, by the timer). */
+  refreshes = 0;
+  /** "index:name" of the interfaces the last refresh saw. */
+  #links = new Set<string>();
 
   /** Replace the routes (longest prefix first). */
   set(routes: RouteEntry[]): void {
@@ -94,6 +98,28 @@ export class RouteTable implements RouteLookup {
     // IPv6 off in this namespace: no IPv6 routes.
     const v6 = r6.failed.length === 0 && r6.output.length === 1 ? r6.output[0] : '[]';
     this.set([...routesFromIp(4, r4.output[1], r4.output[0]), ...routesFromIp(6, v6, r4.output[0])]);
+    this.#links = new Set((JSON.parse(r4.output[0]) as IpLink[]).map((l) => `${l.ifindex}:${l.ifname}`));
+    this.refreshes++;
+  }
+
+  /**
+   * Whether a chunk of `ip monitor link route` lines can change an output interface: a route of
+   * the main table added or removed, an interface appearing, going or renamed. Not: routes of
+   * the local table (an address added or removed: a virtual address claimed or released) and a
+   * change of an interface we know by the same index and name (its flags, its MAC: a takeover
+   * sets each data interface's MAC again to announce the addresses). Refreshing for those held
+   * the new master's packet path ~10 ms right after its claim (JSON of every link parsed, cold).
+   */
+  monitorLinesMatter(chunk: string): boolean {
+    for (const l of chunk.split('\n')) {
+      // Blank, or a continuation line of a link's entry (its link/ether ... line).
+      if (l === '' || l.startsWith(' ')) continue;
+      if (l.includes(' table local ')) continue;
+      const link = /^(Deleted )?(\d+): ([^:@\s]+)[@:]/.exec(l);
+      if (link !== null && link[1] === undefined && this.#links.has(`${link[2]}:${link[3]}`)) continue;
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -120,12 +146,11 @@ export class RouteTable implements RouteLookup {
     const mon = spawn('sh', ['-c', 'ip monitor link route & read _; kill $! 2>/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
     mon.on('error', (e) => onError?.(e));
     let pending: NodeJS.Timeout | null = null;
-    // A burst of changes (a link and its routes) makes one refresh, 20 ms after the first.
-    // Routes of the local table (an address added or removed: a virtual address claimed or
-    // released at a takeover) do not decide an output interface: no refresh for those.
+    // A burst of changes (a link and its routes) makes one refresh, 20 ms after the first; only
+    // changes that can move an output interface (monitorLinesMatter).
     mon.stdout.setEncoding('utf8');
     mon.stdout.on('data', (chunk: string) => {
-      if (!chunk.split('\n').some((l) => l !== '' && !l.includes(' table local '))) return;
+      if (!this.monitorLinesMatter(chunk)) return;
       pending ??= setTimeout(() => {
         pending = null;
         again();
