@@ -99,6 +99,13 @@ export interface ElectionStats {
   splitBrainSeen: number;
   /** Takeovers because the master's process was gone (its peer link closed). */
   peerGone: number;
+  /**
+   * As master: how late the advert timer fired at worst (ms past its due time), and how many
+   * times it fired over one interval late. The thread running the election was held that long;
+   * over three intervals the master yields (#yieldIfFrozen), and a backup may take over.
+   */
+  advertLateMaxMs: number;
+  advertsLate: number;
 }
 
 function masterView(a: Advert, now: number): MasterView {
@@ -113,7 +120,7 @@ const SWITCHOVER = 'switchover';
 export class Election {
   role: RoleCode = Role.INIT;
   master: MasterView | null = null;
-  readonly stats: ElectionStats = { advertsSent: 0, advertsReceived: 0, drops: {}, transitions: 0, splitBrainSeen: 0, peerGone: 0 };
+  readonly stats: ElectionStats = { advertsSent: 0, advertsReceived: 0, drops: {}, transitions: 0, splitBrainSeen: 0, peerGone: 0, advertLateMaxMs: 0, advertsLate: 0 };
   readonly #o: ElectionOptions;
   readonly #out: ElectionOutput;
   readonly #in = newAdvert();
@@ -369,7 +376,11 @@ export class Election {
     this.#advertDue = c.now() + this.#o.advertIntervalMs;
     this.#advertTimer = c.setTimer(() => {
       this.#advertTimer = null;
-      if (this.role !== Role.MASTER || this.#yieldIfFrozen()) return;
+      if (this.role !== Role.MASTER) return;
+      const late = c.now() - this.#advertDue;
+      if (late > this.stats.advertLateMaxMs) this.stats.advertLateMaxMs = late;
+      if (late > this.#o.advertIntervalMs) this.stats.advertsLate++;
+      if (this.#yieldIfFrozen()) return;
       this.#advertise(this.priority);
       this.#armAdvert();
     }, this.#o.advertIntervalMs);

@@ -200,6 +200,10 @@ describe('election', () => {
     net.run(20 * I);
     expect([a.role, b.role]).toEqual([Role.MASTER, Role.BACKUP]);
     expect([a.log.length, b.log.length]).toEqual(before);
+    // Counted: how late at worst, and once over one interval late (status and metrics show it).
+    expect(a.election.stats.advertLateMaxMs).toBeGreaterThan(2.3 * I);
+    expect(a.election.stats.advertLateMaxMs).toBeLessThan(2.5 * I);
+    expect(a.election.stats.advertsLate).toBe(1);
   });
 
   it('a fault steps the master down at once and keeps the node out until it clears', () => {

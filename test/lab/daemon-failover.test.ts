@@ -90,6 +90,11 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
     expect(Number(/^twinwall_failover_adverts_received_total\{node="lab-fw2"\} (\d+)$/m.exec(m2)?.[1])).toBeGreaterThan(10);
     expect(Number(/^twinwall_failover_adverts_sent_total\{node="lab-fw1"\} (\d+)$/m.exec(m1)?.[1])).toBeGreaterThan(10);
     expect(m1).toMatch(/^twinwall_failover_priority\{node="lab-fw1"\} 200$/m);
+    // How late the master's advert timer ran at worst: some, and under three intervals (no yield).
+    const late = Number(/^twinwall_failover_advert_late_max_seconds\{node="lab-fw1"\} ([0-9.e-]+)$/m.exec(m1)?.[1]);
+    expect(late).toBeGreaterThan(0);
+    expect(late).toBeLessThan(0.15);
+    expect(m1).toMatch(/^twinwall_failover_adverts_late_total\{node="lab-fw1"\} \d+$/m);
   });
 
   it('a real Prometheus scrapes both nodes: role and sync series come back from its API, the pair\'s alert rules load and none fires', async () => {

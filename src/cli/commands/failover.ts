@@ -14,6 +14,7 @@ export function formatFailoverStatus(s: FailoverStatus): string {
   lines.push(`virtual addresses: ${s.virtualAddresses.map((v) => `${v.cidr} on ${v.interface}`).join(', ') || 'none'}`);
   const drops = Object.entries(s.stats.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   lines.push(`adverts: sent ${s.stats.advertsSent}, received ${s.stats.advertsReceived}; dropped: ${drops}; transitions ${s.stats.transitions}; two masters seen ${s.stats.splitBrainSeen}`);
+  lines.push(`advert timer as master: at worst ${s.stats.advertLateMaxMs.toFixed(1)} ms late, ${s.stats.advertsLate} time(s) over one interval late (over three, the master yields)`);
   const pl = s.peerLink;
   if (pl === null) lines.push('peer link: off (the master-down timer alone sees a dead master)');
   else {

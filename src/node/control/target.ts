@@ -76,7 +76,7 @@ export interface FailoverStatus {
   faults: string[];
   /** The master this node follows or last heard (id, priority), null when none. */
   master: { id: number; priority: number } | null;
-  stats: { advertsSent: number; advertsReceived: number; drops: Record<string, number>; transitions: number; splitBrainSeen: number; peerGone: number };
+  stats: { advertsSent: number; advertsReceived: number; drops: Record<string, number>; transitions: number; splitBrainSeen: number; peerGone: number; advertLateMaxMs: number; advertsLate: number };
   /** The peer link to the master (up: proved), its refusals and failures; null when off. */
   peerLink: { up: boolean; proved: number; refused: Record<string, number>; gone: number; connectFailures: number } | null;
   /** Links held by the death watch: added, released, failed to hand over (and why); null when not running. */

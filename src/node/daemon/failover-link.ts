@@ -35,7 +35,7 @@ const STATUS_POLL_MS = 1000;
 export class NodeFailover {
   role: RoleCode = Role.INIT;
   /** What the metrics read: the role now, and the counters as of the last poll. */
-  readonly view: FailoverMetricsView = { role: 'init', priority: 0, transitions: {}, advertsSent: 0, advertsReceived: 0, drops: {} };
+  readonly view: FailoverMetricsView = { role: 'init', priority: 0, transitions: {}, advertsSent: 0, advertsReceived: 0, drops: {}, advertLateMaxMs: 0, advertsLate: 0 };
   readonly #poll: NodeJS.Timeout;
   readonly #runner: ElectionRunner;
   readonly #takeover: Takeover;
@@ -149,7 +149,10 @@ export class NodeFailover {
 
   async status(): Promise<FailoverStatus> {
     const s = await this.#runner.status();
-    Object.assign(this.view, { priority: s.priority, advertsSent: s.stats.advertsSent, advertsReceived: s.stats.advertsReceived, drops: { ...s.stats.drops } });
+    Object.assign(this.view, {
+      priority: s.priority, advertsSent: s.stats.advertsSent, advertsReceived: s.stats.advertsReceived, drops: { ...s.stats.drops },
+      advertLateMaxMs: s.stats.advertLateMaxMs, advertsLate: s.stats.advertsLate,
+    });
     return {
       role: roleNames[s.role], priority: s.priority, faults: s.faults,
       master: s.master === null ? null : { id: s.master.id, priority: s.master.priority },
