@@ -27,6 +27,15 @@ export function addonPath(dir: string, name: string): string {
   return nativePath(dir, `${name}.node`);
 }
 
+/**
+ * The descriptor under a node socket (dgram or net), read from its handle: internal, present on
+ * Linux in the Node versions this runs on; -1 where it is not there. The addons work on dups of it.
+ */
+export function socketFd(sock: object): number {
+  const h = (sock as { _handle?: { fd?: unknown } | null })._handle;
+  return h && typeof h.fd === 'number' && h.fd >= 0 ? h.fd : -1;
+}
+
 /** Load an addon; throws NativeAddonError saying how to build it. */
 export function loadAddon<T>(dir: string, name: string): T {
   const path = addonPath(dir, name);

@@ -13,7 +13,7 @@
  *          (host order), source port
  * A datagram's bytes are valid only during the call: the next read reuses the slot.
  *
- * Batched sending: sender(fd, addr, port) and send(tx, bufs, from, count) hand count Buffers
+ * Batched sending: sender(fd, addr, port) and send(tx, bufs, count) hand count Buffers
  * to the kernel with sendmmsg() (up to SEND_BATCH per call) on a dup of the same socket, instead
  * of one dgram send (a SendWrap, a lookup, a libuv request: ~5-8 us) per datagram. It stops at
  * the first EAGAIN (socket buffer full) and returns how many went: the caller hands the rest to
@@ -255,14 +255,14 @@ static napi_value js_sender(napi_env env, napi_callback_info info) {
   return self;
 }
 
-/* send(tx, bufs, from, count) -> how many of bufs[from..from+count) went (stops at EAGAIN). */
+/* send(tx, bufs, count) -> how many of bufs[0..count) went (stops at EAGAIN). */
 static napi_value js_send(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 3;
+  napi_value argv[3];
   tx_t *t = tw_unwrap_arg(env, info, &argc, argv);
-  uint32_t from, count;
-  if (!t || argc < 4 || napi_get_value_uint32(env, argv[2], &from) != napi_ok || napi_get_value_uint32(env, argv[3], &count) != napi_ok) {
-    napi_throw_type_error(env, "TW_UDP_ARGS", "send(tx, bufs, from, count)");
+  uint32_t count;
+  if (!t || argc < 3 || napi_get_value_uint32(env, argv[2], &count) != napi_ok) {
+    napi_throw_type_error(env, "TW_UDP_ARGS", "send(tx, bufs, count)");
     return NULL;
   }
   t->counters[T_CALLS]++;
@@ -273,7 +273,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       napi_value b;
       void *p;
       size_t len;
-      if (napi_get_element(env, argv[1], from + done + i, &b) != napi_ok || napi_get_buffer_info(env, b, &p, &len) != napi_ok) {
+      if (napi_get_element(env, argv[1], done + i, &b) != napi_ok || napi_get_buffer_info(env, b, &p, &len) != napi_ok) {
         napi_throw_type_error(env, "TW_UDP_ARGS", "send: bufs must hold Buffers");
         return NULL;
       }

@@ -22,7 +22,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { loadAddon, nativePath, NativeAddonError } from '../native.js';
+import { loadAddon, nativePath, NativeAddonError, socketFd } from '../native.js';
 
 interface DeathWatchAddon {
   arm(): { memfd: number; sock: number; peerSock: number };
@@ -75,12 +75,6 @@ export class DeathWatch {
     child.unref();
     return w;
   }
-}
-
-/** Node's TCP handle's descriptor (internal, Linux), or -1. */
-function socketFd(s: Socket): number {
-  const h = (s as unknown as { _handle?: { fd?: number } })._handle;
-  return h && typeof h.fd === 'number' ? h.fd : -1;
 }
 
 export class DeathWatchLinks {

@@ -10,7 +10,8 @@
  * a SendWrap, an address lookup and a libuv request on the other.
  */
 import type { Socket } from 'node:dgram';
-import { loadAddon } from '../native.js';
+import { parseAddress } from '../node/packet/address.js';
+import { loadAddon, socketFd } from '../native.js';
 
 interface NativeReceiver {
   arena: ArrayBuffer;
@@ -25,24 +26,17 @@ interface NativeModule {
   close(rx: NativeReceiver): void;
   stats(rx: NativeReceiver): Float64Array;
   sender(fd: number, addr: number, port: number): NativeSender;
-  /** Hands bufs[from..from+count) to the kernel; returns how many went (stops when the socket buffer is full). */
-  send(tx: NativeSender, bufs: Buffer[], from: number, count: number): number;
+  /** Hands bufs[0..count) to the kernel; returns how many went (stops when the socket buffer is full). */
+  send(tx: NativeSender, bufs: Buffer[], count: number): number;
   txStats(tx: NativeSender): Float64Array;
   txClose(tx: NativeSender): void;
   SLOT_SIZE: number;
   DESC_INTS: number;
 }
 
-/** What node's dgram socket handle offers here (internal, Linux): its descriptor and recvStop. */
+/** What node's dgram socket handle offers here (internal, Linux) besides its descriptor: recvStop. */
 interface UdpHandle {
-  fd?: number;
   recvStop?: () => number;
-}
-
-/** The descriptor of node's socket (internal, Linux), or -1. */
-function socketFd(sock: Socket): number {
-  const h = (sock as unknown as { _handle?: UdpHandle })._handle;
-  return h && typeof h.fd === 'number' ? h.fd : -1;
 }
 
 function addon(): NativeModule {
@@ -89,9 +83,10 @@ export class BatchReceiver {
    * the caller keeps dgram's own 'message' events.
    */
   static attach(sock: Socket, onDatagram: (buf: Buffer) => void): BatchReceiver | null {
+    const fd = socketFd(sock);
     const h = (sock as unknown as { _handle?: UdpHandle })._handle;
-    if (!h || typeof h.fd !== 'number' || h.fd < 0 || typeof h.recvStop !== 'function') return null;
-    const rx = new BatchReceiver(h.fd, onDatagram);
+    if (fd < 0 || !h || typeof h.recvStop !== 'function') return null;
+    const rx = new BatchReceiver(fd, onDatagram);
     // From here node's handle no longer reads; the addon does, on its dup of the descriptor.
     h.recvStop.call(h);
     return rx;
@@ -161,10 +156,9 @@ export class BatchSender {
   /** Batched sending on `sock` to dest:port (an IPv4 address), or null where the socket's descriptor is not reachable. */
   static attach(sock: Socket, dest: string, port: number, onDgramSent: (err: Error | null) => void): BatchSender | null {
     const fd = socketFd(sock);
-    const parts = dest.split('.').map(Number);
-    if (fd < 0 || parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) return null;
-    const addr = ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
-    return new BatchSender(fd, addr, sock, port, dest, onDgramSent);
+    const a = parseAddress(dest);
+    if (fd < 0 || a.family !== 4) return null;
+    return new BatchSender(fd, a.words[0], sock, port, dest, onDgramSent);
   }
 
   send(buf: Buffer): void {
@@ -183,7 +177,7 @@ export class BatchSender {
       p.length = 0;
       return;
     }
-    const sent = this.sock.getSendQueueCount() > 0 ? 0 : this.#native.send(this.#tx, p, 0, p.length);
+    const sent = this.sock.getSendQueueCount() > 0 ? 0 : this.#native.send(this.#tx, p, p.length);
     for (let i = sent; i < p.length; i++) {
       this.#viaDgram++;
       this.sock.send(p[i], this.port, this.dest, this.onDgramSent);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Engine, EngineResult, StandbyWarmup } from '../../../src/node/engine/index.js';
 import { compileRuleset, parseRuleset } from '../../../src/node/filter/index.js';
 import { buildTcp, buildUdp } from '../../../src/node/packet/build.js';
@@ -84,6 +84,34 @@ describe('StandbyWarmup', () => {
     w.rulesetChanged();
     w.run();
     expect(compiles).toBe(2);
+  });
+
+  it('sends TCP in the shapes a takeover\'s first packets have: timestamps, pure ACKs with SACK, retransmissions, no options', () => {
+    const live = backupEngine();
+    const seen: { optBytes: number; payload: number; key: string }[] = [];
+    const original = Engine.prototype.process;
+    // Records the scratch engine's TCP packets (IPv4, 20-byte header), then runs them as usual.
+    const spy = vi.spyOn(Engine.prototype, 'process').mockImplementation(function (this: Engine, ...args: Parameters<Engine['process']>) {
+      const [buf, off, len] = args;
+      if (this !== live && buf[off + 9] === 6) {
+        const th = off + 20;
+        const hl = (buf[th + 12] >> 4) * 4;
+        seen.push({ optBytes: hl - 20, payload: len - 20 - hl, key: `${(buf[th] << 8) | buf[th + 1]}/${buf[th + 4]}.${buf[th + 5]}.${buf[th + 6]}.${buf[th + 7]}` });
+      }
+      return original.apply(this, args);
+    });
+    try {
+      const w = new StandbyWarmup(live, compile, { maxEntries: 10_000 }, { flows: 64, rounds: 4 });
+      w.run();
+      expect(w.stats.accepted).toBe(w.stats.packets);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(seen.some((p) => p.payload === 0 && p.optBytes === 24)).toBe(true); // pure ACK, timestamps and a SACK block
+    expect(seen.some((p) => p.payload > 0 && p.optBytes === 12)).toBe(true); // data with timestamps
+    expect(seen.some((p) => p.payload > 0 && p.optBytes === 0)).toBe(true); // data without options
+    const data = seen.filter((p) => p.payload > 0).map((p) => p.key);
+    expect(new Set(data).size).toBeLessThan(data.length); // a segment sent again
   });
 
   it('samples at most `flows` entries a pass, walking on from where the last pass stopped', () => {
