@@ -2,7 +2,8 @@
 # Builds twinwall's native addons with gcc against the Node headers of the node on PATH, each when
 # its built file is missing or older than its source: native/nfqueue (the NFQUEUE binding),
 # native/udp (batched receiving on the sync socket), native/mac (HMAC-SHA256 of sync datagrams
-# and adverts, on the OpenSSL inside node) and native/deathwatch (the addon and the small program
+# and adverts, on the OpenSSL inside node), native/pacer (the master's adverts sent on a thread of
+# their own) and native/deathwatch (the addon and the small program
 # that shut a dead master's peer links down at once). Called by scripts/setup.sh; no node-gyp, no download:
 # Debian's nodejs ships the headers (/usr/include/node, with openssl/).
 set -euo pipefail
@@ -17,7 +18,7 @@ done
 build() { # build SRC OUT [exe]: an addon, or with "exe" a program
   local src=$1 out=$2 kind=${3:-addon}
   local newest
-  newest=$(ls -t "$src" "$0" native/common/tw_napi.h "$(dirname "$src")"/*.h 2>/dev/null | head -1 || true)
+  newest=$(ls -t "$src" "$0" native/common/*.h "$(dirname "$src")"/*.h 2>/dev/null | head -1 || true)
   if [ -f "$out" ] && [ "$out" -nt "$newest" ]; then
     return 0
   fi
@@ -42,5 +43,6 @@ build() { # build SRC OUT [exe]: an addon, or with "exe" a program
 build native/nfqueue/twinwall_nfq.c native/nfqueue/build/twinwall_nfq.node
 build native/udp/twinwall_udp.c native/udp/build/twinwall_udp.node
 build native/mac/twinwall_mac.c native/mac/build/twinwall_mac.node
+build native/pacer/twinwall_pacer.c native/pacer/build/twinwall_pacer.node
 build native/deathwatch/twinwall_deathwatch.c native/deathwatch/build/twinwall_deathwatch.node
 build native/deathwatch/deathwatch.c native/deathwatch/build/twinwall-deathwatch exe

@@ -13,31 +13,16 @@
  *   verify(key, buf, len) -> boolean             the tag at buf[len..len+16) matches (constant time)
  *   digest(key, buf, len) -> Buffer              the full 32-byte HMAC (tests)
  */
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include <node_api.h>
-#include <openssl/sha.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "../common/tw_hmac.h"
 #include "../common/tw_napi.h"
 
-#define BLOCK 64
-#define DIGEST 32
-#define TAG 16
-
-typedef struct {
-  SHA256_CTX inner; /* after K xor ipad */
-  SHA256_CTX outer; /* after K xor opad */
-} mac_key_t;
-
-static void hmac(const mac_key_t *k, const uint8_t *msg, size_t len, uint8_t out[DIGEST]) {
-  SHA256_CTX c = k->inner;
-  SHA256_Update(&c, msg, len);
-  SHA256_Final(out, &c);
-  c = k->outer;
-  SHA256_Update(&c, out, DIGEST);
-  SHA256_Final(out, &c);
-}
+#define BLOCK TW_MAC_BLOCK
+#define DIGEST TW_MAC_DIGEST
+#define TAG TW_MAC_TAG
 
 /* key(secret) -> ArrayBuffer holding the pads' states (RFC 2104: a key longer than the block is hashed first). */
 static napi_value js_key(napi_env env, napi_callback_info info) {
@@ -62,8 +47,8 @@ static napi_value js_key(napi_env env, napi_callback_info info) {
   }
   napi_value ab;
   void *p;
-  TW_CHECK(napi_create_arraybuffer(env, sizeof(mac_key_t), &p, &ab));
-  mac_key_t *mk = p;
+  TW_CHECK(napi_create_arraybuffer(env, sizeof(tw_mac_key_t), &p, &ab));
+  tw_mac_key_t *mk = p;
   SHA256_Init(&mk->inner);
   SHA256_Update(&mk->inner, ipad, BLOCK);
   SHA256_Init(&mk->outer);
@@ -75,7 +60,7 @@ static napi_value js_key(napi_env env, napi_callback_info info) {
 }
 
 /* The key's states, the message and len (checked: len + extra bytes lie within the buffer), or NULL with a TypeError thrown. */
-static const mac_key_t *args(napi_env env, napi_callback_info info, const char *what, size_t extra, uint8_t **buf, uint32_t *len) {
+static const tw_mac_key_t *args(napi_env env, napi_callback_info info, const char *what, size_t extra, uint8_t **buf, uint32_t *len) {
   size_t argc = 3;
   napi_value argv[3];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) goto bad;
@@ -83,7 +68,7 @@ static const mac_key_t *args(napi_env env, napi_callback_info info, const char *
   size_t klen;
   bool isab = false;
   if (napi_is_arraybuffer(env, argv[0], &isab) != napi_ok || !isab) goto bad;
-  if (napi_get_arraybuffer_info(env, argv[0], &kp, &klen) != napi_ok || klen != sizeof(mac_key_t)) goto bad;
+  if (napi_get_arraybuffer_info(env, argv[0], &kp, &klen) != napi_ok || klen != sizeof(tw_mac_key_t)) goto bad;
   void *bp;
   size_t blen;
   if (napi_get_buffer_info(env, argv[1], &bp, &blen) != napi_ok) goto bad;
@@ -102,10 +87,10 @@ bad:
 static napi_value js_sign(napi_env env, napi_callback_info info) {
   uint8_t *buf;
   uint32_t len;
-  const mac_key_t *k = args(env, info, "sign(key, buf, len): key from key(), buf a Buffer, len a length", TAG, &buf, &len);
+  const tw_mac_key_t *k = args(env, info, "sign(key, buf, len): key from key(), buf a Buffer, len a length", TAG, &buf, &len);
   if (!k) return NULL;
   uint8_t d[DIGEST];
-  hmac(k, buf, len, d);
+  tw_hmac(k, buf, len, d);
   memcpy(buf + len, d, TAG);
   return NULL;
 }
@@ -113,10 +98,10 @@ static napi_value js_sign(napi_env env, napi_callback_info info) {
 static napi_value js_verify(napi_env env, napi_callback_info info) {
   uint8_t *buf;
   uint32_t len;
-  const mac_key_t *k = args(env, info, "verify(key, buf, len): key from key(), buf a Buffer, len a length", TAG, &buf, &len);
+  const tw_mac_key_t *k = args(env, info, "verify(key, buf, len): key from key(), buf a Buffer, len a length", TAG, &buf, &len);
   if (!k) return NULL;
   uint8_t d[DIGEST];
-  hmac(k, buf, len, d);
+  tw_hmac(k, buf, len, d);
   uint8_t diff = 0;
   for (int i = 0; i < TAG; i++) diff |= d[i] ^ buf[len + i];
   napi_value r;
@@ -127,12 +112,12 @@ static napi_value js_verify(napi_env env, napi_callback_info info) {
 static napi_value js_digest(napi_env env, napi_callback_info info) {
   uint8_t *buf;
   uint32_t len;
-  const mac_key_t *k = args(env, info, "digest(key, buf, len): key from key(), buf a Buffer, len a length", 0, &buf, &len);
+  const tw_mac_key_t *k = args(env, info, "digest(key, buf, len): key from key(), buf a Buffer, len a length", 0, &buf, &len);
   if (!k) return NULL;
   napi_value out;
   void *p;
   TW_CHECK(napi_create_buffer(env, DIGEST, &p, &out));
-  hmac(k, buf, len, p);
+  tw_hmac(k, buf, len, p);
   return out;
 }
 

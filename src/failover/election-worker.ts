@@ -26,6 +26,7 @@ import { Role, addressText, encodeAdvert, type Advert } from './advert.js';
 import { Election, type ElectionClock } from './election.js';
 import { PeerLink } from './peer-link.js';
 import { DeathWatchLinks } from './death-watch.js';
+import { AdvertPacer } from './advert-pacer.js';
 import type { RunnerConfig, WorkerEvent, WorkerRequest } from './runner.js';
 
 const cfg = workerData as RunnerConfig & { heartbeat: SharedArrayBuffer };
@@ -58,6 +59,8 @@ const keys = new Keyring(cfg.keys.map((k) => ({ id: k.id, secret: Buffer.from(k.
 const sockets: Socket[] = [];
 let receiver: Socket | null = null;
 const out = Buffer.alloc(64);
+/** Sends every advert, and the master's periodic ones on its own thread (advert-pacer.ts). */
+let pacer: AdvertPacer | null = null;
 /** Socket errors by link name ('receive' for the receiving socket). */
 const sendErrors: Record<string, number> = {};
 const countError = (key: string): void => void (sendErrors[key] = (sendErrors[key] ?? 0) + 1);
@@ -69,13 +72,12 @@ const election = new Election(
   },
   {
     advertise(a: Readonly<Advert>): void {
-      const buf = encodeAdvert(a, keys, out);
-      for (let i = 0; i < sockets.length; i++) {
-        // A copy per send: the socket sends on a later tick, and `out` is reused.
-        sockets[i].send(Buffer.from(buf), cfg.port, cfg.links[i].peer ?? cfg.group, (err) => {
-          if (err) countError(cfg.links[i].name);
-        });
-      }
+      // (Opened before the election starts.) It stamps the sequence number, signs and sends on
+      // every link at once, from this thread; and repeats it as master (election.ts).
+      pacer?.send(encodeAdvert(a, keys, out));
+    },
+    get pacer(): AdvertPacer | undefined {
+      return pacer ?? undefined;
     },
     transition(from, to, reason): void {
       post({ type: 'transition', from, to, reason, at: Date.now() });
@@ -216,6 +218,7 @@ function status(): WorkerEvent {
     master: election.master, stats: election.stats, sendErrors,
     peerLink: peerLink === null ? null : { up: peerLink.up, ...peerLink.stats },
     deathWatch: deathWatch === null ? null : { ...deathWatch.stats },
+    pacer: pacer === null ? null : pacer.state(),
   };
 }
 
@@ -238,6 +241,7 @@ port.on('message', (m: WorkerRequest) => {
       linkMonitor?.stdin?.end();
       // Let the priority-0 adverts leave before the sockets close.
       setTimeout(() => {
+        pacer?.close();
         peerLink?.close();
         for (const s of sockets) s.close();
         receiver?.close();
@@ -269,6 +273,9 @@ try {
   });
   receiver = await openReceiver();
   for (const l of cfg.links) sockets.push(await openSender(l.name, l.address));
+  pacer = new AdvertPacer(cfg.links.map((l, i) => ({ socket: sockets[i], dest: l.peer ?? cfg.group })), {
+    port: cfg.port, keys, rtPriority: cfg.rtPriority ?? 0, ...(cfg.nice !== undefined ? { nice: cfg.nice } : {}),
+  });
   if (cfg.stallMs > 0) setInterval(watchHeartbeat, Math.max(1, Math.min(cfg.advertIntervalMs, cfg.stallMs / 4)));
   if ((cfg.track ?? []).length > 0) {
     // Before the start: a node whose tracked link is down starts in FAULT.

@@ -19,8 +19,10 @@
  *    caller decides) leaves MASTER or BACKUP at once (a master says priority 0 first) and never
  *    takes over; when every fault cleared -> BACKUP. Health checks may instead lower the
  *    priority by a weight (keepalived's tracking weights).
+ *  - A master repeats its advert every interval: by a pacer where one is given (a native thread,
+ *    advert-pacer.ts; our timer then only renews its lease and checks on it), else by our timer.
  *  - A master whose next advert is more than three intervals overdue (seen when its timer fires,
- *    or when an advert comes first) was frozen (SIGSTOP, a stalled machine) long enough for the
+ *    or when an advert comes first; with a pacer, its word) was frozen (SIGSTOP, a stalled machine) long enough for the
  *    backup to have taken over (its master-down time is 3 x interval + skew after our last
  *    advert, skew < interval): it yields to BACKUP instead of forwarding on as a second master.
  *    Less late (a scheduling hiccup on a loaded machine), it goes on: if the backup did take
@@ -64,10 +66,44 @@ export interface ElectionOptions {
 }
 
 export interface ElectionOutput {
-  /** Send this advert on every link. */
+  /** Send this advert on every link (and, with a pacer, make it the one the pacer repeats). */
   advertise(a: Readonly<Advert>): void;
   /** The role changed (takeover, release, notify hooks). */
   transition(from: RoleCode, to: RoleCode, reason: string): void;
+  /**
+   * A sender that repeats the master's advert on a thread of its own (advert-pacer.ts), so that
+   * a pause of the election's thread (its GC, a busy machine) does not silence the master.
+   * Without one, the election's own timer sends every advert.
+   */
+  pacer?: ElectionPacer;
+}
+
+/** What the election needs of a pacer (AdvertPacer; a fake on the simulated clock in tests). */
+export interface ElectionPacer {
+  /** Repeat the advert last given to advertise() every intervalMs from now + intervalMs while the lease (leaseMs from now) runs. */
+  start(intervalMs: number, leaseMs: number): void;
+  stop(): void;
+  renew(leaseMs: number): void;
+  state(): {
+    /** Why it stopped repeating by itself: it woke over three intervals late (frozen), or the lease ran out. */
+    stopped: 'frozen' | 'lease' | null;
+    /** How long ago the last advert went out (ms; null: none yet). */
+    sinceSentMs: number | null;
+    /** Its wake-ups: at worst this late (ms); how many over one interval late. */
+    lateMaxMs: number;
+    late: number;
+    /** Adverts it sent by itself. */
+    sent: number;
+  };
+}
+
+/**
+ * How long a pacer repeats the master's advert without hearing from the election: its thread is
+ * held this long (a GC, a loaded machine) without the master going silent; past it, a hung
+ * election lets the backup take over.
+ */
+export function pacerLeaseMs(intervalMs: number): number {
+  return Math.max(3 * intervalMs, 200);
 }
 
 export class ElectionConfigError extends Error {
@@ -120,7 +156,7 @@ const SWITCHOVER = 'switchover';
 export class Election {
   role: RoleCode = Role.INIT;
   master: MasterView | null = null;
-  readonly stats: ElectionStats = { advertsSent: 0, advertsReceived: 0, drops: {}, transitions: 0, splitBrainSeen: 0, peerGone: 0, advertLateMaxMs: 0, advertsLate: 0 };
+  readonly #stats: ElectionStats = { advertsSent: 0, advertsReceived: 0, drops: {}, transitions: 0, splitBrainSeen: 0, peerGone: 0, advertLateMaxMs: 0, advertsLate: 0 };
   readonly #o: ElectionOptions;
   readonly #out: ElectionOutput;
   readonly #in = newAdvert();
@@ -151,6 +187,12 @@ export class Election {
     this.#out = out;
     this.#masterIntervalMs = o.advertIntervalMs;
     this.#adv = { ...newAdvert(), groupId: o.groupId, intervalMs: o.advertIntervalMs, sender: o.nodeId, epoch: o.epoch, address: o.address };
+  }
+
+  /** Counters; with a pacer, its adverts and lateness folded in. */
+  get stats(): ElectionStats {
+    if (this.#out.pacer !== undefined) this.#takePacerStats(this.#out.pacer);
+    return this.#stats;
   }
 
   /** The priority advertised: configured, less health penalties and demotions, at least 1. */
@@ -244,7 +286,7 @@ export class Election {
       if (this.#peers.size >= MAX_PEERS) this.#peers.delete(this.#peers.keys().next().value as number);
       this.#peers.set(a.sender, { epoch: a.epoch, seq: a.seq });
     }
-    this.stats.advertsReceived++;
+    this.#stats.advertsReceived++;
     this.#onAdvert(a);
   }
 
@@ -258,7 +300,7 @@ export class Election {
   peerGone(id: number, epoch: number, why: string): void {
     const m = this.master;
     if (this.role !== Role.BACKUP || m === null || m.id !== id || m.epoch !== epoch) return;
-    this.stats.peerGone++;
+    this.#stats.peerGone++;
     this.#becomeMaster(`master ${id}'s process is gone (${why})`);
   }
 
@@ -302,7 +344,7 @@ export class Election {
         }
         // Another master: split brain (a partition healed, a node woke from a stall). Priority 0
         // is the other stepping down, having had the addresses.
-        if (a.priority !== 0) this.stats.splitBrainSeen++;
+        if (a.priority !== 0) this.#stats.splitBrainSeen++;
         if (a.priority > this.priority || (a.priority === this.priority && this.#higherThanMe(a))) {
           this.master = masterView(a, now);
           this.#masterIntervalMs = a.intervalMs;
@@ -371,40 +413,86 @@ export class Election {
     }, ms);
   }
 
+  /** A new master's adverts: by the pacer (renewed by our timer) or by our timer. */
   #armAdvert(): void {
+    const pacer = this.#out.pacer;
+    if (pacer !== undefined) {
+      pacer.start(this.#o.advertIntervalMs, pacerLeaseMs(this.#o.advertIntervalMs));
+      this.#pacing = true;
+    }
+    this.#armAdvertTimer();
+  }
+
+  #armAdvertTimer(): void {
     const c = this.#o.clock;
     this.#advertDue = c.now() + this.#o.advertIntervalMs;
     this.#advertTimer = c.setTimer(() => {
       this.#advertTimer = null;
       if (this.role !== Role.MASTER) return;
+      if (this.#pacing) {
+        // The pacer sends; this thread's lateness is its own (a GC), not the master's silence.
+        if (this.#yieldIfFrozen()) return;
+        this.#out.pacer?.renew(pacerLeaseMs(this.#o.advertIntervalMs));
+        this.#armAdvertTimer();
+        return;
+      }
       const late = c.now() - this.#advertDue;
-      if (late > this.stats.advertLateMaxMs) this.stats.advertLateMaxMs = late;
-      if (late > this.#o.advertIntervalMs) this.stats.advertsLate++;
+      if (late > this.#stats.advertLateMaxMs) this.#stats.advertLateMaxMs = late;
+      if (late > this.#o.advertIntervalMs) this.#stats.advertsLate++;
       if (this.#yieldIfFrozen()) return;
       this.#advertise(this.priority);
-      this.#armAdvert();
+      this.#armAdvertTimer();
     }, this.#o.advertIntervalMs);
   }
 
   /**
-   * A master whose next advert is overdue by more than three intervals was frozen (SIGSTOP, a
-   * stalled machine) long enough for a backup to take over: forwarding on as a second master
-   * would split the flows, so it yields and listens (the other's adverts, or their absence within
-   * the master-down time, decide). Checked when the advert timer fires and when an advert arrives
-   * first (the timer may come after the datagrams queued while it was frozen).
+   * A master whose adverts stopped for more than three intervals was frozen (SIGSTOP, a stalled
+   * machine) long enough for a backup to take over: forwarding on as a second master would split
+   * the flows, so it yields and listens (the other's adverts, or their absence within the
+   * master-down time, decide). Checked when the advert timer fires and when an advert arrives
+   * first (the timer may come after the datagrams queued while it was frozen). With a pacer, its
+   * word decides (it stopped by itself, or its last advert is that old), whichever of its thread
+   * and ours wakes first; without, our own timer's lateness.
    */
   #yieldIfFrozen(): boolean {
-    const late = this.#o.clock.now() - this.#advertDue;
-    if (late <= 3 * this.#o.advertIntervalMs) return false;
-    this.#becomeBackup(`stalled ${Math.round(late)} ms: the peer may have taken over`);
+    let silentMs: number;
+    if (this.#pacing && this.#out.pacer !== undefined) {
+      const s = this.#takePacerStats(this.#out.pacer);
+      silentMs = s.stopped !== null ? Infinity : (s.sinceSentMs ?? 0);
+      if (silentMs <= 3 * this.#o.advertIntervalMs) return false;
+      this.#becomeBackup(s.stopped === 'lease'
+        ? `the advert pacer's lease ran out (this thread was held over ${pacerLeaseMs(this.#o.advertIntervalMs)} ms): the peer may have taken over`
+        : `stalled${s.sinceSentMs !== null ? ` ${Math.round(s.sinceSentMs)} ms` : ''}: the peer may have taken over`);
+      return true;
+    }
+    silentMs = this.#o.clock.now() - this.#advertDue;
+    if (silentMs <= 3 * this.#o.advertIntervalMs) return false;
+    this.#becomeBackup(`stalled ${Math.round(silentMs)} ms: the peer may have taken over`);
     return true;
   }
+
+  /** The pacer's state, its lateness and adverts folded into the stats. */
+  #takePacerStats(pacer: ElectionPacer): ReturnType<ElectionPacer['state']> {
+    const s = pacer.state();
+    this.#stats.advertLateMaxMs = Math.max(this.#stats.advertLateMaxMs, s.lateMaxMs);
+    this.#stats.advertsLate = s.late;
+    this.#stats.advertsSent = this.#sentNow + s.sent;
+    return s;
+  }
+
+  /** Adverts the election sent itself (with a pacer, advertsSent adds the pacer's). */
+  #sentNow = 0;
+  #pacing = false;
 
   #clearTimers(): void {
     const c = this.#o.clock;
     if (this.#masterDown !== null) c.clearTimer(this.#masterDown);
     if (this.#advertTimer !== null) c.clearTimer(this.#advertTimer);
     this.#masterDown = this.#advertTimer = null;
+    if (this.#pacing && this.#out.pacer !== undefined) {
+      this.#out.pacer.stop();
+      this.#pacing = false;
+    }
   }
 
   #advertise(priority: number): void {
@@ -412,7 +500,8 @@ export class Election {
     a.priority = priority;
     a.role = this.role;
     a.seq = (a.seq + 1) >>> 0;
-    this.stats.advertsSent++;
+    this.#sentNow++;
+    this.#stats.advertsSent++;
     this.#out.advertise(a);
   }
 
@@ -420,11 +509,11 @@ export class Election {
     const from = this.role;
     if (from === to) return;
     this.role = to;
-    this.stats.transitions++;
+    this.#stats.transitions++;
     this.#out.transition(from, to, reason);
   }
 
   #drop(why: AdvertDropReason): void {
-    this.stats.drops[why] = (this.stats.drops[why] ?? 0) + 1;
+    this.#stats.drops[why] = (this.#stats.drops[why] ?? 0) + 1;
   }
 }

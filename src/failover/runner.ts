@@ -11,6 +11,7 @@ import type { RoleCode } from './advert.js';
 import type { ElectionOptions, ElectionStats, MasterView } from './election.js';
 import type { PeerLinkStats } from './peer-link.js';
 import type { DeathWatchLinks } from './death-watch.js';
+import type { PacerState } from './advert-pacer.js';
 
 export interface RunnerLink {
   /** Interface name (for status and errors). */
@@ -47,6 +48,12 @@ export interface RunnerConfig extends Pick<ElectionOptions, 'nodeId' | 'groupId'
    */
   nice?: number;
   /**
+   * The advert pacer thread's SCHED_FIFO priority (1-99; advert-pacer.ts), so that the master's
+   * adverts leave on time whatever the rest of the process does; 0 or undefined: normal
+   * scheduling at `nice`. Refused (no CAP_SYS_NICE): normal scheduling, said in the status.
+   */
+  rtPriority?: number;
+  /**
    * The peer link (peer-link.ts): TCP on the election port of the sync address, so a backup
    * learns of its master's death (SIGKILL, crash) at once. Default on; false: the master-down
    * timer alone.
@@ -78,6 +85,8 @@ export interface ElectionStatus {
   peerLink: (PeerLinkStats & { up: boolean }) | null;
   /** Links handed to the death watch and released (null when it is not running). */
   deathWatch: DeathWatchLinks['stats'] | null;
+  /** The advert pacer's thread (null before the sockets opened): scheduling, adverts, lateness, send errors. */
+  pacer: PacerState | null;
 }
 
 export type WorkerEvent =

@@ -79,6 +79,14 @@ export class Keyring {
     this.#mac.sign(this.#send, buf, len);
   }
 
+  /**
+   * The sending key's absorbed pads (native/mac key()): for native code that signs on a thread of
+   * its own (native/pacer, the master's periodic adverts). Not the secret, but as good as it.
+   */
+  get sendKeyState(): ArrayBuffer {
+    return this.#send;
+  }
+
   /** 'ok', or why the MAC at the end of buf does not verify. */
   verify(buf: Buffer, keyId: number): 'ok' | 'unknown_key' | 'bad_mac' {
     const k = this.#keys.get(keyId);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Keyring } from '../../src/sync/index.js';
-import { ElectionConfigError, Role, addressBytes, encodeAdvert, newAdvert, type Advert } from '../../src/failover/index.js';
+import { ElectionConfigError, Role, addressBytes, encodeAdvert, newAdvert, pacerLeaseMs, type Advert } from '../../src/failover/index.js';
 import { KEY, SimNet } from './sim.js';
 
 const I = 10; // advert interval, ms
@@ -363,5 +363,94 @@ describe('election', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+/** A pair whose adverts go through pacers (the master's repeated on a thread of their own), started and settled. */
+function pacedPair() {
+  const net = new SimNet(I);
+  const a = net.add(1, { priority: 200, address: '10.9.0.1', paced: true });
+  const b = net.add(2, { priority: 100, address: '10.9.0.2', paced: true });
+  a.election.start();
+  b.election.start();
+  net.run(20 * I);
+  return { net, a, b };
+}
+
+describe('election with an advert pacer', () => {
+  it('a master whose election thread is held 60 ms (a GC, a busy core) goes on advertising: no takeover, no yield', () => {
+    const { net, a, b } = pacedPair();
+    expect([a.role, b.role]).toEqual([Role.MASTER, Role.BACKUP]);
+    const before = [a.log.length, b.log.length];
+    a.held = true;
+    net.run(6 * I); // twice the master-down time: without the pacer B takes over and A yields
+    a.release();
+    net.run(20 * I);
+    expect([a.role, b.role]).toEqual([Role.MASTER, Role.BACKUP]);
+    expect([a.log.length, b.log.length]).toEqual(before);
+    // The adverts were the pacer's, numbered with the election's own in one sequence (B saw no replay).
+    expect(a.election.stats.advertsSent).toBeGreaterThanOrEqual(40);
+    expect(b.election.stats.drops.replay ?? 0).toBe(0);
+    expect(a.election.stats.advertsLate).toBe(0);
+  });
+
+  it('the same hold without a pacer is a takeover (what the pacer is for)', () => {
+    const { net, a, b } = running();
+    a.paused = true; // a timer on the election's thread: held is paused
+    net.run(6 * I);
+    a.paused = false;
+    net.run(0.01);
+    expect(b.role).toBe(Role.MASTER);
+  });
+
+  it('a master frozen (SIGSTOP) past the master-down time yields on resume, whichever wakes first, its timer or the datagrams', () => {
+    for (const datagramsFirst of [false, true]) {
+      const { net, a, b } = pacedPair();
+      a.paused = true;
+      net.run(10 * I);
+      expect(b.role).toBe(Role.MASTER);
+      a.paused = false;
+      if (datagramsFirst) a.election.receive(net.wire.filter((w) => w.from === 2).at(-1)!.buf);
+      net.run(0.01);
+      expect(a.role).toBe(Role.BACKUP);
+      expect(a.log.at(-1)?.reason).toMatch(/stalled \d+ ms/);
+      expect(a.log.filter((l) => l.from === Role.MASTER && l.to === Role.MASTER)).toEqual([]);
+      expect(net.masters().map((n) => n.id)).toEqual([2]);
+      // The pacer stopped: A's next adverts are a backup's (none), until it preempts as usual.
+      expect(a.pacer?.pacing).toBe(false);
+      net.run(100 * I);
+      expect(net.masters().map((n) => n.id)).toEqual([1]);
+      expect(b.log.map((l) => l.to)).toEqual([Role.BACKUP, Role.MASTER, Role.BACKUP]);
+    }
+  });
+
+  it('an election thread held past the pacer\'s lease lets the adverts stop: the backup takes over, the master yields when it runs', () => {
+    const { net, a, b } = pacedPair();
+    const lease = pacerLeaseMs(I);
+    a.held = true;
+    net.run(lease - I);
+    expect(b.role).toBe(Role.BACKUP); // the pacer carried it
+    net.run(I + masterDown(100) + I);
+    expect(b.role).toBe(Role.MASTER);
+    a.release();
+    net.run(0.01);
+    expect(a.role).toBe(Role.BACKUP);
+    expect(a.log.at(-1)?.reason).toMatch(/lease ran out/);
+    net.run(100 * I);
+    expect(net.masters().map((n) => n.id)).toEqual([1]);
+  });
+
+  it('a step-down (switchover, stop) stops the pacer and the backup takes over at once', () => {
+    const { net, a, b } = pacedPair();
+    expect(a.pacer?.pacing).toBe(true);
+    a.election.switchover();
+    expect(a.pacer?.pacing).toBe(false);
+    net.run(I);
+    expect([a.role, b.role]).toEqual([Role.BACKUP, Role.MASTER]);
+    expect(b.pacer?.pacing).toBe(true);
+    b.election.stop();
+    expect(b.pacer?.pacing).toBe(false);
+    net.run(I);
+    expect(a.role).toBe(Role.MASTER);
   });
 });

@@ -134,6 +134,12 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
     const dw = (status('fw2') as Status & { deathWatch: { running: boolean; added: number; released: number; failed: number } | null }).deathWatch;
     expect(dw).toMatchObject({ running: true, failed: 0 });
     expect(dw!.added - dw!.released).toBe(1);
+    // Its adverts leave from the pacer's real-time thread (advert-pacer.ts); the backup's is idle.
+    type Pacer = { pacer: { scheduling: string; pacing: boolean; sent: number; errors: number } | null };
+    const pm = (status('fw2') as Status & Pacer).pacer;
+    expect(pm).toMatchObject({ scheduling: 'fifo', pacing: true, errors: 0 });
+    expect(pm!.sent).toBeGreaterThan(10);
+    expect((status('fw1') as Status & Pacer).pacer).toMatchObject({ scheduling: 'fifo', pacing: false });
     daemons.fw2?.child.kill('SIGKILL');
     await daemons.fw2?.exited;
     await until('fw1 master with the addresses', () => status('fw1')?.role === 'master' && holds('fw1').every(Boolean), 5000);

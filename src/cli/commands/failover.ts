@@ -15,6 +15,10 @@ export function formatFailoverStatus(s: FailoverStatus): string {
   const drops = Object.entries(s.stats.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   lines.push(`adverts: sent ${s.stats.advertsSent}, received ${s.stats.advertsReceived}; dropped: ${drops}; transitions ${s.stats.transitions}; two masters seen ${s.stats.splitBrainSeen}`);
   lines.push(`advert timer as master: at worst ${s.stats.advertLateMaxMs.toFixed(1)} ms late, ${s.stats.advertsLate} time(s) over one interval late (over three, the master yields)`);
+  const pc = s.pacer;
+  if (pc !== null) {
+    lines.push(`advert thread: ${pc.scheduling === 'fifo' ? 'real time (SCHED_FIFO)' : `normal scheduling${pc.schedError !== null ? ` (real time refused: ${pc.schedError})` : ''}`}, ${pc.pacing ? 'repeating the master\'s advert' : 'idle'}; sent ${pc.sent} + ${pc.sentNow} by the election, ${pc.errors} send error(s)`);
+  }
   const pl = s.peerLink;
   if (pl === null) lines.push('peer link: off (the master-down timer alone sees a dead master)');
   else {

@@ -81,6 +81,8 @@ export interface FailoverStatus {
   peerLink: { up: boolean; proved: number; refused: Record<string, number>; gone: number; connectFailures: number } | null;
   /** Links held by the death watch: added, released, failed to hand over (and why); null when not running. */
   deathWatch: { added: number; released: number; failed: number; lastError: string; running: boolean } | null;
+  /** The thread sending the master's adverts: its scheduling (fifo or normal, and why), what it sent, how late it woke, send errors. */
+  pacer: { scheduling: 'fifo' | 'normal'; schedError: string | null; pacing: boolean; sent: number; sentNow: number; lateMaxMs: number; late: number; errors: number } | null;
   virtualAddresses: { interface: string; cidr: string }[];
   /** The last takeover steps (entries made live or replicated, addresses claimed or released), newest last. */
   steps: { to: string; entries: number; entriesMs: number; addressesMs: number; error?: string }[];

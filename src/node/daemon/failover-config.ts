@@ -21,6 +21,8 @@
  *     stallMs: 500                # the main loop stuck this long -> FAULT (0: not watched)
  *     threadNice: -10             # the election thread's nice value (-20..19), ahead of the
  *                                 # packet path and other processes on a busy machine
+ *     realtimePriority: 10        # SCHED_FIFO priority (1..99) of the thread that sends the
+ *                                 # master's adverts (0: normal scheduling at threadNice)
  *     peerLink: true              # a TCP link from the backup to the master (the election port
  *                                 # on the sync address): the master's death (SIGKILL, crash)
  *                                 # seen at once, not after the master-down time (default true)
@@ -46,6 +48,14 @@ export const DEFAULT_STALL_MS = 500;
  * at load 4-14). The thread mostly sleeps; nice -10 weighs it about ten times a normal thread.
  */
 export const DEFAULT_THREAD_NICE = -10;
+/**
+ * The master's adverts leave from a native thread (src/failover/advert-pacer.ts) at this SCHED_FIFO
+ * priority: no garbage collection or busy core holds it (nice -10 alone still let a master with a
+ * 1 M entry table go 31-40 ms silent: a false takeover at a 10 ms interval). It wakes once an
+ * interval for a few microseconds. Low among real-time priorities: the kernel's own threads and
+ * anything the operator runs in real time come first.
+ */
+export const DEFAULT_REALTIME_PRIORITY = 10;
 
 export const FailoverSectionSchema = Type.Object(
   {
@@ -67,6 +77,7 @@ export const FailoverSectionSchema = Type.Object(
     notify: Type.Optional(Type.String({ minLength: 1, description: 'script run on each transition: NEW_ROLE OLD_ROLE REASON' })),
     stallMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000 })),
     threadNice: Type.Optional(Type.Integer({ minimum: -20, maximum: 19, description: "the election thread's nice value" })),
+    realtimePriority: Type.Optional(Type.Integer({ minimum: 0, maximum: 99, description: "SCHED_FIFO priority of the thread sending the master's adverts; 0: normal scheduling" })),
     peerLink: Type.Optional(Type.Boolean({ description: "a TCP link to the master on the sync address: its process's death seen at once" })),
     track: Type.Optional(Type.Array(
       Type.Object({ interface: IfName, weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 253, description: 'lower the priority by this much while down (without: FAULT)' })) }, { additionalProperties: false }),
@@ -93,6 +104,8 @@ export interface FailoverConfig {
   stallMs: number;
   /** The election thread's nice value. */
   threadNice: number;
+  /** The advert pacer thread's SCHED_FIFO priority; 0: normal scheduling. */
+  realtimePriority: number;
   /** The peer link (src/failover/peer-link.ts) on. */
   peerLink: boolean;
   /** Interfaces watched: down -> FAULT (weight null) or the priority lowered by weight. */
@@ -158,6 +171,7 @@ export function readFailoverSection(
       notify: doc.notify === undefined ? null : isAbsolute(doc.notify) ? doc.notify : resolve(baseDir, doc.notify),
       stallMs: doc.stallMs ?? DEFAULT_STALL_MS,
       threadNice: doc.threadNice ?? DEFAULT_THREAD_NICE,
+      realtimePriority: doc.realtimePriority ?? DEFAULT_REALTIME_PRIORITY,
       peerLink: doc.peerLink ?? true,
       track,
     },

@@ -97,7 +97,7 @@ export class NodeFailover {
       preemptDelayMs: c.preemptDelayMs, addressHex: addressBytes(sync.address).toString('hex'), epoch: Date.now(),
       keys: sync.keys.map((k) => ({ id: k.id, secretHex: k.secret.toString('hex') })), sendKeyId: sync.sendKey,
       group: c.group, port: c.port, links, stallMs: c.stallMs, track: c.track.map((t) => ({ name: t.interface, weight: t.weight })),
-      holdPreemption: syncNode !== undefined, nice: c.threadNice, peerLink: c.peerLink,
+      holdPreemption: syncNode !== undefined, nice: c.threadNice, rtPriority: c.realtimePriority, peerLink: c.peerLink,
       ...(watch !== null ? { deathWatchSock: watch.sock } : {}),
     }, onTransition);
     if (runner.thread.error !== null) log.warn(`failover: ${runner.thread.error}; the election may be late on a busy machine`);
@@ -159,6 +159,10 @@ export class NodeFailover {
       stats: { ...s.stats, drops: { ...s.stats.drops } as Record<string, number> },
       peerLink: s.peerLink === null ? null : { ...s.peerLink, refused: { ...s.peerLink.refused } },
       deathWatch: s.deathWatch === null ? null : { ...s.deathWatch, running: this.#watch !== null && this.#watch.exited === null },
+      pacer: s.pacer === null ? null : {
+        scheduling: s.pacer.scheduling, schedError: s.pacer.schedError, pacing: s.pacer.pacing, sent: s.pacer.sent, sentNow: s.pacer.sentNow,
+        lateMaxMs: s.pacer.lateMaxMs, late: s.pacer.late, errors: s.pacer.errors,
+      },
       virtualAddresses: this.#config.virtualAddresses.map((v) => ({ ...v })),
       steps: this.#takeover.steps.map((x) => ({ ...x })),
     };

@@ -16,7 +16,7 @@ export interface FailoverMetricsView {
   advertsSent: number;
   advertsReceived: number;
   drops: Record<string, number>;
-  /** As master, the advert timer's worst lateness (ms) and the times it was over one interval late. */
+  /** As master, the adverts' worst lateness (ms) and the times it was over one interval late. */
   advertLateMaxMs: number;
   advertsLate: number;
 }
@@ -52,9 +52,9 @@ export function registerFailoverMetrics(reg: Registry, view: () => FailoverMetri
   counter('twinwall_failover_adverts_received_total', 'Election adverts accepted.', [], (v) => [[{}, v.advertsReceived]]);
   counter('twinwall_failover_adverts_dropped_total', 'Election datagrams dropped, by reason (duplicates are the copies of each advert from the other links).', ['reason'],
     (v) => dropReasons.map((reason) => [{ reason }, v.drops[reason] ?? 0]));
-  counter('twinwall_failover_adverts_late_total', 'Adverts this node sent as master over one advert interval late (its election thread was held; over three, it yields to the backup).', [], (v) => [[{}, v.advertsLate]]);
+  counter('twinwall_failover_adverts_late_total', 'Adverts this node sent as master over one advert interval late (its advert thread was held; over three, it yields to the backup).', [], (v) => [[{}, v.advertsLate]]);
   new Gauge({
-    name: 'twinwall_failover_advert_late_max_seconds', help: 'The worst lateness of the advert timer as master since start: how long the election thread was held.', registers: [reg],
+    name: 'twinwall_failover_advert_late_max_seconds', help: 'The worst lateness of the adverts of this node as master since start: how long its advert thread was held.', registers: [reg],
     collect() {
       this.set((view()?.advertLateMaxMs ?? 0) / 1000);
     },

@@ -46,7 +46,7 @@ describe('node config: failover section', () => {
       priority: 200, advertIntervalMs: 100, preempt: true, preemptDelayMs: 0, groupId: 1, group: '225.0.0.51', port: 3781,
       links: ['inside0', 'outside0', 'sync0'], unicastPeers: null,
       virtualAddresses: [{ interface: 'inside0', cidr: '10.50.1.1/24' }, { interface: 'outside0', cidr: '198.51.100.10/24' }],
-      notify: join(dir, 'notify.sh'), stallMs: 500, threadNice: -10, peerLink: true,
+      notify: join(dir, 'notify.sh'), stallMs: 500, threadNice: -10, realtimePriority: 10, peerLink: true,
       // By default the data interfaces (FAULT when down) and the sync link (a weight).
       track: [{ interface: 'inside0', weight: null }, { interface: 'outside0', weight: null }, { interface: 'sync0', weight: 50 }],
     });
@@ -80,5 +80,7 @@ describe('node config: failover section', () => {
     expect(got[3].message).toMatch(/prefix length/);
     expect(got.every((i) => typeof i.line === 'number')).toBe(true);
     expect(issues(BASE + SYNC + FAILOVER.replace('priority: 200', 'priority: 255')).map((i) => i.path)).toEqual(['/failover/priority']);
+    expect(issues(BASE + SYNC + FAILOVER + '  realtimePriority: 100\n').map((i) => i.path)).toEqual(['/failover/realtimePriority']);
+    expect(parseConfig(BASE + SYNC + FAILOVER + '  realtimePriority: 0\n', dir).failover?.realtimePriority).toBe(0);
   });
 });
