@@ -94,7 +94,6 @@ typedef struct {
   int64_t due_ns;
   int64_t lease_until_ns;
   double st[S_COUNT];
-  napi_env env;
   int closed;
 } pacer_t;
 
@@ -258,7 +257,6 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   p->rt_priority = rt;
   p->nice = nice_given ? nice : 0;
   p->nice_given = nice_given;
-  p->env = env;
   for (uint32_t i = 0; i < n; i++) {
     napi_value fv, av;
     int32_t fd;

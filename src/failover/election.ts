@@ -455,17 +455,15 @@ export class Election {
    * and ours wakes first; without, our own timer's lateness.
    */
   #yieldIfFrozen(): boolean {
-    let silentMs: number;
     if (this.#pacing && this.#out.pacer !== undefined) {
       const s = this.#takePacerStats(this.#out.pacer);
-      silentMs = s.stopped !== null ? Infinity : (s.sinceSentMs ?? 0);
-      if (silentMs <= 3 * this.#o.advertIntervalMs) return false;
+      if (s.stopped === null && (s.sinceSentMs ?? 0) <= 3 * this.#o.advertIntervalMs) return false;
       this.#becomeBackup(s.stopped === 'lease'
         ? `the advert pacer's lease ran out (this thread was held over ${pacerLeaseMs(this.#o.advertIntervalMs)} ms): the peer may have taken over`
         : `stalled${s.sinceSentMs !== null ? ` ${Math.round(s.sinceSentMs)} ms` : ''}: the peer may have taken over`);
       return true;
     }
-    silentMs = this.#o.clock.now() - this.#advertDue;
+    const silentMs = this.#o.clock.now() - this.#advertDue;
     if (silentMs <= 3 * this.#o.advertIntervalMs) return false;
     this.#becomeBackup(`stalled ${Math.round(silentMs)} ms: the peer may have taken over`);
     return true;
@@ -476,12 +474,14 @@ export class Election {
     const s = pacer.state();
     this.#stats.advertLateMaxMs = Math.max(this.#stats.advertLateMaxMs, s.lateMaxMs);
     this.#stats.advertsLate = s.late;
+    this.#pacerSent = s.sent;
     this.#stats.advertsSent = this.#sentNow + s.sent;
     return s;
   }
 
-  /** Adverts the election sent itself (with a pacer, advertsSent adds the pacer's). */
+  /** Adverts the election sent itself, and the pacer's as last read: advertsSent is their sum. */
   #sentNow = 0;
+  #pacerSent = 0;
   #pacing = false;
 
   #clearTimers(): void {
@@ -501,7 +501,7 @@ export class Election {
     a.role = this.role;
     a.seq = (a.seq + 1) >>> 0;
     this.#sentNow++;
-    this.#stats.advertsSent++;
+    this.#stats.advertsSent = this.#sentNow + this.#pacerSent;
     this.#out.advertise(a);
   }
 

@@ -59,9 +59,9 @@ async function startAgent(port: number, mode: 'pacer' | 'timer'): Promise<{ chil
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The longest gap between arrivals in [from, to]. */
+/** The longest stretch of [from, to] without an arrival (the window's edges count: silence across `from` is a gap too). */
 function longestGap(got: Arrival[], from: number, to: number): number {
-  const t = got.filter((g) => g.at >= from && g.at <= to).map((g) => g.at);
+  const t = [from, ...got.filter((g) => g.at >= from && g.at <= to).map((g) => g.at), to];
   let gap = 0;
   for (let i = 1; i < t.length; i++) gap = Math.max(gap, t[i] - t[i - 1]);
   return gap;
