@@ -32,7 +32,16 @@ export function addonPath(dir: string, name: string): string {
  * Linux in the Node versions this runs on; -1 where it is not there. The addons work on dups of it.
  */
 export function socketFd(sock: object): number {
-  const h = (sock as { _handle?: { fd?: unknown } | null })._handle;
+  // A dgram socket keeps its handle in its state (lib/internal/dgram.js's 'state symbol'); its
+  // `_handle` getter is deprecated (DEP0112, a warning in the daemon's log). A net socket's
+  // `_handle` is a plain property.
+  let h: { fd?: unknown } | null | undefined;
+  for (const k of Object.getOwnPropertySymbols(sock)) {
+    if (k.description !== 'state symbol') continue;
+    h = (sock as Record<symbol, { handle?: { fd?: unknown } | null } | undefined>)[k]?.handle;
+    break;
+  }
+  if (h === undefined) h = (sock as { _handle?: { fd?: unknown } | null })._handle;
   return h && typeof h.fd === 'number' && h.fd >= 0 ? h.fd : -1;
 }
 

@@ -1,0 +1,43 @@
+import { createSocket } from 'node:dgram';
+import { createServer, connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { fstatSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { socketFd } from '../src/native.js';
+
+describe('socketFd', () => {
+  it("reads a dgram socket's descriptor without the deprecated _handle (no DEP0112 warning)", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? w.name);
+    process.on('warning', onWarning);
+    const s = createSocket('udp4');
+    try {
+      s.bind(0, '127.0.0.1');
+      await once(s, 'listening');
+      const fd = socketFd(s);
+      expect(fd).toBeGreaterThanOrEqual(0);
+      expect(fstatSync(fd).isSocket()).toBe(true);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain('DEP0112');
+    } finally {
+      process.off('warning', onWarning);
+      s.close();
+    }
+  });
+
+  it("reads a TCP socket's descriptor, and -1 for a socket that has none", async () => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as { port: number };
+    const c: Socket = connect(port, '127.0.0.1');
+    try {
+      await once(c, 'connect');
+      expect(socketFd(c)).toBeGreaterThanOrEqual(0);
+      expect(socketFd(createSocket('udp4'))).toBe(-1);
+    } finally {
+      c.destroy();
+      server.close();
+    }
+  });
+});
