@@ -28,20 +28,24 @@ export function addonPath(dir: string, name: string): string {
 }
 
 /**
- * The descriptor under a node socket (dgram or net), read from its handle: internal, present on
- * Linux in the Node versions this runs on; -1 where it is not there. The addons work on dups of it.
+ * The libuv handle under a node socket (dgram or net): internal, present on Linux in the Node
+ * versions this runs on; null where it is not there (closed, not bound, another runtime).
  */
-export function socketFd(sock: object): number {
+export function socketHandle(sock: object): ({ fd?: unknown } & Record<string, unknown>) | null {
   // A dgram socket keeps its handle in its state (lib/internal/dgram.js's 'state symbol'); its
   // `_handle` getter is deprecated (DEP0112, a warning in the daemon's log). A net socket's
   // `_handle` is a plain property.
-  let h: { fd?: unknown } | null | undefined;
   for (const k of Object.getOwnPropertySymbols(sock)) {
     if (k.description !== 'state symbol') continue;
-    h = (sock as Record<symbol, { handle?: { fd?: unknown } | null } | undefined>)[k]?.handle;
-    break;
+    const state = (sock as Record<symbol, { handle?: unknown } | undefined>)[k];
+    if (state !== undefined && 'handle' in state) return (state.handle as ({ fd?: unknown } & Record<string, unknown>) | null) ?? null;
   }
-  if (h === undefined) h = (sock as { _handle?: { fd?: unknown } | null })._handle;
+  return (sock as { _handle?: ({ fd?: unknown } & Record<string, unknown>) | null })._handle ?? null;
+}
+
+/** The descriptor under a node socket (see socketHandle); -1 where there is none. The addons work on dups of it. */
+export function socketFd(sock: object): number {
+  const h = socketHandle(sock);
   return h && typeof h.fd === 'number' && h.fd >= 0 ? h.fd : -1;
 }
 

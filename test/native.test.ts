@@ -3,7 +3,8 @@ import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { fstatSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { socketFd } from '../src/native.js';
+import { socketFd, socketHandle } from '../src/native.js';
+import { BatchReceiver } from '../src/sync/udp-batch.js';
 
 describe('socketFd', () => {
   it("reads a dgram socket's descriptor without the deprecated _handle (no DEP0112 warning)", async () => {
@@ -38,6 +39,32 @@ describe('socketFd', () => {
     } finally {
       c.destroy();
       server.close();
+    }
+  });
+
+  it('batched sync receiving takes over a dgram socket through its handle, without DEP0112', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? w.name);
+    process.on('warning', onWarning);
+    const rx = createSocket('udp4');
+    const tx = createSocket('udp4');
+    try {
+      rx.bind(0, '127.0.0.1');
+      await once(rx, 'listening');
+      expect(typeof socketHandle(rx)?.recvStop).toBe('function');
+      const got: string[] = [];
+      const batch = BatchReceiver.attach(rx, (b) => got.push(b.toString()));
+      expect(batch).not.toBeNull();
+      tx.send('hello', rx.address().port, '127.0.0.1');
+      for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(got).toEqual(['hello']);
+      batch?.close();
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).not.toContain('DEP0112');
+    } finally {
+      process.off('warning', onWarning);
+      rx.close();
+      tx.close();
     }
   });
 });

@@ -11,7 +11,7 @@
  */
 import type { Socket } from 'node:dgram';
 import { parseAddress } from '../node/packet/address.js';
-import { loadAddon, socketFd } from '../native.js';
+import { loadAddon, socketFd, socketHandle } from '../native.js';
 
 interface NativeReceiver {
   arena: ArrayBuffer;
@@ -84,7 +84,7 @@ export class BatchReceiver {
    */
   static attach(sock: Socket, onDatagram: (buf: Buffer) => void): BatchReceiver | null {
     const fd = socketFd(sock);
-    const h = (sock as unknown as { _handle?: UdpHandle })._handle;
+    const h = socketHandle(sock) as UdpHandle | null;
     if (fd < 0 || !h || typeof h.recvStop !== 'function') return null;
     const rx = new BatchReceiver(fd, onDatagram);
     // From here node's handle no longer reads; the addon does, on its dup of the descriptor.
