@@ -276,6 +276,8 @@ export class Conntrack {
     res.deadline = now + timeout;
     if (exp >= 0) {
       t.addStatus(slot, ST_EXPECTED);
+      // A RELATED connection carries its master's connmark (Linux init_conntrack copies it).
+      t.setMark(slot, t.markOf(this.expectations.masterOf(exp)));
       res.expectation = exp;
       res.state = CS_RELATED;
     } else {

@@ -24,6 +24,7 @@ import { EngineStats, DropReason } from './stats.js';
 import { Nat, type NatLogSink } from '../nat/index.js';
 import type { ConntrackEventSink } from '../conntrack/events.js';
 import { CtStatus } from '../conntrack/table.js';
+import { ConnHelpers, CT_HELPER_MASK, CT_HELPER_SHIFT } from '../conntrack/helpers/index.js';
 
 // Module-local copies of imported constants: on Node 20 each use of an imported binding costs
 // a load through the exporting module even in optimised code; a local const costs nothing.
@@ -163,7 +164,8 @@ export class Engine {
   readonly dropMalformed: boolean;
   /** NAT state: port pools and counters (rules come with the ruleset's `nat:` section). */
   readonly nat: Nat;
-  /** Installed on the table once a ruleset has NAT rules: frees ports when entries go. */
+  /** Connection helpers (FTP): attached to entries by raw-chain rules, they expect RELATED connections. */
+  readonly helpers: ConnHelpers;
   #view = new PacketView();
   #ct = new CtResult();
   #fr = new FilterResult();
@@ -177,6 +179,7 @@ export class Engine {
 
   constructor(opts: EngineOptions) {
     this.conntrack = new Conntrack(opts.conntrack);
+    this.helpers = new ConnHelpers(this.conntrack.table, this.conntrack.expectations);
     this.filter = new Filter(opts.ruleset, { ...opts.filter, connCount: this.conntrack.table });
     const origin = Date.now() - performance.now();
     this.clock = opts.clock ?? (() => origin + performance.now());
@@ -225,8 +228,10 @@ export class Engine {
   /** Run timers (expiry) up to now; returns the number of entries expired. */
   tick(): number {
     const now = this.clock();
+    const expired = this.conntrack.advance(now);
     this.conntrack.expectations.sweep(now, this.conntrack.table.id);
-    return this.conntrack.advance(now);
+    this.helpers.sweep();
+    return expired;
   }
 
   /** Process one packet at buf[offset, offset+length). Returns the verdict (also in out.verdict). */
@@ -315,6 +320,8 @@ export class Engine {
       info.connmark = 0;
     } else {
       this.conntrack.process(pkt, now, ct);
+      // A raw-chain HELPER rule attaches its helper to the entry this packet opens.
+      if (ct.pending && fr.helper !== 0) this.conntrack.table.addStatus(ct.slot, fr.helper << CT_HELPER_SHIFT);
       info.connmark = ct.slot >= 0 ? this.conntrack.table.markOf(ct.slot) : 0;
       if (ct.state === CS_INVALID && ct.reason >= MALFORMED_LIMIT) stats.invalid[ct.reason]++;
     }
@@ -380,6 +387,10 @@ export class Engine {
       if (natEntry && this.nat.rewriteSource(pkt, t, slot, ct.dir)) out.modified = true;
     }
     this.conntrack.confirm(ct);
+    if (slot >= 0 && pkt.payloadLength > 0 && ct.state !== CS_INVALID) {
+      const helper = this.conntrack.table.statusOf(slot) & CT_HELPER_MASK;
+      if (helper !== 0) this.helpers.packet(helper >>> CT_HELPER_SHIFT, pkt, slot, ct.dir, now);
+    }
     return this.#finish(out, V_ACCEPT, DR_NONE, length);
   }
 

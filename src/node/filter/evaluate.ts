@@ -291,7 +291,7 @@ function finish(out: FilterResult, chain: number, rule: number, verdict: number,
   return verdict;
 }
 
-/** The targets that do not end the walk: LOG, MARK, CONNMARK, NOTRACK. */
+/** The targets that do not end the walk: LOG, MARK, CONNMARK, NOTRACK, HELPER. */
 function act(
   rs: CompiledRuleset, r: RuleRecord, i: number, chain: number, pkt: PacketFields, meta: PacketMeta, ctState: number,
   out: FilterResult, log: LogSink | null,
@@ -310,6 +310,9 @@ function act(
       break;
     case T.NOTRACK:
       out.notrack = true;
+      break;
+    case T.HELPER:
+      out.helper = r.targetArg;
       break;
     default:
       break;

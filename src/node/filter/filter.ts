@@ -166,6 +166,7 @@ function reset(out: FilterResult, mark: number, connmark: number): void {
   out.connmark = connmark >>> 0;
   out.connmarkChanged = false;
   out.notrack = false;
+  out.helper = 0;
   out.chain = 0;
   out.rule = -1;
 }

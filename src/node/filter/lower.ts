@@ -9,6 +9,7 @@ import { CompiledSet, parseSetElement, setTypeByName, type SetElement } from './
 import { parseMark, parseRate } from './values.js';
 import { rejectKindByName, RejectKind, Verdict } from './verdict.js';
 import { Proto } from '../packet/fields.js';
+import { helperIdByName, helperNames, helperProto } from '../conntrack/helpers/ids.js';
 
 /** Base chains, always at these indexes. */
 export const RAW = 0;
@@ -226,10 +227,32 @@ function lowerTarget(
     lowerMarkTarget(b, t.mark, `${path}/mark`, rec);
   } else if (isObject(t.connmark)) {
     if (onlyForward('CONNMARK')) lowerConnmarkTarget(b, t.connmark, `${path}/connmark`, rec);
+  } else if (typeof t.helper === 'string') {
+    lowerHelperTarget(b, t.helper, `${path}/helper`, hooks, rec);
   } else if (typeof t.jump === 'string') {
     const ci = index.get(t.jump);
     if (ci !== undefined) { rec.target = T.JUMP; rec.targetArg = ci; }
   }
+}
+
+/** xt_CT --helper: the helper a new entry gets; raw chain only, and the helper's protocol in the match. */
+function lowerHelperTarget(b: Builder, name: string, path: string, hooks: number, rec: RuleRecord): void {
+  const id = helperIdByName(name);
+  if (id < 0) {
+    b.error(path, `"${name}" is not a connection helper: use ${helperNames.slice(1).join(', ')}`);
+    return;
+  }
+  if ((hooks & Hook.FORWARD) !== 0) {
+    b.error(path, 'a helper is attached in the raw chain (before conntrack creates the entry), as iptables\' CT target in the raw table');
+    return;
+  }
+  const proto = helperProto[id];
+  if ((rec.present & M.PROTO) === 0 || (rec.neg & M.PROTO) !== 0 || rec.proto !== proto) {
+    b.error(path, `the ${name} helper reads ${proto === Proto.TCP ? 'TCP' : 'UDP'}: the rule needs "proto: ${proto === Proto.TCP ? 'tcp' : 'udp'}" in its match`);
+    return;
+  }
+  rec.target = T.HELPER;
+  rec.targetArg = id;
 }
 
 /** xt_MARK: set v/m = (mark & ~m) | v (iptables' --set-mark), or and/or/xor a value. */

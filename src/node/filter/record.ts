@@ -34,7 +34,7 @@ export const enum M {
   HASHLIMIT = 1 << 21,
 }
 
-/** Rule targets. LOG, MARK, CONNMARK and NOTRACK do not end traversal (as in iptables). */
+/** Rule targets. LOG, MARK, CONNMARK, NOTRACK and HELPER do not end traversal (as in iptables). */
 export const enum T {
   ACCEPT = 0,
   DROP = 1,
@@ -45,8 +45,10 @@ export const enum T {
   MARK = 6,
   CONNMARK = 7,
   NOTRACK = 8,
+  /** Attach a connection helper (targetArg: HelperId) to the new entry: raw chain only. */
+  HELPER = 9,
 }
-export const targetNames = ['ACCEPT', 'DROP', 'REJECT', 'RETURN', 'JUMP', 'LOG', 'MARK', 'CONNMARK', 'NOTRACK'];
+export const targetNames = ['ACCEPT', 'DROP', 'REJECT', 'RETURN', 'JUMP', 'LOG', 'MARK', 'CONNMARK', 'NOTRACK', 'HELPER'];
 
 /** CONNMARK target operations (xt_CONNMARK). */
 export const enum CM { SET = 0, SAVE = 1, RESTORE = 2 }

@@ -166,6 +166,8 @@ export const TargetSchema = Type.Union([
     Closed,
   ),
   Type.Object({ jump: Type.String() }, Closed),
+  /** Attach a connection helper to new entries (iptables' -j CT --helper NAME): raw chain only. */
+  Type.Object({ helper: Type.String() }, Closed),
 ]);
 
 export const RuleSchema = Type.Object(

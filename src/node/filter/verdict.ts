@@ -89,6 +89,8 @@ export class FilterResult {
   connmarkChanged = false;
   /** A NOTRACK rule matched in the raw chain: do not track this packet. */
   notrack = false;
+  /** A HELPER rule matched in the raw chain: the helper (HelperId) a new entry gets; 0 none. */
+  helper = 0;
   /** Index of the chain that decided (see CompiledRuleset.chainNames). */
   chain = 0;
   /** Index within that chain of the rule that decided, or -1 when the chain's policy did. */
