@@ -37,3 +37,4 @@ export { entryInfo, formatEntry } from './format.js';
 export type { EntryInfo } from './format.js';
 export { TcpTracker, TcpVerdict, TcpStateStore, TCP_EXPORT_WORDS, DEFAULT_TCP_CONFIG, TcpConfigError } from './tcp.js';
 export type { TcpTrackerOptions } from './tcp.js';
+export { ConnHelpers, FtpRefusal, ftpRefusalNames, HelperId, helperNames } from './helpers/index.js';

@@ -13,7 +13,7 @@ import { badRequest, serveLines } from './serve-lines.js';
 import { Engine } from '../../../src/node/engine/index.js';
 import { dropReasonNames } from '../../../src/node/engine/index.js';
 import { compileRuleset, parseRuleset } from '../../../src/node/filter/index.js';
-import { formatEntry } from '../../../src/node/conntrack/index.js';
+import { formatEntry, ftpRefusalNames } from '../../../src/node/conntrack/index.js';
 import { invalidReasonName } from '../../../src/node/packet/index.js';
 import { Dataplane, type DataplaneOptions } from '../../../src/node/dataplane/index.js';
 
@@ -40,6 +40,13 @@ const engineErrors: string[] = [];
 // Expiry runs from the engine's own calls too; a coarse tick keeps the table honest when idle.
 const ticker = setInterval(() => engine.tick(), 1000);
 
+function ftpStats(): object {
+  const f = engine.helpers.ftp;
+  const refused: Record<string, number> = {};
+  f.refused.forEach((n, i) => { if (n > 0) refused[ftpRefusalNames[i]] = n; });
+  return { expected: f.expected, lines: f.lines, refused };
+}
+
 function stats(): object {
   const s = engine.stats;
   const now = engine.now();
@@ -52,6 +59,7 @@ function stats(): object {
   return {
     dataplane: dp?.stats() ?? null,
     engine: { accepted: s.acceptedPackets, dropped: s.droppedPackets, rejects: s.rejects, drops, invalid },
+    helpers: { ftp: ftpStats(), expectations: engine.conntrack.expectations.count },
     table,
     engineErrors,
   };

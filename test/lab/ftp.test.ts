@@ -1,0 +1,123 @@
+/**
+ * FTP through the engine on NFQUEUE in fw1 (the dataplane-node agent) against the real thing:
+ * Debian's vsftpd in the server namespace, curl in the client's, and a ruleset that lets through
+ * only the control connections and ESTABLISHED,RELATED (test/lab/lab-ftp-rules.yaml). The helper
+ * is attached to port 21; a second vsftpd on 2121 has none, so its data connections are dropped:
+ * the proof that the helper is what lets them through.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { labAvailable, labRequired, type LineAgent } from './netns.js';
+import { LAB_ADDR, LabTopology } from './topology.js';
+import { compileProject } from './compile.js';
+import { quitAgent, startDataplaneAgent } from './dataplane-agent.js';
+import { FtpServer } from './ftp-server.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const rules = fileURLToPath(new URL('./lab-ftp-rules.yaml', import.meta.url));
+const QUEUE = 47;
+const avail = labAvailable();
+if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
+if (avail.ok && !FtpServer.available() && labRequired) throw new Error('TWINWALL_REQUIRE_LAB=1 but vsftpd is not installed: run bash scripts/setup.sh');
+
+interface HelperStats {
+  helpers: { ftp: { expected: number; lines: number; refused: Record<string, number> }; expectations: number };
+  table: string[];
+}
+
+describe.skipIf(!avail.ok || !FtpServer.available())('FTP helper on NFQUEUE in the lab (vsftpd, curl)', () => {
+  const topo = new LabTopology();
+  let node: LineAgent;
+  let ftp: FtpServer;
+  let plain: FtpServer;
+  const out = mkdtempSync(join(tmpdir(), 'twftp-client-'));
+
+  async function stats(): Promise<HelperStats> {
+    return JSON.parse(await node.ask('stats')) as HelperStats;
+  }
+
+  /** curl in the client namespace; bounded in time. */
+  function curl(args: string[]): { code: number; out: string; err: string } {
+    return topo.try('client', 'curl', ['-sS', '--connect-timeout', '3', '--max-time', '30', ...args]);
+  }
+
+  function fetchBig(mode: string[], port = 21): { code: number; sha: string; err: string } {
+    const file = join(out, 'big.bin');
+    rmSync(file, { force: true });
+    const r = curl([...mode, '-o', file, `ftp://${LAB_ADDR.server}:${port}/big.bin`]);
+    const sha = existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : 'no file';
+    return { code: r.code, sha, err: r.err };
+  }
+
+  beforeAll(async () => {
+    compileProject(root);
+    topo.build();
+    ftp = new FtpServer(topo.ns.server, { address: LAB_ADDR.server, port: 21 });
+    plain = new FtpServer(topo.ns.server, { address: LAB_ADDR.server, port: 2121, fileBytes: 4096 });
+    ftp.start();
+    plain.start();
+    node = await startDataplaneAgent(topo, rules, { queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], ipv6: false });
+    await topo.waitListening('server', 21);
+    await topo.waitListening('server', 2121);
+  }, 60_000);
+
+  afterAll(async () => {
+    try {
+      await quitAgent(node);
+    } finally {
+      ftp?.stop();
+      plain?.stop();
+      rmSync(out, { recursive: true, force: true });
+      topo.cleanup();
+    }
+  });
+
+  it('passive (PASV, 227) and extended passive (EPSV, 229): an 8 MiB file arrives whole', async () => {
+    const before = (await stats()).helpers.ftp.expected;
+    const pasv = fetchBig(['--disable-epsv']);
+    expect(pasv.code, pasv.err).toBe(0);
+    expect(pasv.sha).toBe(ftp.sha256);
+    const epsv = fetchBig([]);
+    expect(epsv.code, epsv.err).toBe(0);
+    expect(epsv.sha).toBe(ftp.sha256);
+    const s = await stats();
+    expect(s.helpers.ftp.expected - before).toBe(2);
+    expect(s.helpers.expectations).toBe(0);
+  });
+
+  it('active (PORT and EPRT): the server connects back from port 20 and the file arrives whole', async () => {
+    const port = fetchBig(['--disable-eprt', '-P', LAB_ADDR.client]);
+    expect(port.code, port.err).toBe(0);
+    expect(port.sha).toBe(ftp.sha256);
+    const eprt = fetchBig(['-P', LAB_ADDR.client]);
+    expect(eprt.code, eprt.err).toBe(0);
+    expect(eprt.sha).toBe(ftp.sha256);
+    // The data connections: opened by the server from port 20 towards the client (a NEW
+    // connection from outside, which the ruleset passes only as RELATED), each carrying the file.
+    const data = (await stats()).table.filter((l) => l.includes(`src=${LAB_ADDR.server} dst=${LAB_ADDR.client} sport=20 `));
+    expect(data.length, (await stats()).table.join('\n')).toBeGreaterThanOrEqual(2);
+    for (const l of data) expect(Number(/bytes=(\d+)/.exec(l)?.[1])).toBeGreaterThan(ftp.fileBytes);
+  });
+
+  it('listings in both modes', () => {
+    for (const mode of [['--disable-epsv'], [], ['-P', LAB_ADDR.client], ['--disable-eprt', '-P', LAB_ADDR.client]]) {
+      const r = curl([...mode, `ftp://${LAB_ADDR.server}/`]);
+      expect(r.code, `${mode.join(' ')}: ${r.err}`).toBe(0);
+      expect(r.out).toContain('hello.txt');
+      expect(r.out).toContain('big.bin');
+    }
+  });
+
+  it('without the helper (the server on 2121) the control connection works but no data connection passes', async () => {
+    const before = (await stats()).helpers.ftp.expected;
+    const r = curl(['--disable-epsv', '--max-time', '8', `ftp://${LAB_ADDR.server}:2121/hello.txt`]);
+    expect(r.code).not.toBe(0);
+    const a = curl(['-P', LAB_ADDR.client, '--max-time', '8', `ftp://${LAB_ADDR.server}:2121/hello.txt`]);
+    expect(a.code).not.toBe(0);
+    expect((await stats()).helpers.ftp.expected).toBe(before);
+  }, 30_000);
+});
