@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # that announces virtual addresses after a takeover (src/failover/vip.ts); prometheus for promtool
 # (deploy/prometheus, checked by test/deploy) and a real Prometheus scraping the lab.
 # keepalived: the rival of the failover benchmark (bench/failover: VRRPv3 + conntrackd on kernel conntrack).
-# vsftpd and tftpd-hpa: the servers behind the pair in the connection helpers' lab tests (test/lab/ftp.test.ts).
+# vsftpd and tftpd-hpa: the servers behind the pair in the connection helpers' lab tests (test/lab/helpers.test.ts).
 DEB_PACKAGES=(iproute2 iptables python3 gcc libc6-dev iputils-ping iperf3 curl conntrackd conntrack iputils-arping prometheus keepalived vsftpd tftpd-hpa)
 
 need_root() {

@@ -59,7 +59,7 @@ function stats(): object {
   return {
     dataplane: dp?.stats() ?? null,
     engine: { accepted: s.acceptedPackets, dropped: s.droppedPackets, rejects: s.rejects, drops, invalid },
-    helpers: { ftp: ftpStats(), expectations: engine.conntrack.expectations.count },
+    helpers: { ftp: ftpStats(), tftp: { expected: engine.helpers.tftp.expected, truncated: engine.helpers.tftp.truncated }, expectations: engine.conntrack.expectations.count },
     table,
     engineErrors,
   };

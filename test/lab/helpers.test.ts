@@ -1,9 +1,10 @@
 /**
- * FTP through the engine on NFQUEUE in fw1 (the dataplane-node agent) against the real thing:
- * Debian's vsftpd in the server namespace, curl in the client's, and a ruleset that lets through
- * only the control connections and ESTABLISHED,RELATED (test/lab/lab-ftp-rules.yaml). The helper
- * is attached to port 21; a second vsftpd on 2121 has none, so its data connections are dropped:
- * the proof that the helper is what lets them through.
+ * Connection helpers through the engine on NFQUEUE in fw1 (the dataplane-node agent) against the
+ * real thing: Debian's vsftpd and tftpd-hpa in the server namespace, curl in the client's, and a
+ * ruleset that lets through only the control connections, TFTP requests and ESTABLISHED,RELATED
+ * (test/lab/lab-helper-rules.yaml). The FTP helper is attached to port 21; a second vsftpd on
+ * 2121 has none, so its data connections are dropped: the proof that the helper is what lets
+ * them through.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
@@ -16,24 +17,27 @@ import { LAB_ADDR, LabTopology } from './topology.js';
 import { compileProject } from './compile.js';
 import { quitAgent, startDataplaneAgent } from './dataplane-agent.js';
 import { FtpServer } from './ftp-server.js';
+import { TftpServer } from './tftp-server.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const rules = fileURLToPath(new URL('./lab-ftp-rules.yaml', import.meta.url));
+const rules = fileURLToPath(new URL('./lab-helper-rules.yaml', import.meta.url));
 const QUEUE = 47;
 const avail = labAvailable();
 if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
-if (avail.ok && !FtpServer.available() && labRequired) throw new Error('TWINWALL_REQUIRE_LAB=1 but vsftpd is not installed: run bash scripts/setup.sh');
+const servers = FtpServer.available() && TftpServer.available();
+if (avail.ok && !servers && labRequired) throw new Error('TWINWALL_REQUIRE_LAB=1 but vsftpd or tftpd-hpa is not installed: run bash scripts/setup.sh');
 
 interface HelperStats {
-  helpers: { ftp: { expected: number; lines: number; refused: Record<string, number> }; expectations: number };
+  helpers: { ftp: { expected: number; lines: number; refused: Record<string, number> }; tftp: { expected: number }; expectations: number };
   table: string[];
 }
 
-describe.skipIf(!avail.ok || !FtpServer.available())('FTP helper on NFQUEUE in the lab (vsftpd, curl)', () => {
+describe.skipIf(!avail.ok || !servers)('connection helpers on NFQUEUE in the lab (vsftpd, tftpd-hpa, curl)', () => {
   const topo = new LabTopology();
   let node: LineAgent;
   let ftp: FtpServer;
   let plain: FtpServer;
+  let tftp: TftpServer;
   const out = mkdtempSync(join(tmpdir(), 'twftp-client-'));
 
   async function stats(): Promise<HelperStats> {
@@ -58,8 +62,10 @@ describe.skipIf(!avail.ok || !FtpServer.available())('FTP helper on NFQUEUE in t
     topo.build();
     ftp = new FtpServer(topo.ns.server, { address: LAB_ADDR.server, port: 21 });
     plain = new FtpServer(topo.ns.server, { address: LAB_ADDR.server, port: 2121, fileBytes: 4096 });
+    tftp = new TftpServer(topo.ns.server, LAB_ADDR.server);
     ftp.start();
     plain.start();
+    tftp.start();
     node = await startDataplaneAgent(topo, rules, { queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], ipv6: false });
     await topo.waitListening('server', 21);
     await topo.waitListening('server', 2121);
@@ -71,6 +77,7 @@ describe.skipIf(!avail.ok || !FtpServer.available())('FTP helper on NFQUEUE in t
     } finally {
       ftp?.stop();
       plain?.stop();
+      tftp?.stop();
       rmSync(out, { recursive: true, force: true });
       topo.cleanup();
     }
@@ -114,10 +121,19 @@ describe.skipIf(!avail.ok || !FtpServer.available())('FTP helper on NFQUEUE in t
 
   it('without the helper (the server on 2121) the control connection works but no data connection passes', async () => {
     const before = (await stats()).helpers.ftp.expected;
-    const r = curl(['--disable-epsv', '--max-time', '8', `ftp://${LAB_ADDR.server}:2121/hello.txt`]);
+    const r = curl(['--disable-epsv', '--max-time', '5', `ftp://${LAB_ADDR.server}:2121/hello.txt`]);
     expect(r.code).not.toBe(0);
-    const a = curl(['-P', LAB_ADDR.client, '--max-time', '8', `ftp://${LAB_ADDR.server}:2121/hello.txt`]);
+    const a = curl(['-P', LAB_ADDR.client, '--max-time', '5', `ftp://${LAB_ADDR.server}:2121/hello.txt`]);
     expect(a.code).not.toBe(0);
     expect((await stats()).helpers.ftp.expected).toBe(before);
   }, 30_000);
+
+  it('TFTP: a get through the pair (the server answers from a new port: RELATED)', async () => {
+    const before = (await stats()).helpers.tftp.expected;
+    const file = join(out, 'file.bin');
+    const r = curl(['-o', file, `tftp://${LAB_ADDR.server}/file.bin`]);
+    expect(r.code, r.err).toBe(0);
+    expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(tftp.sha256);
+    expect((await stats()).helpers.tftp.expected - before).toBe(1);
+  });
 });
