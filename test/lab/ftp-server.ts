@@ -6,9 +6,10 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killByArg } from './kill-by-arg.js';
 
 export interface FtpServerOptions {
   address: string;
@@ -60,22 +61,7 @@ export class FtpServer {
    * remove its files.
    */
   stop(): void {
-    const conf = join(this.dir, 'vsftpd.conf');
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid)) continue;
-      let cmd: string;
-      try {
-        cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      } catch {
-        continue; // gone meanwhile
-      }
-      if (!cmd.split('\0').includes(conf)) continue;
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-      }
-    }
+    killByArg(join(this.dir, 'vsftpd.conf'));
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

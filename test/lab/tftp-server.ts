@@ -5,9 +5,10 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killByArg } from './kill-by-arg.js';
 
 export class TftpServer {
   readonly dir: string;
@@ -31,21 +32,7 @@ export class TftpServer {
   }
 
   stop(): void {
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid)) continue;
-      let cmd: string;
-      try {
-        cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      } catch {
-        continue; // gone meanwhile
-      }
-      if (!cmd.split('\0').includes(this.dir)) continue;
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
-      }
-    }
+    killByArg(this.dir);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
