@@ -12,6 +12,7 @@ import { ConntrackTable, CtStatus, type ConntrackTableOptions } from './table.js
 import { TcpTracker, TcpVerdict } from './tcp.js';
 import type { TcpTrackerOptions } from './tcp-config.js';
 import { ExpectationTable } from './expect.js';
+import { SeqAdjustments } from './seqadj.js';
 import { CtChange, DestroyReason } from './events.js';
 import { TUPLE_WORDS, icmpIsRequest, invertTuple, writePacketTuple } from './tuple.js';
 
@@ -45,6 +46,7 @@ const ST_ASSURED = CtStatus.ASSURED;
 const ST_EXPECTED = CtStatus.EXPECTED;
 const ST_SEEN_REPLY = CtStatus.SEEN_REPLY;
 const ST_REPLICATED = CtStatus.REPLICATED;
+const ST_SEQ_ADJUST = CtStatus.SEQ_ADJUST;
 const TV_IGNORE = TcpVerdict.IGNORE;
 const TV_INVALID = TcpVerdict.INVALID;
 const TV_RESTART = TcpVerdict.RESTART;
@@ -93,6 +95,8 @@ export class Conntrack {
   readonly table: ConntrackTable;
   readonly tcp: TcpTracker;
   readonly expectations: ExpectationTable;
+  /** Sequence adjustments of entries a NAT helper resized (seqadj.ts). */
+  readonly seqadj = new SeqAdjustments();
   readonly timeouts: ConntrackTimeouts;
   #scratch = new Uint32Array(TUPLE_WORDS * 2);
 
@@ -166,6 +170,8 @@ export class Conntrack {
       if (proto === P_TCP) this.tcp.setTolerant(t.tcp, slot);
     }
     if (proto === P_TCP) {
+      // A NAT helper resized this flow's payload: the tracker reads acks in the sender's numbers.
+      if ((t.statusOf(slot) & ST_SEQ_ADJUST) !== 0) this.#untrackAck(pkt, slot, dir);
       const v = this.tcp.track(t.tcp, slot, dir as 0 | 1, pkt, now);
       if (v === TV_INVALID) {
         // An out-of-window FIN/RST answering the peer's: the kernel shortens a dead connection's timeout.
@@ -231,6 +237,11 @@ export class Conntrack {
     res.state = ctStateOf(t.statusOf(slot), dir);
     t.sink.ctUpdate(t, slot, changes);
     return true;
+  }
+
+  #untrackAck(pkt: PacketFields, slot: number, dir: number): void {
+    const a = this.seqadj.get(slot, this.table.id[slot]);
+    if (a !== undefined && (pkt.tcpFlags & F_ACK) !== 0) pkt.tcpAck = SeqAdjustments.untrackAck(a, dir, pkt.tcpAck);
   }
 
   #create(pkt: PacketFields, now: number, res: CtResult): void {

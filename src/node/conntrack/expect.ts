@@ -25,6 +25,14 @@ export interface ExpectationSpec {
   mask: Uint32Array;
   timeoutMs: number;
   flags?: number;
+  /**
+   * Direction of the expected connection relative to its master's tuples (the FTP data
+   * connection of a PORT goes the master's reply way: 1): its NAT follows the master's (see
+   * Nat.followMasterDestination). Default 0.
+   */
+  dir?: number;
+  /** The port the helper's message announced before NAT rewrote it (-1: none, the default). */
+  savedPort?: number;
 }
 
 export class ExpectationLimitError extends Error {
@@ -40,6 +48,8 @@ export class ExpectationTable {
   #masterId: Uint32Array;
   #deadline: Float64Array;
   #flags: Uint8Array;
+  #dir: Uint8Array;
+  #savedPort: Int32Array;
   #used: Uint8Array;
   #count = 0;
   #top = 0;
@@ -53,6 +63,8 @@ export class ExpectationTable {
     this.#masterId = new Uint32Array(max);
     this.#deadline = new Float64Array(max);
     this.#flags = new Uint8Array(max);
+    this.#dir = new Uint8Array(max);
+    this.#savedPort = new Int32Array(max);
     this.#used = new Uint8Array(max);
   }
 
@@ -89,6 +101,8 @@ export class ExpectationTable {
     this.#masterId[idx] = spec.masterId;
     this.#deadline[idx] = now + spec.timeoutMs;
     this.#flags[idx] = spec.flags ?? 0;
+    this.#dir[idx] = spec.dir ?? 0;
+    this.#savedPort[idx] = spec.savedPort ?? -1;
     this.#used[idx] = 1;
     this.#count++;
     return idx;
@@ -130,6 +144,36 @@ export class ExpectationTable {
 
   masterOf(idx: number): number {
     return this.#masterSlot[idx];
+  }
+
+  /** Direction of the expected connection relative to its master's tuples. */
+  dirOf(idx: number): number {
+    return this.#dir[idx];
+  }
+
+  /** The announced port before NAT rewrote it, -1 when none. */
+  savedPortOf(idx: number): number {
+    return this.#savedPort[idx];
+  }
+
+  /**
+   * An expectation that would match exactly this tuple (masked by its own mask) exists: a NAT
+   * helper picking an outside port avoids one taken by another expected connection.
+   */
+  has(tuple: Uint32Array, now: number): boolean {
+    for (let i = 0; i < this.#top; i++) {
+      if (!this.#used[i] || this.#deadline[i] <= now) continue;
+      const o = i * TUPLE_WORDS;
+      let same = true;
+      for (let k = 0; k < TUPLE_WORDS; k++) {
+        if (((tuple[k] & this.#mask[o + k]) >>> 0) !== this.#tuple[o + k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return true;
+    }
+    return false;
   }
 
   /** Consume a matched expectation: removed unless PERMANENT. Returns its master slot. */

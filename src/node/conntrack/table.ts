@@ -41,6 +41,8 @@ export const CtStatus = {
   EXPECTED: 64,
   /** Slot holds an entry (pending or confirmed). */
   USED: 128,
+  /** A NAT helper resized its payload: sequence numbers are adjusted (conntrack/seqadj.ts). Bits 8..11 hold the helper (helpers/ids.ts). */
+  SEQ_ADJUST: 0x1000,
 } as const;
 
 /**

@@ -177,14 +177,30 @@ export class Dataplane {
         continue;
       }
       if (v === V_ACCEPT) {
-        c.accepted++;
         let flags = 0;
-        if (out.modified) {
+        const r = out.replacement;
+        if (r !== null) {
+          // A helper resized the packet (an FTP command rewritten for NAT): its new bytes go out
+          // from the packet's replacement slot.
+          if (r.length > q.emitSize) {
+            c.replaceTooLarge++;
+            ver[w + V_VERDICT] = NF_DROP;
+            c.dropped++;
+            continue;
+          }
+          const eo = q.emitOffset(i);
+          arena.set(r, eo);
+          c.replaced++;
+          ver[w + V_OFFSET] = eo;
+          ver[w + V_LENGTH] = r.length;
+          flags = VF_BYTES;
+        } else if (out.modified) {
           c.modified++;
           flags = VF_BYTES;
           ver[w + V_OFFSET] = off;
           ver[w + V_LENGTH] = len;
         }
+        c.accepted++;
         if (out.markChanged) {
           c.markSet++;
           flags |= VF_MARK;

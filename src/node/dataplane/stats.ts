@@ -14,6 +14,10 @@ export class DataplaneCounters {
   dropped = 0;
   /** Accept verdicts that carried rewritten bytes (NAT). */
   modified = 0;
+  /** Accept verdicts that sent a helper's resized packet instead (FTP rewritten for NAT). */
+  replaced = 0;
+  /** Resized packets larger than a replacement slot: dropped (the sender retransmits; counted). */
+  replaceTooLarge = 0;
   /** Verdicts that set the packet mark. */
   markSet = 0;
   /** REJECT answers sent (in place of the offending packet, see dataplane.ts). */

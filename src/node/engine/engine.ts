@@ -23,8 +23,9 @@ import { Filter, FilterResult, RejectKind, Verdict, type CompiledRuleset, type F
 import { EngineStats, DropReason } from './stats.js';
 import { Nat, type NatLogSink } from '../nat/index.js';
 import type { ConntrackEventSink } from '../conntrack/events.js';
-import { CtStatus } from '../conntrack/table.js';
+import { CtStatus, type ConntrackTable } from '../conntrack/table.js';
 import { ConnHelpers, CT_HELPER_MASK, CT_HELPER_SHIFT } from '../conntrack/helpers/index.js';
+import { SeqAdjustments } from '../conntrack/seqadj.js';
 
 // Module-local copies of imported constants: on Node 20 each use of an imported binding costs
 // a load through the exporting module even in optimised code; a local const costs nothing.
@@ -37,6 +38,8 @@ const DR_RULESET = DropReason.RULESET;
 const DR_TABLE_FULL = DropReason.TABLE_FULL;
 const DR_NAT_EXHAUSTED = DropReason.NAT_EXHAUSTED;
 const NAT_BITS = CtStatus.SRC_NAT | CtStatus.DST_NAT;
+/** Entry status bits that send a packet through the helper stage (a helper, or adjusted sequence numbers). */
+const HELPER_STAGE = CT_HELPER_MASK | CtStatus.SEQ_ADJUST;
 const IR_TABLE_FULL = InvalidReason.TABLE_FULL;
 const IR_TCP_STATE = InvalidReason.TCP_STATE;
 const RK_TCP_RESET = RejectKind.TCP_RESET;
@@ -105,6 +108,11 @@ export class EngineResult {
   markChanged = false;
   /** True when the bytes were rewritten in place (NAT): the verdict must carry them. */
   modified = false;
+  /**
+   * A packet to send instead of this one (from the IP header on), when a helper changed its
+   * length (an FTP command rewritten for NAT); null otherwise. The verdict carries these bytes.
+   */
+  replacement: Buffer | null = null;
   /** Packets to send (REJECT answers). Allocated only when a REJECT fires. */
   emit: Buffer[] = [];
   /** Entry slot and direction (-1 when none). */
@@ -167,6 +175,8 @@ export class Engine {
   /** Connection helpers (FTP): attached to entries by raw-chain rules, they expect RELATED connections. */
   readonly helpers: ConnHelpers;
   #view = new PacketView();
+  /** A helper's replacement packet, parsed (for the sequence adjustment). */
+  #replaced = new PacketView();
   #ct = new CtResult();
   #fr = new FilterResult();
   #ctInfo = { state: 0, connmark: 0 };
@@ -179,12 +189,12 @@ export class Engine {
 
   constructor(opts: EngineOptions) {
     this.conntrack = new Conntrack(opts.conntrack);
-    this.helpers = new ConnHelpers(this.conntrack.table, this.conntrack.expectations);
     this.filter = new Filter(opts.ruleset, { ...opts.filter, connCount: this.conntrack.table });
     const origin = Date.now() - performance.now();
     this.clock = opts.clock ?? (() => origin + performance.now());
     this.dropMalformed = opts.dropMalformed ?? true;
     this.nat = new Nat(opts.natLog);
+    this.helpers = new ConnHelpers(this.conntrack.table, this.conntrack.expectations, this.nat, this.conntrack.seqadj);
     // NAT holds the outside ports of entries: freed on destroy, adopted when entries arrive whole.
     this.conntrack.table.resources = this.nat;
     this.#setNat(opts.ruleset);
@@ -230,7 +240,7 @@ export class Engine {
     const now = this.clock();
     const expired = this.conntrack.advance(now);
     this.conntrack.expectations.sweep(now, this.conntrack.table.id);
-    this.helpers.sweep();
+    this.helpers.sweep(this.conntrack.table.id);
     return expired;
   }
 
@@ -278,6 +288,7 @@ export class Engine {
     const now = meta.now;
     const stats = this.stats;
     out.modified = false;
+    if (out.replacement !== null) out.replacement = null;
     out.markChanged = false;
     out.mark = meta.mark;
     out.slot = -1;
@@ -339,7 +350,11 @@ export class Engine {
     let natEntry = false;
     if (slot >= 0) {
       const t = this.conntrack.table;
-      if (ct.pending && this.nat.hasRules) this.nat.newDestination(t, slot, pkt, meta.inIf, now);
+      if (ct.pending) {
+        // A helper's expected connection takes its NAT from its master, not from the rules.
+        if (ct.expectation >= 0) this.#followMasterDestination(t, slot, ct.expectation);
+        else if (this.nat.hasRules) this.nat.newDestination(t, slot, pkt, meta.inIf, now);
+      }
       if ((t.statusOf(slot) & NAT_BITS) !== 0) {
         natEntry = true;
         if (this.nat.rewriteDestination(pkt, t, slot, ct.dir)) out.modified = true;
@@ -377,8 +392,9 @@ export class Engine {
     // the source rewrite.
     if (slot >= 0) {
       const t = this.conntrack.table;
-      if (ct.pending && this.nat.hasRules) {
-        if (!this.nat.newSource(t, slot, pkt, m.outIf, now)) {
+      if (ct.pending && (this.nat.hasRules || ct.expectation >= 0)) {
+        const mapped = ct.expectation >= 0 ? this.#followMasterSource(t, slot, ct.expectation, now) : this.nat.newSource(t, slot, pkt, m.outIf, now);
+        if (!mapped) {
           this.conntrack.abort(ct);
           return this.#finish(out, V_DROP, DR_NAT_EXHAUSTED, length);
         }
@@ -387,11 +403,48 @@ export class Engine {
       if (natEntry && this.nat.rewriteSource(pkt, t, slot, ct.dir)) out.modified = true;
     }
     this.conntrack.confirm(ct);
-    if (slot >= 0 && pkt.payloadLength > 0 && ct.state !== CS_INVALID) {
-      const helper = this.conntrack.table.statusOf(slot) & CT_HELPER_MASK;
-      if (helper !== 0) this.helpers.packet(helper >>> CT_HELPER_SHIFT, pkt, slot, ct.dir, now);
+    if (slot >= 0 && ct.state !== CS_INVALID && (this.conntrack.table.statusOf(slot) & HELPER_STAGE) !== 0) {
+      this.#helperStage(pkt, slot, ct.dir, now, out);
     }
     return this.#finish(out, V_ACCEPT, DR_NONE, length);
+  }
+
+  #followMasterDestination(t: ConntrackTable, slot: number, exp: number): void {
+    const ex = this.conntrack.expectations;
+    const master = ex.masterOf(exp);
+    if ((t.statusOf(master) & NAT_BITS) === 0) return;
+    this.nat.followMasterDestination(t, slot, master, ex.dirOf(exp), ex.savedPortOf(exp));
+  }
+
+  #followMasterSource(t: ConntrackTable, slot: number, exp: number, now: number): boolean {
+    const ex = this.conntrack.expectations;
+    const master = ex.masterOf(exp);
+    if ((t.statusOf(master) & NAT_BITS) === 0) return true;
+    return this.nat.followMasterSource(t, slot, master, ex.dirOf(exp), now);
+  }
+
+  /**
+   * An accepted packet of an entry with a helper or adjusted sequence numbers: the helper reads
+   * its payload (and may replace the packet: a NAT rewrite), then the sequence numbers of the
+   * packet that leaves are adjusted.
+   */
+  #helperStage(pkt: PacketView, slot: number, dir: number, now: number, out: EngineResult): void {
+    const t = this.conntrack.table;
+    const st = t.statusOf(slot);
+    let v = pkt;
+    const helper = st & CT_HELPER_MASK;
+    if (helper !== 0 && pkt.payloadLength > 0) {
+      const r = this.helpers.packet(helper >>> CT_HELPER_SHIFT, pkt, slot, dir, now);
+      if (r !== null) {
+        out.replacement = r;
+        v = this.#replaced;
+        v.parse(r, 0, r.length);
+      }
+    }
+    if ((t.statusOf(slot) & CtStatus.SEQ_ADJUST) !== 0 && v.proto === 6) {
+      const a = this.conntrack.seqadj.get(slot, t.id[slot]);
+      if (a !== undefined && SeqAdjustments.apply(a, v, dir) && v === pkt) out.modified = true;
+    }
   }
 
   #rejectOrDrop(pkt: PacketView, out: EngineResult, verdict: number, length: number): number {

@@ -26,7 +26,7 @@ import { CtStatus, type ConntrackTable, type EntryResources } from '../conntrack
 import { TUPLE_WORDS } from '../conntrack/tuple.js';
 import { PortPool } from './ports.js';
 import { canRewrite4, rewrite4 } from './rewrite4.js';
-import type { DnatRule, NatRules, SnatRule } from './config.js';
+import { SnatRule, type DnatRule, type NatRules } from './config.js';
 
 const P_ICMP = Proto.ICMP;
 const P_TCP = Proto.TCP;
@@ -81,6 +81,8 @@ export class Nat implements EntryResources {
   exhaustedDrops = 0;
   /** Replicated entries whose outside port another inside endpoint already held here. */
   adoptConflicts = 0;
+  /** The rule followMasterSource maps with (its address set per call). */
+  readonly #followRule = Object.assign(new SnatRule(), { path: 'helper (the master connection\'s SNAT)' });
 
   constructor(log?: NatLogSink) {
     this.#log = log;
@@ -143,6 +145,43 @@ export class Nat implements EntryResources {
       return this.#mapSource(t, slot, r, now);
     }
     return true;
+  }
+
+  /**
+   * A helper's expected connection (FTP data) whose master is NATed takes its NAT from the master,
+   * not from the rules (Linux's nf_nat_follow_master), before the filter: its destination becomes
+   * the master's tuple (expDir ^ 1) source, at `savedPort` (the port the payload announced before
+   * the helper rewrote it) when given. Returns true when it applied.
+   */
+  followMasterDestination(t: ConntrackTable, slot: number, master: number, expDir: number, savedPort: number): boolean {
+    const w = t.tuples;
+    const oo = t.tupleOffset(slot, 0);
+    if (w[oo + 9] >>> 8 !== 4) return false;
+    const x = t.tupleOffset(master, expDir ^ 1);
+    const ro = t.tupleOffset(slot, 1);
+    const addr = w[x];
+    const port = savedPort >= 0 ? savedPort : w[oo + TW_PORTS] & 0xffff;
+    if (w[oo + 4] === addr && (w[oo + TW_PORTS] & 0xffff) === port) return false;
+    w[ro] = addr;
+    w[ro + TW_PORTS] = ((port << 16) | (w[ro + TW_PORTS] & 0xffff)) >>> 0;
+    t.addStatus(slot, ST_DST_NAT);
+    this.dnatConnections++;
+    return true;
+  }
+
+  /**
+   * The source half of followMasterDestination, after the filter: the source becomes the
+   * master's tuple (expDir ^ 1) destination (the address its SNAT maps to), with a port from that
+   * address's pool. Returns false when the pool is exhausted (the caller drops the packet).
+   */
+  followMasterSource(t: ConntrackTable, slot: number, master: number, expDir: number, now: number): boolean {
+    const w = t.tuples;
+    const oo = t.tupleOffset(slot, 0);
+    if (w[oo + 9] >>> 8 !== 4) return true;
+    const to = w[t.tupleOffset(master, expDir ^ 1) + 4];
+    if (w[oo] === to) return true;
+    this.#followRule.to = to;
+    return this.#mapSource(t, slot, this.#followRule, now);
   }
 
   #mapSource(t: ConntrackTable, slot: number, r: SnatRule, now: number): boolean {

@@ -46,8 +46,17 @@ export const FtpRefusal = {
   EXPECT_LIMIT: 8,
   /** A segment came after a hole in the stream (a lost segment): its line could not be read. */
   STREAM_GAP: 9,
+  /** NAT must rewrite the line, but it began in an earlier segment (already sent as it was). */
+  SPLIT_REWRITE: 10,
+  /** NAT must rewrite the line, and no port of the outside address is free. */
+  NAT_PORT: 11,
+  /** The rewritten packet could not be built (a fragment, or too large to send). */
+  REWRITE_FAILED: 12,
 } as const;
-export const ftpRefusalNames = ['none', 'bad_number', 'bad_port', 'bad_address', 'syntax', 'overlong_line', 'not_sender', 'family', 'expect_limit', 'stream_gap'];
+export const ftpRefusalNames = [
+  'none', 'bad_number', 'bad_port', 'bad_address', 'syntax', 'overlong_line', 'not_sender', 'family', 'expect_limit', 'stream_gap',
+  'split_rewrite', 'nat_port', 'rewrite_failed',
+];
 
 /** The announcement read from a line. One instance is reused. */
 export class FtpAnnouncement {

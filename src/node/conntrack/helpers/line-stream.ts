@@ -36,6 +36,14 @@ export class LineStream {
   #end = 0;
   /** What the last begin() or readLine() found besides lines (LineEvent): check it after each call. */
   event = 0;
+  /**
+   * Where the line readLine() returned starts in the segment's bytes (an offset into `data` of
+   * begin()), or -1 when it began in an earlier segment: a rewrite can only change a line whole
+   * in the packet at hand.
+   */
+  lineStart = -1;
+  /** Offset in data of the current line's first byte, -1 when it began before this segment. */
+  #start = -1;
 
   /** Sequence number of the next byte expected (after the last byte read). */
   get next(): number {
@@ -47,6 +55,7 @@ export class LineStream {
     this.event = LineEvent.NONE;
     this.#data = data;
     this.#pos = this.#end = off;
+    this.#start = -1;
     if (len <= 0) return;
     if (!this.#started) {
       this.#started = true;
@@ -85,6 +94,8 @@ export class LineStream {
         }
         let n = this.#len;
         this.#len = 0;
+        this.lineStart = n === 0 ? p - 1 : this.#start;
+        this.#start = -1;
         if (n > 0 && line[n - 1] === CR) n--;
         return n;
       }
@@ -95,6 +106,7 @@ export class LineStream {
         this.#len = 0;
         continue;
       }
+      if (this.#len === 0) this.#start = p - 1;
       line[this.#len++] = c;
     }
     this.#pos = p;
