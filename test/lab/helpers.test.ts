@@ -22,13 +22,17 @@ import { TftpServer } from './tftp-server.js';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const rules = fileURLToPath(new URL('./lab-helper-rules.yaml', import.meta.url));
 const QUEUE = 47;
+/** The server's second address, which the inside network reaches through SNAT to fw1's outside address. */
+const SNAT_SERVER = '10.50.2.11';
+const FW_OUTSIDE = LAB_ADDR.fw1.outside;
 const avail = labAvailable();
 if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
 const servers = FtpServer.available() && TftpServer.available();
 if (avail.ok && !servers && labRequired) throw new Error('TWINWALL_REQUIRE_LAB=1 but vsftpd or tftpd-hpa is not installed: run bash scripts/setup.sh');
 
 interface HelperStats {
-  helpers: { ftp: { expected: number; lines: number; refused: Record<string, number> }; tftp: { expected: number }; expectations: number };
+  helpers: { ftp: { expected: number; lines: number; rewritten: number; refused: Record<string, number> }; tftp: { expected: number }; expectations: number };
+  dataplane: { counters: Record<string, number> };
   table: string[];
 }
 
@@ -38,24 +42,31 @@ describe.skipIf(!avail.ok || !servers)('connection helpers on NFQUEUE in the lab
   let ftp: FtpServer;
   let plain: FtpServer;
   let tftp: TftpServer;
+  let natted: FtpServer;
+  let inside: FtpServer;
   const out = mkdtempSync(join(tmpdir(), 'twftp-client-'));
 
   async function stats(): Promise<HelperStats> {
     return JSON.parse(await node.ask('stats')) as HelperStats;
   }
 
-  /** curl in the client namespace; bounded in time. */
-  function curl(args: string[]): { code: number; out: string; err: string } {
-    return topo.try('client', 'curl', ['-sS', '--connect-timeout', '3', '--max-time', '30', ...args]);
+  /** curl in the client namespace (or another); bounded in time. */
+  function curl(args: string[], ns: 'client' | 'server' = 'client'): { code: number; out: string; err: string } {
+    return topo.try(ns, 'curl', ['-sS', '--connect-timeout', '3', '--max-time', '30', ...args]);
   }
 
-  function fetchBig(mode: string[], port = 21): { code: number; sha: string; err: string } {
+  function fetchBig(mode: string[], port = 21, host: string = LAB_ADDR.server, ns: 'client' | 'server' = 'client'): { code: number; sha: string; err: string } {
     const file = join(out, 'big.bin');
     rmSync(file, { force: true });
-    const r = curl([...mode, '-o', file, `ftp://${LAB_ADDR.server}:${port}/big.bin`]);
+    const r = curl([...mode, '-o', file, `ftp://${host}:${port}/big.bin`], ns);
     const sha = existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex') : 'no file';
     return { code: r.code, sha, err: r.err };
   }
+
+  /** The four ways curl opens a data connection, with the client's own address for the active ones. */
+  const modes = (self: string): [string, string[]][] => [
+    ['PASV', ['--disable-epsv']], ['EPSV', []], ['PORT', ['--disable-eprt', '-P', self]], ['EPRT', ['-P', self]],
+  ];
 
   beforeAll(async () => {
     compileProject(root);
@@ -63,12 +74,16 @@ describe.skipIf(!avail.ok || !servers)('connection helpers on NFQUEUE in the lab
     ftp = new FtpServer(topo.ns.server, { address: LAB_ADDR.server, port: 21 });
     plain = new FtpServer(topo.ns.server, { address: LAB_ADDR.server, port: 2121, fileBytes: 4096 });
     tftp = new TftpServer(topo.ns.server, LAB_ADDR.server);
-    ftp.start();
-    plain.start();
-    tftp.start();
+    // A second server address, reached from inside through SNAT; an FTP server on the client,
+    // reached from outside through a port forward on fw1's outside address (lab-helper-rules.yaml).
+    topo.exec('server', 'ip', ['addr', 'add', `${SNAT_SERVER}/24`, 'dev', 'outside0']);
+    natted = new FtpServer(topo.ns.server, { address: SNAT_SERVER, port: 21 });
+    inside = new FtpServer(topo.ns.client, { address: LAB_ADDR.client, port: 21 });
+    for (const s of [ftp, plain, tftp, natted, inside]) s.start();
     node = await startDataplaneAgent(topo, rules, { queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], ipv6: false });
     await topo.waitListening('server', 21);
     await topo.waitListening('server', 2121);
+    await topo.waitListening('client', 21);
   }, 60_000);
 
   afterAll(async () => {
@@ -78,6 +93,8 @@ describe.skipIf(!avail.ok || !servers)('connection helpers on NFQUEUE in the lab
       ftp?.stop();
       plain?.stop();
       tftp?.stop();
+      natted?.stop();
+      inside?.stop();
       rmSync(out, { recursive: true, force: true });
       topo.cleanup();
     }
@@ -136,4 +153,32 @@ describe.skipIf(!avail.ok || !servers)('connection helpers on NFQUEUE in the lab
     expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(tftp.sha256);
     expect((await stats()).helpers.tftp.expected - before).toBe(1);
   });
+
+  it('SNAT: from inside to a server reached through fw1\'s outside address, all four modes; PORT and EPRT rewritten', async () => {
+    const before = (await stats()).helpers.ftp;
+    for (const [name, mode] of modes(LAB_ADDR.client)) {
+      const r = fetchBig(mode, 21, SNAT_SERVER);
+      expect(r.code, `${name}: ${r.err}`).toBe(0);
+      expect(r.sha, name).toBe(natted.sha256);
+    }
+    const s = await stats();
+    expect(s.helpers.ftp.expected - before.expected).toBe(4);
+    expect(s.helpers.ftp.rewritten - before.rewritten).toBe(2);
+    expect(s.dataplane.counters.replaced).toBeGreaterThanOrEqual(2);
+    // The server saw the control and data connections from fw1's outside address.
+    const seen = s.table.filter((l) => l.includes(`dst=${SNAT_SERVER}`) && l.includes(`dst=${FW_OUTSIDE}`));
+    expect(seen.length).toBeGreaterThanOrEqual(8);
+  }, 60_000);
+
+  it('DNAT: from outside to a server behind a port forward on fw1\'s outside address, all four modes; 227 rewritten', async () => {
+    const before = (await stats()).helpers.ftp;
+    for (const [name, mode] of modes(LAB_ADDR.server)) {
+      const r = fetchBig(mode, 21, FW_OUTSIDE, 'server');
+      expect(r.code, `${name}: ${r.err}`).toBe(0);
+      expect(r.sha, name).toBe(inside.sha256);
+    }
+    const s = await stats();
+    expect(s.helpers.ftp.expected - before.expected).toBe(4);
+    expect(s.helpers.ftp.rewritten - before.rewritten).toBe(1);
+  }, 60_000);
 });

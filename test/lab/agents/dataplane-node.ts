@@ -44,7 +44,7 @@ function ftpStats(): object {
   const f = engine.helpers.ftp;
   const refused: Record<string, number> = {};
   f.refused.forEach((n, i) => { if (n > 0) refused[ftpRefusalNames[i]] = n; });
-  return { expected: f.expected, lines: f.lines, refused };
+  return { expected: f.expected, lines: f.lines, rewritten: f.rewritten, refused };
 }
 
 function stats(): object {

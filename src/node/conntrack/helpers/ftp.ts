@@ -196,7 +196,10 @@ export class FtpHelper {
       : a.kind === FtpKind.EPRT
         ? `${formatAddress(4, [outside, 0, 0, 0])}|${port}`
         : `${outside >>> 24},${(outside >>> 16) & 255},${(outside >>> 8) & 255},${outside & 255},${port >>> 8},${port & 255}`;
-    this.#edits.push({ start: lineStart + a.textStart, end: lineStart + a.textEnd, text: Buffer.from(text, 'latin1') });
+    const bytes = Buffer.from(text, 'latin1');
+    // (EPSV names only a port: when that port is free on the outside address, nothing changes.)
+    if (bytes.equals(line.subarray(a.textStart, a.textEnd))) return;
+    this.#edits.push({ start: lineStart + a.textStart, end: lineStart + a.textEnd, text: bytes });
     this.rewritten++;
   }
 
