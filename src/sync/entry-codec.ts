@@ -6,7 +6,9 @@
  */
 import { ENTRY_RECORD_WORDS } from '../node/conntrack/index.js';
 import { ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS } from '../node/conntrack/entry-record.js';
-import { ENTRY_HEAD_BYTES, EntryOp, KNOWN_SECTIONS, Section, TCP_SECTION_WORDS } from './wire.js';
+import { ENTRY_HEAD_BYTES, EntryOp, HELPER_HEAD_BYTES, KNOWN_SECTIONS, Section, TCP_SECTION_WORDS } from './wire.js';
+import { EXPECT_WORDS } from '../node/conntrack/expect.js';
+import { HELPER_STATE_HEAD_WORDS, HELPER_STATE_MAX_EXPECT, HELPER_STATE_MAX_WORDS, HELPER_STATE_SEQADJ_WORDS, HelperStateFlag } from '../node/conntrack/helpers/state.js';
 
 // Record word offsets (entry-record.ts), as module-local copies for the hot path.
 const R_REPLY = ER_REPLY;
@@ -23,14 +25,16 @@ const S_LABEL = Section.LABEL;
 const S_COUNTERS = Section.COUNTERS;
 const S_TCP = Section.TCP;
 const S_AGE = Section.AGE;
+const S_HELPER = Section.HELPER;
+const TW = 10; // words of a tuple
 
 /** Bytes of an encoded tuple: two addresses and the ports word. */
 function tupleBytes(family: number): number {
   return family === 4 ? 12 : 36;
 }
 
-/** Bytes of an entry with this op and sections. */
-export function entryBytes(family: number, op: number, sections: number): number {
+/** Bytes of an entry with this op and sections (`helperBytes`: the HELPER section's, when present). */
+export function entryBytes(family: number, op: number, sections: number, helperBytes = HELPER_HEAD_BYTES): number {
   let n = ENTRY_HEAD_BYTES + tupleBytes(family);
   if (op === OP_DESTROY) return n;
   n += tupleBytes(family) + 6;
@@ -39,7 +43,76 @@ export function entryBytes(family: number, op: number, sections: number): number
   if (sections & S_COUNTERS) n += 32;
   if (sections & S_TCP) n += TCP_SECTION_WORDS * 4;
   if (sections & S_AGE) n += 4;
+  if (sections & S_HELPER) n += helperBytes;
   return n;
+}
+
+/** Bytes of one expectation in the HELPER section. */
+function expectBytes(family: number): number {
+  return tupleBytes(family) + 16;
+}
+
+/** Bytes of the HELPER section for helper state words (conntrack/helpers/state.ts). */
+export function helperSectionBytes(family: number, h: Uint32Array): number {
+  return HELPER_HEAD_BYTES + ((h[1] & HelperStateFlag.SEQ_ADJUST) !== 0 ? HELPER_STATE_SEQADJ_WORDS * 4 : 0) + h[2] * expectBytes(family);
+}
+
+function writeHelper(buf: Buffer, o: number, h: Uint32Array, family: number): number {
+  buf[o] = h[0];
+  buf[o + 1] = h[1];
+  buf[o + 2] = h[2];
+  buf[o + 3] = 0;
+  o += HELPER_HEAD_BYTES;
+  let w = HELPER_STATE_HEAD_WORDS;
+  if ((h[1] & HelperStateFlag.SEQ_ADJUST) !== 0) {
+    for (let i = 0; i < HELPER_STATE_SEQADJ_WORDS; i++) put32(buf, o + i * 4, h[w + i]);
+    o += HELPER_STATE_SEQADJ_WORDS * 4;
+    w += HELPER_STATE_SEQADJ_WORDS;
+  }
+  for (let i = 0; i < h[2]; i++, w += EXPECT_WORDS) {
+    o = writeTuple(buf, o, h, w, family);
+    const df = h[w + TW + 3];
+    buf[o] = h[w + 9] & 0xff;
+    buf[o + 1] = df >>> 8;
+    buf[o + 2] = df & 0xff;
+    buf[o + 3] = 0;
+    put32(buf, o + 4, h[w + TW]);
+    put32(buf, o + 8, h[w + TW + 1]);
+    put32(buf, o + 12, h[w + TW + 2]);
+    o += 16;
+  }
+  return o;
+}
+
+/** The HELPER section at buf[o..end) into words; the offset after it, or -1 when it does not fit. */
+function readHelper(buf: Buffer, o: number, end: number, family: number, out: DecodedEntry): number {
+  if (end - o < HELPER_HEAD_BYTES) return -1;
+  const h = out.helper;
+  const flags = buf[o + 1];
+  const n = buf[o + 2];
+  if (n > HELPER_STATE_MAX_EXPECT) return -1;
+  const seq = (flags & HelperStateFlag.SEQ_ADJUST) !== 0;
+  if (end - o < HELPER_HEAD_BYTES + (seq ? HELPER_STATE_SEQADJ_WORDS * 4 : 0) + n * expectBytes(family)) return -1;
+  h[0] = buf[o];
+  h[1] = flags & HelperStateFlag.SEQ_ADJUST;
+  h[2] = n;
+  o += HELPER_HEAD_BYTES;
+  let w = HELPER_STATE_HEAD_WORDS;
+  if (seq) {
+    for (let i = 0; i < HELPER_STATE_SEQADJ_WORDS; i++) h[w + i] = u32(buf, o + i * 4);
+    o += HELPER_STATE_SEQADJ_WORDS * 4;
+    w += HELPER_STATE_SEQADJ_WORDS;
+  }
+  for (let i = 0; i < n; i++, w += EXPECT_WORDS) {
+    o = readTuple(buf, o, h, w, family, buf[o + tupleBytes(family)]);
+    h[w + TW + 3] = (buf[o + 1] << 8) | buf[o + 2];
+    h[w + TW] = u32(buf, o + 4);
+    h[w + TW + 1] = u32(buf, o + 8);
+    h[w + TW + 2] = u32(buf, o + 12);
+    o += 16;
+  }
+  out.helperWords = w;
+  return o;
 }
 
 /**
@@ -111,11 +184,11 @@ export function recordSections(rec: Uint32Array, op: number, wanted: number): nu
  * sections recordSections() chose; the caller made sure entryBytes() fit. Returns the offset
  * after the entry.
  */
-export function encodeRecord(rec: Uint32Array, op: number, sections: number, buf: Buffer, off: number): number {
+export function encodeRecord(rec: Uint32Array, op: number, sections: number, buf: Buffer, off: number, helper: Uint32Array | null = null): number {
   const fp = rec[9];
   const family = fp >>> 8;
   const proto = fp & 0xff;
-  const len = entryBytes(family, op, sections);
+  const len = entryBytes(family, op, sections, (sections & S_HELPER) !== 0 && helper !== null ? helperSectionBytes(family, helper) : HELPER_HEAD_BYTES);
   buf[off] = op;
   buf[off + 1] = sections;
   buf[off + 2] = len >>> 8;
@@ -149,6 +222,10 @@ export function encodeRecord(rec: Uint32Array, op: number, sections: number, buf
     put32(buf, o, rec[R_AGE]);
     o += 4;
   }
+  if (sections & S_HELPER) {
+    if (helper === null) throw new RangeError('encodeRecord: the HELPER section needs the helper state words');
+    o = writeHelper(buf, o, helper, family);
+  }
   return o;
 }
 
@@ -158,6 +235,14 @@ export interface DecodedEntry {
   sections: number;
   /** Bytes the entry took. */
   length: number;
+  /** The HELPER section as words (conntrack/helpers/state.ts), when sections has it. */
+  helper: Uint32Array;
+  helperWords: number;
+}
+
+/** A DecodedEntry with room for any HELPER section. */
+export function newDecodedEntry(): DecodedEntry {
+  return { op: 0, sections: 0, length: 0, helper: new Uint32Array(HELPER_STATE_MAX_WORDS), helperWords: 0 };
 }
 
 /**
@@ -206,6 +291,11 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
     for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[R_TCP + i] = u32(buf, o + i * 4);
     o += TCP_SECTION_WORDS * 4;
   } else for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[R_TCP + i] = 0;
-  rec[R_AGE] = sections & S_AGE ? u32(buf, o) : 0;
+  if (sections & S_AGE) {
+    rec[R_AGE] = u32(buf, o);
+    o += 4;
+  } else rec[R_AGE] = 0;
+  out.helperWords = 0;
+  if (sections & S_HELPER && readHelper(buf, o, off + len, family, out) < 0) return 'helper section does not fit the entry';
   return null;
 }

@@ -17,7 +17,8 @@
  */
 import { randomInt } from 'node:crypto';
 import { ENTRY_RECORD_WORDS, CtStatus, DestroyReason, EntryRecordError, ImportResult, type ConntrackTable } from '../node/conntrack/index.js';
-import { decodeEntry, type DecodedEntry } from './entry-codec.js';
+import { decodeEntry, newDecodedEntry, type DecodedEntry } from './entry-codec.js';
+import type { HelperStateIO } from '../node/conntrack/helpers/state.js';
 import type { Framer } from './framer.js';
 import { seqDiff } from './seq.js';
 import { RecvDrop, type SyncStats } from './stats.js';
@@ -30,6 +31,8 @@ export interface ReceiverOptions {
   /** Out-of-order messages held at most (beyond: dropped, and NACKed again later). */
   maxHeld: number;
   clock: () => number;
+  /** Where helper'd entries' state goes (expectations, sequence adjustment). */
+  helperState?: HelperStateIO | null;
 }
 
 /** What the receiver knows of the peer. */
@@ -52,6 +55,7 @@ export interface PeerView {
 const ST_REPLICATED = CtStatus.REPLICATED;
 const OP_DESTROY = EntryOp.DESTROY;
 const OP_CREATE = EntryOp.CREATE;
+const S_HELPER = Section.HELPER;
 const MAX_NACK_RANGES = 64;
 const MAX_SAMPLES = 16;
 /** Messages applied between two REPORTs at most. */
@@ -62,7 +66,7 @@ export class SyncReceiver {
   readonly #held = new Map<number, Buffer>();
   #lastCtlSeq = -1;
   readonly #rec = new Uint32Array(ENTRY_RECORD_WORDS);
-  readonly #dec: DecodedEntry = { op: 0, sections: 0, length: 0 };
+  readonly #dec: DecodedEntry = newDecodedEntry();
   /** Resync generation each replicated entry was last written in (by slot). */
   #gen = new Uint32Array(1024);
   #curGen = 1;
@@ -296,6 +300,9 @@ export class SyncReceiver {
         continue;
       }
       const slot = t.importedSlot;
+      if ((dec.sections & S_HELPER) !== 0 && this.o.helperState != null && !this.o.helperState.importState(slot, dec.helper, dec.helperWords, now)) {
+        this.stats.entriesRefused++;
+      }
       if (slot >= this.#gen.length) this.#growGen(t.capacity);
       this.#gen[slot] = this.#curGen;
       if (r === ImportResult.CREATED || dec.op === OP_CREATE) this.stats.entriesApplied.create++;

@@ -17,7 +17,9 @@
  *  - entries received from the peer (REPLICATED) are never sent back.
  */
 import { ENTRY_RECORD_WORDS, CtChange, CtStatus, TUPLE_WORDS, type ConntrackEventSink, type ConntrackTable } from '../node/conntrack/index.js';
-import { encodeRecord, entryBytes, recordSections } from './entry-codec.js';
+import { encodeRecord, entryBytes, helperSectionBytes, recordSections } from './entry-codec.js';
+import { CT_HELPER_MASK } from '../node/conntrack/helpers/ids.js';
+import { HELPER_STATE_MAX_WORDS, type HelperStateIO } from '../node/conntrack/helpers/state.js';
 import type { Framer } from './framer.js';
 import { ResendWindow } from './resend-window.js';
 import { seqDiff } from './seq.js';
@@ -43,6 +45,8 @@ export interface SenderOptions {
   /** Entries not replicated (exemptions); checked once per entry at creation. */
   exempt?: (table: ConntrackTable, slot: number) => boolean;
   clock: () => number;
+  /** Connection helpers' state of helper'd entries (expectations, sequence adjustment), sent with them. */
+  helperState?: HelperStateIO | null;
 }
 
 // Per-slot flags.
@@ -51,7 +55,8 @@ const F_LAZY = 2;
 const F_SENT = 4;
 const F_EXEMPT = 8;
 
-const EAGER = CtChange.STATE | CtChange.NAT | CtChange.MARK | CtChange.LABEL;
+const S_HELPER = Section.HELPER;
+const EAGER = CtChange.STATE | CtChange.NAT | CtChange.MARK | CtChange.LABEL | CtChange.HELPER;
 const ST_REPLICATED = CtStatus.REPLICATED;
 const OP_CREATE = EntryOp.CREATE;
 const OP_UPDATE = EntryOp.UPDATE;
@@ -99,6 +104,10 @@ export class SyncSender implements ConntrackEventSink {
   #refreshTimer: NodeJS.Timeout | null = null;
   #aliveTimer: NodeJS.Timeout | null = null;
   #idleTimer: NodeJS.Timeout | null = null;
+
+  /** The helper state of the entry in #rec (words; #helperN of them, 0: none). */
+  readonly #helper = new Uint32Array(HELPER_STATE_MAX_WORDS);
+  #helperN = 0;
 
   // Bulk resync dump.
   #dumpCursor = -1;
@@ -181,6 +190,7 @@ export class SyncSender implements ConntrackEventSink {
     const w = table.tuples;
     const o = table.tupleOffset(slot, 0);
     for (let i = 0; i < TUPLE_WORDS; i++) this.#rec[i] = w[o + i];
+    this.#helperN = 0;
     this.#put(OP_DESTROY, 0, 0);
     this.stats.entriesSent.destroy++;
     this.#armFlush();
@@ -211,11 +221,20 @@ export class SyncSender implements ConntrackEventSink {
     this.flush();
   };
 
-  /** Put the entry in #rec into the message being packed, sealing it first when full. */
+  /** The entry at `slot` into #rec, and its helper state (if it has a helper) into #helper. */
+  #export(t: ConntrackTable, slot: number, now: number): void {
+    t.exportEntry(slot, now, this.#rec, 0);
+    const hs = this.o.helperState;
+    this.#helperN = hs != null && (t.statusOf(slot) & CT_HELPER_MASK) !== 0 ? hs.exportState(slot, now, this.#helper) : 0;
+  }
+
+  /** Put the entry in #rec (and #helper) into the message being packed, sealing it first when full. */
   #put(op: number, wanted: number, msgFlags: number): void {
     const rec = this.#rec;
-    const sections = recordSections(rec, op, wanted);
-    const need = entryBytes(rec[9] >>> 8, op, sections);
+    let sections = recordSections(rec, op, wanted);
+    if (this.#helperN > 0 && op !== OP_DESTROY) sections |= S_HELPER;
+    const helper = (sections & S_HELPER) !== 0 ? this.#helper : null;
+    const need = entryBytes(rec[9] >>> 8, op, sections, helper !== null ? helperSectionBytes(rec[9] >>> 8, helper) : 0);
     if (this.#msg !== null && (this.#off + need > HEADER_BYTES + this.o.payloadBytes || this.#msgFlags !== msgFlags || this.#count === 0xffff)) {
       this.#seal();
     }
@@ -226,7 +245,7 @@ export class SyncSender implements ConntrackEventSink {
       this.#msgFlags = msgFlags;
       this.#msgChangedAt = this.#pendingSince >= 0 ? this.#pendingSince : this.o.clock();
     }
-    this.#off = encodeRecord(rec, op, sections, this.#msg, this.#off);
+    this.#off = encodeRecord(rec, op, sections, this.#msg, this.#off, helper);
     this.#count++;
   }
 
@@ -270,7 +289,7 @@ export class SyncSender implements ConntrackEventSink {
         continue;
       }
       flags[slot] = (f & ~(F_NOW | F_LAZY)) | F_SENT;
-      t.exportEntry(slot, now, this.#rec, 0);
+      this.#export(t, slot, now);
       const op = (f & F_SENT) !== 0 ? OP_UPDATE : OP_CREATE;
       this.#put(op, op === OP_CREATE ? 0 : LAZY_SECTIONS, 0);
       if (op === OP_CREATE) this.stats.entriesSent.create++;
@@ -297,7 +316,7 @@ export class SyncSender implements ConntrackEventSink {
         continue;
       }
       flags[slot] = (f & ~F_LAZY) | F_SENT;
-      t.exportEntry(slot, now, this.#rec, 0);
+      this.#export(t, slot, now);
       this.#put((f & F_SENT) !== 0 ? OP_UPDATE : OP_CREATE, LAZY_SECTIONS, 0);
       this.stats.entriesSent.update++;
     }
@@ -476,7 +495,7 @@ export class SyncSender implements ConntrackEventSink {
       const st = t.statusOf(s);
       if ((st & CtStatus.CONFIRMED) === 0 || (st & skip) !== 0) continue;
       if (s < flags.length && (flags[s] & F_EXEMPT) !== 0) continue;
-      t.exportEntry(s, now, this.#rec, 0);
+      this.#export(t, s, now);
       this.#put(OP_CREATE, DUMP_SECTIONS, MsgFlag.RESYNC);
       if (s < flags.length) flags[s] |= F_SENT;
       n++;

@@ -14,6 +14,7 @@ import {
   HEADER_BYTES, IP_UDP_OVERHEAD, MAC_BYTES, MsgType, isDataType, msgTypeNames, newHeader, readHeader,
 } from './wire.js';
 import type { ConntrackTable } from '../node/conntrack/index.js';
+import type { HelperStateIO } from '../node/conntrack/helpers/state.js';
 
 export interface SyncNodeOptions {
   /** This node's id on the sync link (unique in the pair, non-zero). */
@@ -50,6 +51,8 @@ export interface SyncNodeOptions {
   clock?: () => number;
   /** Start time that makes the epoch (default Date.now()). */
   epoch?: number;
+  /** Connection helpers' state (engine.helperState): sent and applied with helper'd entries. */
+  helperState?: HelperStateIO | null;
 }
 
 export const SYNC_DEFAULTS = {
@@ -103,6 +106,7 @@ export class SyncNode {
       resyncRate: o.resyncRate ?? SYNC_DEFAULTS.resyncRate,
       exempt: o.exempt,
       clock: this.#clock,
+      helperState: o.helperState ?? null,
     });
     this.receiver = new SyncReceiver(table, this.framer, this.stats, {
       nackRetryMs: o.nackRetryMs ?? SYNC_DEFAULTS.nackRetryMs,
@@ -110,6 +114,7 @@ export class SyncNode {
       resyncRetryMs: o.resyncRetryMs ?? SYNC_DEFAULTS.resyncRetryMs,
       maxHeld: o.windowSize ?? SYNC_DEFAULTS.windowSize,
       clock: this.#clock,
+      helperState: o.helperState ?? null,
     });
     transport.onMessage = (buf) => this.receive(buf);
   }

@@ -42,8 +42,13 @@
  *   destroy ends here. Otherwise: reply tuple (same shape: the NAT mapping), status u16,
  *   milliseconds left u32, then the sections present, in bit order:
  *     bit 0 MARK u32 · bit 1 LABEL u32 · bit 2 COUNTERS 4 x u64 (packets orig/reply, bytes
- *     orig/reply) · bit 3 TCP 15 x u32 (TcpStateStore.exportEntry) · bit 4 AGE u32 seconds.
- *   Later versions add sections at higher bits only, after these.
+ *     orig/reply) · bit 3 TCP 15 x u32 (TcpStateStore.exportEntry) · bit 4 AGE u32 seconds ·
+ *     bit 5 HELPER: helper id u8, flags u8 (bit 0: sequence adjustment), expectation count u8,
+ *     zero u8; when flagged, 6 x u32 (position dir 0, 1; offset before 0, 1; after 0, 1); then
+ *     per expectation: tuple (as above, the entry's family), proto u8, dir u8, flags u8, zero u8,
+ *     ports mask u32, ms left u32, saved port u32 (0xffffffff: none).
+ *   Later versions add sections at higher bits only, after these (a receiver that does not know
+ *   one skips it with the entry's length: HELPER was added so, readers before it ignore it).
  */
 
 export const SYNC_MAGIC = 0x5457;
@@ -83,9 +88,13 @@ export const Section = {
   COUNTERS: 4,
   TCP: 8,
   AGE: 16,
+  /** A connection helper's state (variable length, see entry-codec.ts and conntrack/helpers/state.ts). */
+  HELPER: 32,
 } as const;
 /** Sections this version reads. */
-export const KNOWN_SECTIONS = 31;
+export const KNOWN_SECTIONS = 63;
+/** Bytes of the HELPER section's head: helper id, flags, expectation count, zero (u8 each). */
+export const HELPER_HEAD_BYTES = 4;
 
 export const ENTRY_HEAD_BYTES = 6;
 export const TCP_SECTION_WORDS = 15;

@@ -42,7 +42,7 @@ export interface Side {
 }
 
 export function side(id: number, transport: LoopTransport, eng = engine(), o: Partial<SyncNodeOptions> = {}): Side {
-  const sync = new SyncNode(eng.conntrack.table, transport, { nodeId: id, keys: new Keyring([KEY], 1), clock: eng.clock, ...o });
+  const sync = new SyncNode(eng.conntrack.table, transport, { nodeId: id, keys: new Keyring([KEY], 1), clock: eng.clock, helperState: eng.helperState, ...o });
   eng.setEventSink(sync.sink);
   return { engine: eng, sync, transport };
 }

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { ENTRY_RECORD_WORDS } from '../../src/node/conntrack/index.js';
-import { decodeEntry, encodeRecord, entryBytes, recordSections } from '../../src/sync/entry-codec.js';
+import { decodeEntry, newDecodedEntry, encodeRecord, entryBytes, recordSections } from '../../src/sync/entry-codec.js';
 import { Keyring, SyncKeyError, diffRecords, tableRecords } from '../../src/sync/index.js';
 import { seqAfter, seqBefore, seqDiff } from '../../src/sync/seq.js';
 import { EntryOp, HEADER_BYTES, MAC_BYTES, Section, newHeader, readHeader, writeHeader } from '../../src/sync/wire.js';
@@ -40,7 +40,7 @@ describe('sync wire format', () => {
     load(a.engine, 40);
     const buf = Buffer.alloc(400);
     const back = new Uint32Array(ENTRY_RECORD_WORDS);
-    const dec = { op: 0, sections: 0, length: 0 };
+    const dec = newDecodedEntry();
     for (const rec of tableRecords(a.engine.conntrack.table, a.engine.now())) {
       rec[21] = 7; // a mark, so the MARK section is exercised
       for (const wanted of [0, Section.COUNTERS | Section.AGE]) {
@@ -63,7 +63,7 @@ describe('sync wire format', () => {
 
   it('never throws on random bytes or mutated entries (fuzz)', () => {
     const back = new Uint32Array(ENTRY_RECORD_WORDS);
-    const dec = { op: 0, sections: 0, length: 0 };
+    const dec = newDecodedEntry();
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(300), (bytes, off) => {
         const b = Buffer.from(bytes);

@@ -22,6 +22,7 @@ const CH_COUNTERS = CtChange.COUNTERS;
 const CH_STATE = CtChange.STATE;
 const CH_TIMEOUT = CtChange.TIMEOUT;
 const CH_WINDOW = CtChange.WINDOW;
+const CH_HELPER = CtChange.HELPER;
 const CS_ESTABLISHED = CtState.ESTABLISHED;
 const CS_INVALID = CtState.INVALID;
 const CS_NEW = CtState.NEW;
@@ -47,6 +48,7 @@ const ST_EXPECTED = CtStatus.EXPECTED;
 const ST_SEEN_REPLY = CtStatus.SEEN_REPLY;
 const ST_REPLICATED = CtStatus.REPLICATED;
 const ST_SEQ_ADJUST = CtStatus.SEQ_ADJUST;
+const ST_CONFIRMED = CtStatus.CONFIRMED;
 const TV_IGNORE = TcpVerdict.IGNORE;
 const TV_INVALID = TcpVerdict.INVALID;
 const TV_RESTART = TcpVerdict.RESTART;
@@ -105,6 +107,10 @@ export class Conntrack {
     this.tcp = new TcpTracker(opts.tcp ?? {});
     this.expectations = new ExpectationTable(opts.maxExpectations ?? 4096);
     this.timeouts = { ...defaultTimeouts, ...opts.timeouts };
+    this.table.onHelperEntryGone = (slot) => {
+      this.expectations.removeMaster(slot);
+      this.seqadj.delete(slot);
+    };
   }
 
   /** Track one parsed packet. `len` is the packet's length in bytes, for the counters. */
@@ -134,11 +140,14 @@ export class Conntrack {
     if (!res.pending) return;
     res.pending = false;
     const t = this.table;
+    let master = -1;
     if (res.expectation >= 0) {
-      const master = this.expectations.take(res.expectation);
+      master = this.expectations.take(res.expectation);
       t.master[res.slot] = master;
     }
     t.confirm(res.slot, res.deadline);
+    // The master's expectations changed (this one used): the standby's list must follow.
+    if (master >= 0 && (t.statusOf(master) & ST_CONFIRMED) !== 0) t.sink.ctUpdate(t, master, CH_HELPER);
   }
 
   /** The first packet was dropped: forget the pending entry. */

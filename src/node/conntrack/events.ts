@@ -22,6 +22,8 @@ export const CtChange = {
   LABEL: 32,
   /** NAT mapping (reply tuple). */
   NAT: 64,
+  /** A helper's state: its expectations or sequence adjustment (helpers/state.ts). */
+  HELPER: 128,
 } as const;
 
 /** Why an entry was destroyed. */

@@ -35,6 +35,9 @@ export interface ExpectationSpec {
   savedPort?: number;
 }
 
+/** Words per expectation in exportMaster's output. */
+export const EXPECT_WORDS = TUPLE_WORDS + 4;
+
 export class ExpectationLimitError extends Error {
   readonly code = 'TW_ERR_EXPECT_LIMIT';
 }
@@ -181,6 +184,51 @@ export class ExpectationTable {
     const m = this.#masterSlot[idx];
     if ((this.#flags[idx] & ExpectFlag.PERMANENT) === 0) this.remove(idx);
     return m;
+  }
+
+  /**
+   * Write the live expectations of a master (slot and id) at out[off..], EXPECT_WORDS each
+   * (tuple, its mask's ports word, milliseconds left, saved port (0xffffffff: none), dir << 8 |
+   * flags), at most `max`; returns how many. For sync and `expect list`.
+   */
+  exportMaster(slot: number, id: number, now: number, out: Uint32Array, off: number, max: number): number {
+    let n = 0;
+    for (let i = 0; i < this.#top && n < max; i++) {
+      if (!this.#used[i] || this.#masterSlot[i] !== slot || this.#masterId[i] !== id || this.#deadline[i] <= now) continue;
+      const o = off + n * EXPECT_WORDS;
+      for (let k = 0; k < TUPLE_WORDS; k++) out[o + k] = this.#tuple[i * TUPLE_WORDS + k];
+      out[o + TUPLE_WORDS] = this.#mask[i * TUPLE_WORDS + 8];
+      out[o + TUPLE_WORDS + 1] = Math.max(0, Math.min(0xffffffff, Math.round(this.#deadline[i] - now)));
+      out[o + TUPLE_WORDS + 2] = this.#savedPort[i] >>> 0;
+      out[o + TUPLE_WORDS + 3] = (this.#dir[i] << 8) | this.#flags[i];
+      n++;
+    }
+    return n;
+  }
+
+  /** Remove every expectation of a master slot. Returns how many went. */
+  removeMaster(slot: number): number {
+    let n = 0;
+    for (let i = 0; i < this.#top; i++) {
+      if (this.#used[i] && this.#masterSlot[i] === slot) {
+        this.remove(i);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Visit the live expectations (index, master slot, ms left), for `expect list`. Allocates nothing. */
+  forEach(now: number, fn: (idx: number, masterSlot: number, msLeft: number) => void): void {
+    for (let i = 0; i < this.#top; i++) if (this.#used[i] && this.#deadline[i] > now) fn(i, this.#masterSlot[i], this.#deadline[i] - now);
+  }
+
+  /** The expected tuple (masked) and mask of an expectation, copied out. */
+  tupleOf(idx: number, out: Uint32Array, maskOut?: Uint32Array): void {
+    for (let k = 0; k < TUPLE_WORDS; k++) {
+      out[k] = this.#tuple[idx * TUPLE_WORDS + k];
+      if (maskOut) maskOut[k] = this.#mask[idx * TUPLE_WORDS + k];
+    }
   }
 
   /** Drop expired and orphaned expectations (call from the periodic tick). */

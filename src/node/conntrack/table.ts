@@ -45,6 +45,9 @@ export const CtStatus = {
   SEQ_ADJUST: 0x1000,
 } as const;
 
+/** Status bits of an entry that has helper state outside the table: a helper (bits 8..11) or SEQ_ADJUST. */
+const HELPER_STATE_BITS = 0xf00 | CtStatus.SEQ_ADJUST;
+
 /**
  * What an entry holds outside the table (NAT's outside port): adopted when an entry arrives whole
  * (restore, sync), released after its destroy event. Called by the table itself, so no wrapper
@@ -107,7 +110,7 @@ const REC_F64 = REC_WORDS / 2;
 const FREE_NEXT = R_MARK;
 
 /** Every CtChange bit: an imported entry may have changed in any way. */
-const ALL_CHANGES = 127;
+const ALL_CHANGES = 255;
 
 /** Nodes scanned for an early-drop victim, like Linux's NF_CT_EVICTION_RANGE. */
 const EVICTION_RANGE = 64;
@@ -134,6 +137,11 @@ export class ConntrackTable implements TimerExpiry {
   sink: ConntrackEventSink;
   /** Set by NAT once it is configured; see EntryResources. */
   resources: EntryResources | null = null;
+  /**
+   * Called as an entry with a helper (status bits 8..11) or adjusted sequence numbers is destroyed,
+   * its slot still valid: its expectations and adjustments go with it (set by Conntrack).
+   */
+  onHelperEntryGone: ((slot: number) => void) | null = null;
   /** Entries destroyed because an imported entry claimed one of their tuples. */
   importClashes = 0;
   /** The slot importEntry last created or updated (-1 after TABLE_FULL). */
@@ -357,6 +365,7 @@ export class ConntrackTable implements TimerExpiry {
     if ((this.statusOf(slot) & CtStatus.CONFIRMED) === 0) return;
     this.sink.ctDestroy(this, slot, reason);
     if (this.resources !== null) this.resources.release(this, slot);
+    if ((this.statusOf(slot) & HELPER_STATE_BITS) !== 0 && this.onHelperEntryGone !== null) this.onHelperEntryGone(slot);
     this.#remove(slot * 2);
     this.#remove(slot * 2 + 1);
     this.wheel.remove(slot);

@@ -201,6 +201,7 @@ export class FirewallNode implements ControlTarget {
     if (!c || !this.#syncTransport || !this.#syncKeys) return;
     const sync = new SyncNode(this.engine.conntrack.table, this.#syncTransport, {
       ...c.tuning, nodeId: c.nodeId, keys: this.#syncKeys, mtu: c.mtu, exempt: this.#syncExempt, clock: this.engine.clock,
+      helperState: this.engine.helperState,
     });
     sync.onLag = this.metrics.observeSyncLag;
     this.engine.setEventSink(sync.sink);

@@ -26,6 +26,7 @@ import type { ConntrackEventSink } from '../conntrack/events.js';
 import { CtStatus, type ConntrackTable } from '../conntrack/table.js';
 import { ConnHelpers, CT_HELPER_MASK, CT_HELPER_SHIFT } from '../conntrack/helpers/index.js';
 import { SeqAdjustments } from '../conntrack/seqadj.js';
+import { HelperState } from '../conntrack/helpers/state.js';
 
 // Module-local copies of imported constants: on Node 20 each use of an imported binding costs
 // a load through the exporting module even in optimised code; a local const costs nothing.
@@ -174,6 +175,8 @@ export class Engine {
   readonly nat: Nat;
   /** Connection helpers (FTP): attached to entries by raw-chain rules, they expect RELATED connections. */
   readonly helpers: ConnHelpers;
+  /** Helper'd entries' state for state sync (pass to SyncNode as helperState). */
+  readonly helperState: HelperState;
   #view = new PacketView();
   /** A helper's replacement packet, parsed (for the sequence adjustment). */
   #replaced = new PacketView();
@@ -195,6 +198,7 @@ export class Engine {
     this.dropMalformed = opts.dropMalformed ?? true;
     this.nat = new Nat(opts.natLog);
     this.helpers = new ConnHelpers(this.conntrack.table, this.conntrack.expectations, this.nat, this.conntrack.seqadj);
+    this.helperState = new HelperState(this.conntrack.table, this.conntrack.expectations, this.conntrack.seqadj);
     // NAT holds the outside ports of entries: freed on destroy, adopted when entries arrive whole.
     this.conntrack.table.resources = this.nat;
     this.#setNat(opts.ruleset);

@@ -103,6 +103,7 @@ async function start(a: StartArgs): Promise<object> {
     keys: new Keyring([{ id: 1, secret: Buffer.from(a.keyHex, 'hex') }], 1),
     mtu: a.mtu,
     clock: engine.clock,
+    helperState: engine.helperState,
     ...a.tuning,
   });
   engine.setEventSink(new StampingSink(sync.sink));

@@ -24,6 +24,7 @@ import { MangleError, replacePayloadRanges, type PayloadEdit } from '../../packe
 import { Proto } from '../../packet/fields.js';
 import { formatAddress } from '../../packet/address.js';
 import { CtStatus, type ConntrackTable } from '../table.js';
+import { CtChange } from '../events.js';
 import { ExpectationLimitError, type ExpectationTable } from '../expect.js';
 import type { SeqAdjustments } from '../seqadj.js';
 import { TUPLE_WORDS, TW_PORTS, TW_PROTO } from '../tuple.js';
@@ -100,6 +101,7 @@ export class FtpHelper {
     if (s.event === LineEvent.GAP) this.refused[FtpRefusal.STREAM_GAP]++;
     const edits = this.#edits;
     edits.length = 0;
+    const expectedBefore = this.expected;
     for (;;) {
       const n = s.readLine();
       if (s.event === LineEvent.OVERLONG) this.refused[FtpRefusal.OVERLONG]++;
@@ -107,6 +109,8 @@ export class FtpHelper {
       this.lines++;
       this.#line(s.line, n, s.lineStart, slot, dir, now);
     }
+    // The standby must hold the expectations (and adjustments) as soon as the entry's other state.
+    if (this.expected !== expectedBefore) t.sink.ctUpdate(t, slot, CtChange.HELPER);
     if (edits.length === 0) return null;
     const out = this.#build(v, edits);
     if (out === null) return null;

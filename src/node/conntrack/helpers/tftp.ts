@@ -8,6 +8,7 @@
  */
 import type { PacketFields } from '../../packet/fields.js';
 import type { ConntrackTable } from '../table.js';
+import { CtChange } from '../events.js';
 import { ExpectationLimitError, type ExpectationTable } from '../expect.js';
 import { TUPLE_WORDS, TW_PORTS, TW_PROTO } from '../tuple.js';
 
@@ -56,6 +57,7 @@ export class TftpHelper {
     try {
       this.expectations.add({ masterSlot: slot, masterId: t.id[slot], tuple: e, mask: m, timeoutMs: TFTP_EXPECT_TIMEOUT_MS }, now);
       this.expected++;
+      t.sink.ctUpdate(t, slot, CtChange.HELPER);
     } catch (err) {
       if (!(err instanceof ExpectationLimitError)) throw err;
       this.expectLimit++;
