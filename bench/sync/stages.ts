@@ -11,7 +11,7 @@ import { Engine, EngineResult } from '../../src/node/engine/index.js';
 import { compileRuleset, parseRuleset } from '../../src/node/filter/index.js';
 import { buildUdp } from '../../src/node/packet/build.js';
 import { Keyring, SyncNode, type SyncTransport } from '../../src/sync/index.js';
-import { decodeEntry, type DecodedEntry } from '../../src/sync/entry-codec.js';
+import { decodeEntry, newDecodedEntry, type DecodedEntry } from '../../src/sync/entry-codec.js';
 import { HEADER_BYTES, MAC_BYTES } from '../../src/sync/wire.js';
 
 const arg = process.argv.indexOf('--entries');
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
 
   // 3. Decode alone.
   const rec = new Uint32Array(ENTRY_RECORD_WORDS);
-  const dec: DecodedEntry = { op: 0, sections: 0, length: 0 };
+  const dec: DecodedEntry = newDecodedEntry();
   const recs = new Uint32Array(N * ENTRY_RECORD_WORDS);
   let k = 0;
   t0 = performance.now();
