@@ -8,6 +8,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { ctCommand } from './commands/ct.js';
+import { expectCommand } from './commands/expect.js';
 import { CliExit, EXIT_USAGE, asExit, stdio, type CliIO } from './commands/io.js';
 import { nodeCommand } from './commands/node.js';
 import { rulesCommand } from './commands/rules.js';
@@ -22,7 +23,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--socket <path>', 'control socket of the node to talk to')
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
-  for (const c of [nodeCommand(io), ctCommand(io), rulesCommand(io), statsCommand(io), syncCommand(io), failoverCommand(io), traceCommand(io)]) program.addCommand(c);
+  for (const c of [nodeCommand(io), ctCommand(io), expectCommand(io), rulesCommand(io), statsCommand(io), syncCommand(io), failoverCommand(io), traceCommand(io)]) program.addCommand(c);
   // Subcommands inherit the output and the exit override (commander copies settings on .command(),
   // not on addCommand()).
   const inherit = (c: Command): void => {

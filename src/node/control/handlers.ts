@@ -7,6 +7,7 @@ import { RulesetError } from '../filter/index.js';
 import { ApiError } from './errors.js';
 import { ctFilter, deleteEntry, getEntry, listEntries } from './ct-query.js';
 import { RESTORE_MAX_BODY, restoreTable, saveTable } from './ct-save.js';
+import { listExpectations } from './expect-query.js';
 import { CtListQuery, CtRestoreBody, EmptyQuery, EntryId, RulesApplyBody, TraceBody, validate } from './schemas.js';
 import type { ControlTarget } from './target.js';
 
@@ -96,6 +97,13 @@ const routes: Route[] = [
   {
     method: 'DELETE', pattern: ['ct'],
     handler: (t) => ({ deleted: t.engine.conntrack.table.flush() }),
+  },
+  {
+    method: 'GET', pattern: ['expect'],
+    handler: (t, req) => {
+      validate(EmptyQuery, req.query, 'query');
+      return listExpectations(t.engine, t.engine.now());
+    },
   },
   {
     method: 'GET', pattern: ['rules'],

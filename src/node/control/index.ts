@@ -27,3 +27,4 @@ export type { ControlTarget, FailoverStatus, RulesetInfo, SyncStatus, SyncStatsD
 export { ApiError, ApiResponseError, DaemonUnreachableError } from './errors.js';
 export type { ApiIssue, ApiErrorBody } from './errors.js';
 export type { CtEntry } from './ct-query.js';
+export { listExpectations, formatExpectations, type ExpectEntry } from './expect-query.js';

@@ -11,6 +11,7 @@ import { invalidReasonName } from '../packet/index.js';
 import { protoName } from '../conntrack/index.js';
 import { conntrackCensus } from './conntrack-census.js';
 import { registerSyncMetrics } from './sync-metrics.js';
+import { registerHelperMetrics } from './helper-metrics.js';
 import { registerFailoverMetrics, type FailoverMetricsView } from './failover-metrics.js';
 import type { SyncNode } from '../../sync/index.js';
 
@@ -162,6 +163,7 @@ export class NodeMetrics {
         perRule(this, 'bytes');
       },
     });
+    registerHelperMetrics(reg, engine);
     if (sources.sync) this.observeSyncLag = registerSyncMetrics(reg, { sync: sources.sync, now: () => engine.now() });
     if (sources.failover) registerFailoverMetrics(reg, sources.failover);
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: reg, eventLoopMonitoringPrecision: 10 });
