@@ -1,33 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from '../../../src/cli/main.js';
-import type { CliIO } from '../../../src/cli/commands/io.js';
+import { cli } from './run-cli.js';
 import { BAD_RULES, IN, OUT, RULES_NO_DNS, feedTraffic, startTestNode, type TestNode } from '../daemon/fixture.js';
 import { buildTcp, TcpFlag } from '../../../src/node/packet/index.js';
 import { EngineResult } from '../../../src/node/engine/index.js';
 import { CtState } from '../../../src/node/conntrack/index.js';
-
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-async function cli(argv: string[], signal?: AbortSignal, onOut?: (s: string) => void): Promise<Run> {
-  let out = '';
-  let err = '';
-  const io: CliIO = {
-    out: (s) => {
-      out += s;
-      onOut?.(s);
-    },
-    err: (s) => void (err += s),
-    signal,
-  };
-  const code = await runCli(argv, io);
-  return { code, out, err };
-}
 
 let t: TestNode | null = null;
 afterEach(async () => {

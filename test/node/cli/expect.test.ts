@@ -6,33 +6,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from '../../../src/cli/main.js';
-import type { CliIO } from '../../../src/cli/commands/io.js';
+import { cli } from './run-cli.js';
 import { IN, OUT, startTestNode, type TestNode } from '../daemon/fixture.js';
 import { buildTcp, TcpFlag } from '../../../src/node/packet/index.js';
 import { EngineResult } from '../../../src/node/engine/index.js';
 import { parseExposition, value } from '../metrics/exposition.js';
+import { HELPER_RULES } from '../conntrack/helpers/ftp-ends.js';
 
 const { SYN, ACK, PSH } = TcpFlag;
-const FTP_RULES = `
-chains:
-  raw:
-    rules:
-      - { match: { proto: tcp, dport: 21 }, target: { helper: ftp } }
-  forward:
-    policy: drop
-    rules:
-      - { match: { ctstate: [ESTABLISHED, RELATED] }, target: ACCEPT }
-      - { match: { in: inside0, proto: tcp, dport: 21, ctstate: NEW }, target: ACCEPT }
-`;
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { out: (s) => void (out += s), err: (s) => void (err += s) };
-  const code = await runCli(argv, io);
-  return { code, out, err };
-}
 
 let t: TestNode | null = null;
 afterEach(async () => {
@@ -45,7 +26,7 @@ describe('expect list and helper metrics', () => {
     t = await startTestNode();
     const node = t;
     const rules = join(node.dir, 'ftp.yaml');
-    writeFileSync(rules, FTP_RULES);
+    writeFileSync(rules, HELPER_RULES);
     const s = ['--socket', node.socket];
     expect((await cli([...s, 'rules', 'apply', rules])).code).toBe(0);
     const out = new EngineResult();

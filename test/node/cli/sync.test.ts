@@ -1,20 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli } from '../../../src/cli/main.js';
-import type { CliIO } from '../../../src/cli/commands/io.js';
+import { cli } from './run-cli.js';
 import type { SyncStatus } from '../../../src/node/control/index.js';
 import type { TableDiff } from '../../../src/cli/commands/ct-diff.js';
 import { CtStatus, ENTRY_RECORD_WORDS, TcpState } from '../../../src/node/conntrack/index.js';
 import { ER_TCP } from '../../../src/node/conntrack/entry-record.js';
 import { feedTraffic, startTestNode, writeNodeFiles, type TestNode } from '../daemon/fixture.js';
 import { startSyncPair, syncSection, synced, until, type SyncPair } from '../daemon/sync-pair.js';
-
-async function cli(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { out: (s) => void (out += s), err: (s) => void (err += s) };
-  const code = await runCli(argv, io);
-  return { code, out, err };
-}
 
 let p: SyncPair | null = null;
 let t: TestNode | null = null;

@@ -20,8 +20,8 @@ export const V = '198.51.100.10'; // the NAT address
 export const S = '203.0.113.7'; // outside FTP server
 export const R = '203.0.113.99'; // outside client of the port forward
 
-/** FTP helper on port 21, SNAT of the inside network, a port forward of FTP to an inside server. */
-export const RULES = `
+/** The FTP helper on port 21; only FTP control connections and ESTABLISHED,RELATED pass. */
+export const HELPER_RULES = `
 chains:
   raw:
     rules:
@@ -32,7 +32,10 @@ chains:
       - { match: { ctstate: [ESTABLISHED, RELATED] }, target: ACCEPT }
       - { match: { in: inside0, proto: tcp, dport: 21, ctstate: NEW }, target: ACCEPT }
       - { match: { in: outside0, dst: ${WEB}, proto: tcp, dport: 21, ctstate: NEW }, target: ACCEPT }
-nat:
+`;
+
+/** HELPER_RULES with SNAT of the inside network and a port forward of FTP to an inside server. */
+export const RULES = `${HELPER_RULES}nat:
   snat:
     - { out: outside0, src: 10.0.0.0/8, to: ${V} }
   dnat:
