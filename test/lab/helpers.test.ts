@@ -181,4 +181,38 @@ describe.skipIf(!avail.ok || !servers)('connection helpers on NFQUEUE in the lab
     expect(s.helpers.ftp.expected - before.expected).toBe(4);
     expect(s.helpers.ftp.rewritten - before.rewritten).toBe(1);
   }, 60_000);
+
+  it('malformed and hostile commands on a real control connection create no expectation, are counted, and the node goes on', async () => {
+    const before = await stats();
+    const script = [
+      'import socket, time',
+      `s = socket.create_connection(("${LAB_ADDR.server}", 21), timeout=5)`,
+      'f = s.makefile("rb")',
+      'f.readline()',
+      'def cmd(c):',
+      '    s.sendall(c)',
+      '    return f.readline().decode().strip()',
+      'cmd(b"USER anonymous\\r\\n"); cmd(b"PASS x\\r\\n")',
+      'print(cmd(b"PORT 10,50,1,10,300,1\\r\\n"))',
+      'print(cmd(b"PORT 10,50,1,10,0,21\\r\\n"))',
+      'print(cmd(b"PORT 10,50,2,99,156,65\\r\\n"))',
+      'print(cmd(b"EPRT |1|10.50.1.10|99999|\\r\\n"))',
+      'print(cmd(b"EPRT |3|10.50.1.10|40000|\\r\\n"))',
+      'print(cmd(b"STOR " + b"x" * 700 + b"\\r\\n"))',
+      'print(cmd(b"QUIT\\r\\n"))',
+    ];
+    const r = topo.try('client', 'python3', ['-c', script.join('\n')]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('221'); // the server said goodbye: the control connection worked throughout
+    const after = await stats();
+    const refused = (k: string) => (after.helpers.ftp.refused[k] ?? 0) - (before.helpers.ftp.refused[k] ?? 0);
+    expect(refused('bad_number')).toBe(1);
+    expect(refused('bad_port')).toBe(2);
+    expect(refused('not_sender')).toBe(1);
+    expect(refused('bad_address')).toBe(1);
+    expect(refused('overlong_line')).toBe(1);
+    expect(after.helpers.ftp.expected).toBe(before.helpers.ftp.expected);
+    expect(after.helpers.expectations).toBe(0);
+    expect((after as unknown as { engineErrors: string[] }).engineErrors).toEqual([]);
+  });
 });
