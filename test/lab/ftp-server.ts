@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { killByArg } from './kill-by-arg.js';
 
 export interface FtpServerOptions {
+  /** An IPv4 or IPv6 address (IPv6: the server listens on it alone, listen_ipv6). */
   address: string;
   port: number;
   /** Bytes of the file `big.bin` (default 8 MiB). */
@@ -37,7 +38,8 @@ export class FtpServer {
     const empty = join(this.dir, 'empty');
     mkdirSync(empty);
     const conf = [
-      'listen=YES', 'listen_ipv6=NO', `listen_address=${o.address}`, `listen_port=${o.port}`, 'background=NO',
+      ...(o.address.includes(':') ? ['listen=NO', 'listen_ipv6=YES', `listen_address6=${o.address}`] : ['listen=YES', 'listen_ipv6=NO', `listen_address=${o.address}`]),
+      `listen_port=${o.port}`, 'background=NO',
       'anonymous_enable=YES', 'no_anon_password=YES', `anon_root=${root}`, 'local_enable=NO', 'write_enable=NO',
       'pasv_enable=YES', 'pasv_min_port=40000', 'pasv_max_port=40100', 'port_enable=YES', 'connect_from_port_20=YES',
       `secure_chroot_dir=${empty}`, 'seccomp_sandbox=NO', 'isolate_network=NO', 'xferlog_enable=NO', 'hide_ids=YES',

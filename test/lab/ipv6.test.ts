@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,15 +15,21 @@ import { labAvailable, labRequired, type LineAgent } from './netns.js';
 import { LAB_ADDR6, LabTopology } from './topology.js';
 import { compileProject } from './compile.js';
 import { quitAgent, startDataplaneAgent } from './dataplane-agent.js';
+import { FtpServer } from './ftp-server.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const httpServe = fileURLToPath(new URL('./agents/http-serve.py', import.meta.url));
 const QUEUE = 46;
 const avail = labAvailable();
 if (!avail.ok && labRequired) throw new Error(`TWINWALL_REQUIRE_LAB=1 but ${avail.why}`);
+if (avail.ok && !FtpServer.available() && labRequired) throw new Error('TWINWALL_REQUIRE_LAB=1 but vsftpd is not installed: run bash scripts/setup.sh');
 
 const RULES = `
 chains:
+  raw:
+    rules:
+      - match: { in: inside0, proto: tcp, dport: 21 }
+        target: { helper: ftp }
   forward:
     policy: drop
     rules:
@@ -34,21 +41,25 @@ chains:
         target: ACCEPT
       - match: { in: inside0, proto: icmpv6, icmpType: echo-request, dst: "${LAB_ADDR6.outsideNet}" }
         target: ACCEPT
+      - match: { in: inside0, ctstate: NEW, proto: tcp, syn: true, dst: "${LAB_ADDR6.server}", dport: 21 }
+        target: ACCEPT
       - match: { in: inside0, proto: tcp, dport: 8081 }
         target: { reject: tcp-reset }
 `;
 
 interface NodeStats {
   engine: { accepted: number; dropped: number; drops: Record<string, number> };
+  helpers: { ftp: { expected: number } };
   table: string[];
   engineErrors: string[];
 }
 
-describe.skipIf(!avail.ok)('IPv6 through the data plane in the lab', () => {
+describe.skipIf(!avail.ok || !FtpServer.available())('IPv6 through the data plane in the lab', () => {
   const topo = new LabTopology(undefined, { ipv6: true });
   let node: LineAgent;
   let dir = '';
   const servers: ChildProcess[] = [];
+  let ftp: FtpServer | undefined;
 
   const stats = async (): Promise<NodeStats> => JSON.parse(await node.ask('stats')) as NodeStats;
 
@@ -65,7 +76,10 @@ describe.skipIf(!avail.ok)('IPv6 through the data plane in the lab', () => {
     ] as const) {
       servers.push(spawn('ip', ['netns', 'exec', ns, 'python3', httpServe, addr, port, dir], { stdio: 'ignore' }));
     }
+    ftp = new FtpServer(topo.ns.server, { address: LAB_ADDR6.server, port: 21, fileBytes: 4 * 1024 * 1024 });
+    ftp.start();
     node = await startDataplaneAgent(topo, join(dir, 'rules.yaml'), { queueNum: QUEUE, dataInterfaces: ['inside0', 'outside0'], ipv6: true });
+    await topo.waitListening('server', 21);
     await topo.waitListening('server', 8080);
     await topo.waitListening('server', 8081);
     await topo.waitListening('client', 8080);
@@ -76,6 +90,7 @@ describe.skipIf(!avail.ok)('IPv6 through the data plane in the lab', () => {
       await quitAgent(node);
     } finally {
       for (const s of servers) s.kill('SIGKILL');
+      ftp?.stop();
       topo.cleanup();
       if (dir) rmSync(dir, { recursive: true, force: true });
     }
@@ -109,5 +124,17 @@ describe.skipIf(!avail.ok)('IPv6 through the data plane in the lab', () => {
     expect(ping.code).not.toBe(0);
     const s = await stats();
     expect(s.engine.drops.ruleset).toBeGreaterThan(0);
+  });
+
+  it('FTP over IPv6 (EPSV and EPRT) with the helper: a 4 MiB file arrives whole, its data connections RELATED', async () => {
+    const before = (await stats()).helpers.ftp.expected;
+    const file = join(dir, 'got.bin');
+    for (const mode of [[], ['-P', LAB_ADDR6.client]]) {
+      rmSync(file, { force: true });
+      const r = topo.try('client', 'curl', ['-sS', '-g', '--connect-timeout', '3', '--max-time', '30', ...mode, '-o', file, `ftp://[${LAB_ADDR6.server}]/big.bin`]);
+      expect(r.code, `${mode.join(' ')}: ${r.err}`).toBe(0);
+      expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(ftp?.sha256);
+    }
+    expect((await stats()).helpers.ftp.expected - before).toBe(2);
   });
 });
