@@ -154,32 +154,38 @@ describe.skipIf(!avail.ok || !servers)('connection helpers on NFQUEUE in the lab
     expect((await stats()).helpers.tftp.expected - before).toBe(1);
   });
 
-  it('SNAT: from inside to a server reached through fw1\'s outside address, all four modes; PORT and EPRT rewritten', async () => {
+  it('SNAT: from inside to a server reached through fw1\'s outside address, all four modes, transfers and listings; PORT and EPRT rewritten', async () => {
     const before = (await stats()).helpers.ftp;
     for (const [name, mode] of modes(LAB_ADDR.client)) {
       const r = fetchBig(mode, 21, SNAT_SERVER);
       expect(r.code, `${name}: ${r.err}`).toBe(0);
       expect(r.sha, name).toBe(natted.sha256);
+      const list = curl([...mode, `ftp://${SNAT_SERVER}/`]);
+      expect(list.code, `${name} listing: ${list.err}`).toBe(0);
+      expect(list.out).toContain('big.bin');
     }
     const s = await stats();
-    expect(s.helpers.ftp.expected - before.expected).toBe(4);
-    expect(s.helpers.ftp.rewritten - before.rewritten).toBe(2);
+    expect(s.helpers.ftp.expected - before.expected).toBe(8);
+    expect(s.helpers.ftp.rewritten - before.rewritten).toBe(4);
     expect(s.dataplane.counters.replaced).toBeGreaterThanOrEqual(2);
     // The server saw the control and data connections from fw1's outside address.
     const seen = s.table.filter((l) => l.includes(`dst=${SNAT_SERVER}`) && l.includes(`dst=${FW_OUTSIDE}`));
     expect(seen.length).toBeGreaterThanOrEqual(8);
   }, 60_000);
 
-  it('DNAT: from outside to a server behind a port forward on fw1\'s outside address, all four modes; 227 rewritten', async () => {
+  it('DNAT: from outside to a server behind a port forward on fw1\'s outside address, all four modes, transfers and listings; 227 rewritten', async () => {
     const before = (await stats()).helpers.ftp;
     for (const [name, mode] of modes(LAB_ADDR.server)) {
       const r = fetchBig(mode, 21, FW_OUTSIDE, 'server');
       expect(r.code, `${name}: ${r.err}`).toBe(0);
       expect(r.sha, name).toBe(inside.sha256);
+      const list = curl([...mode, `ftp://${FW_OUTSIDE}/`], 'server');
+      expect(list.code, `${name} listing: ${list.err}`).toBe(0);
+      expect(list.out).toContain('big.bin');
     }
     const s = await stats();
-    expect(s.helpers.ftp.expected - before.expected).toBe(4);
-    expect(s.helpers.ftp.rewritten - before.rewritten).toBe(1);
+    expect(s.helpers.ftp.expected - before.expected).toBe(8);
+    expect(s.helpers.ftp.rewritten - before.rewritten).toBe(2);
   }, 60_000);
 
   it('malformed and hostile commands on a real control connection create no expectation, are counted, and the node goes on', async () => {
