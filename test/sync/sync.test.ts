@@ -127,6 +127,26 @@ describe('state sync between two engines (in-process link)', () => {
     expect([diff.missing.length, diff.extra.length]).toEqual([0, 0]);
   });
 
+  it('while its last data is unconfirmed, the active repeats ALIVE every 20 ms or so, not at doubling delays, so a burst of loss hides the tail briefly', async () => {
+    const p = track(pair());
+    await ready(p.a, p.b);
+    // The link is down both ways for 480 ms after a load: count the ALIVEs the active tries.
+    const down = performance.now() + 480;
+    let alives = 0;
+    p.ta.fate = (buf) => {
+      if (performance.now() >= down) return 0;
+      if (buf[3] === MsgType.ALIVE) alives++;
+      return 1;
+    };
+    p.tb.fate = () => (performance.now() < down ? 1 : 0);
+    load(p.a.engine, 50);
+    await sleep(480);
+    // Every ~20 ms: ~24 (doubling delays made 6, plus the 200 ms heartbeat's 2).
+    expect(alives).toBeGreaterThanOrEqual(12);
+    const { diff } = await converge(p.a, p.b);
+    expect([diff.missing.length, diff.extra.length]).toEqual([0, 0]);
+  });
+
   it('a restarted standby asks for a bulk resync and converges; so does one that starts late', async () => {
     // The standby starts after the active made 3000 entries: the resync brings everything.
     const { a, b, ta } = await lateStandby(engine());
