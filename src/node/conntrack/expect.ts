@@ -8,7 +8,7 @@
  * are looked up only for packets that missed the table, so a linear scan with cheap early
  * rejection on the protocol and destination words is enough.
  */
-import { TUPLE_WORDS, TW_PROTO } from './tuple.js';
+import { TUPLE_WORDS, TW_PORTS, TW_PROTO } from './tuple.js';
 
 export const ExpectFlag = {
   /** Stays after being used (Linux NF_CT_EXPECT_PERMANENT). */
@@ -56,6 +56,13 @@ export class ExpectationTable {
   #used: Uint8Array;
   #count = 0;
   #top = 0;
+  /**
+   * Expectations by exact destination port, and those with a wildcard destination port: a new
+   * connection to a port no expectation names is rejected without a scan (the common case; a
+   * scan costs ~10 ns per expectation on every new connection).
+   */
+  readonly #byPort = new Uint32Array(65536);
+  #wildPort = 0;
 
   constructor(max = 4096, maxPerMaster = 8) {
     this.max = max;
@@ -108,6 +115,8 @@ export class ExpectationTable {
     this.#savedPort[idx] = spec.savedPort ?? -1;
     this.#used[idx] = 1;
     this.#count++;
+    if ((spec.mask[TW_PORTS] & 0xffff) === 0xffff) this.#byPort[spec.tuple[TW_PORTS] & 0xffff]++;
+    else this.#wildPort++;
     return idx;
   }
 
@@ -115,6 +124,9 @@ export class ExpectationTable {
     if (!this.#used[idx]) return;
     this.#used[idx] = 0;
     this.#count--;
+    const o = idx * TUPLE_WORDS + TW_PORTS;
+    if ((this.#mask[o] & 0xffff) === 0xffff) this.#byPort[this.#tuple[o] & 0xffff]--;
+    else this.#wildPort--;
     while (this.#top > 0 && !this.#used[this.#top - 1]) this.#top--;
   }
 
@@ -124,6 +136,7 @@ export class ExpectationTable {
    */
   match(w: Uint32Array, off: number, now: number, ids: Uint32Array): number {
     if (this.#count === 0) return -1;
+    if (this.#wildPort === 0 && this.#byPort[w[off + TW_PORTS] & 0xffff] === 0) return -1;
     const proto = w[off + TW_PROTO];
     for (let i = 0; i < this.#top; i++) {
       if (!this.#used[i]) continue;

@@ -33,6 +33,8 @@ import { LineEvent, LineStream } from './line-stream.js';
 
 /** How long an announced data connection is expected (Linux's FTP expect policy: 5 minutes). */
 export const FTP_EXPECT_TIMEOUT_MS = 5 * 60_000;
+/** Outside ports tried for a rewritten announcement before it is refused (nat_port). */
+const FREE_PORT_TRIES = 512;
 
 /** What the helper needs of NAT: whether an outside port is free on an address. */
 export interface OutsidePorts {
@@ -209,13 +211,15 @@ export class FtpHelper {
 
   /**
    * A port on the outside address for the expected connection: `want` when no connection holds it
-   * and no other expectation waits on it, else the next such port (1024-65535), -1 when none.
+   * and no other expectation waits on it, else the next such port (1024-65535) within
+   * FREE_PORT_TRIES, -1 when none: each try scans the expectations, so the search is bounded (a
+   * client announcing thousands of ports must not stall the engine).
    */
   #freePort(address: number, want: number, now: number): number {
     const pool = this.ports.pool(address, Proto.TCP);
     const e = this.#tuple;
     let p = want;
-    for (let i = 0; i < 64512; i++) {
+    for (let i = 0; i < FREE_PORT_TRIES; i++) {
       if (pool.isFree(p)) {
         e[TW_PORTS] = p;
         if (!this.expectations.has(e, now)) return p;
