@@ -47,9 +47,11 @@ export async function runTwinwallSyncBench(opts: { quick?: boolean; cases?: Sync
     // (The table is sized for the largest case up front: see the agent.)
     maxEntries: quick ? 300_000 : 1_100_000,
     tuning,
-    // TWINWALL_BENCH_RT=1 runs the nodes at real-time priority (SCHED_RR) as conntrackd runs by
-    // default; measured: no change to the lag's tail, so off by default.
-    wrapper: process.env.TWINWALL_BENCH_RT === '1' ? ['chrt', '-r', '50'] : [],
+    // The nodes' main threads in SCHED_RR 5 (as conntrackd runs SCHED_RR here, and as a daemon runs
+    // with node.realtimePriority): otherwise kernel threads (kdamond woke every ~512 ms on this VM
+    // for 2-20 ms) and other processes preempt them, which made the lag's p99 5-10 ms (0.4-1.1 ms
+    // in SCHED_RR, bench/RESULTS.md). TWINWALL_BENCH_RT=0: normal scheduling.
+    realtimePriority: process.env.TWINWALL_BENCH_RT === '0' ? 0 : 5,
     nodeFlags: ['--max-old-space-size=4096', ...(process.env.TWINWALL_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TWINWALL_PROFILE_DIR}`] : [])],
   });
   const stop = (fw: Fw): Promise<void> => nodes.stop(fw);

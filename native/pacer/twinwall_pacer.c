@@ -28,6 +28,10 @@
  *   state(pacer) -> Float64Array  S_* below (with how long ago the last advert went out: the
  *                            election's test of whether it was frozen, whichever thread wakes first)
  *   close(pacer)             stops and joins the thread, closes the dups
+ *   setCallerRealtime(priority) -> errno   the calling thread (a node's main thread: its packet
+ *                            path and sync) to SCHED_RR at `priority` (1-99), or back to normal
+ *                            scheduling with 0; 0 on success, else the errno (EPERM without
+ *                            CAP_SYS_NICE). As conntrackd's and keepalived's Scheduler settings.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -399,6 +403,21 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_set_caller_realtime(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t prio;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_int(env, argv[0], &prio) || prio < 0 || prio > 99) {
+    napi_throw_range_error(env, "TW_PACER_ARGS", "setCallerRealtime(priority): an integer 0-99");
+    return NULL;
+  }
+  struct sched_param sp = {.sched_priority = prio};
+  int err = pthread_setschedparam(pthread_self(), prio > 0 ? SCHED_RR : SCHED_OTHER, &sp);
+  napi_value r;
+  napi_create_int32(env, err, &r);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"create", NULL, js_create, NULL, NULL, NULL, napi_default, NULL},
@@ -407,6 +426,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"renew", NULL, js_renew, NULL, NULL, NULL, napi_default, NULL},
       {"state", NULL, js_state, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"setCallerRealtime", NULL, js_set_caller_realtime, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   tw_set_uint(env, exports, "STATE_COUNT", S_COUNT);

@@ -27,6 +27,7 @@ interface PacerAddon {
   state(p: object): Float64Array;
   close(p: object): void;
   STATE_COUNT: number;
+  setCallerRealtime(priority: number): number;
 }
 
 /** Indexes of the addon's state(). */
@@ -83,6 +84,17 @@ export interface AdvertPacerOptions {
 }
 
 let addon: PacerAddon | null = null;
+
+/**
+ * Put the calling thread (a node's main thread: packet path and sync) in SCHED_RR at `priority`
+ * (1-99; 0: back to normal scheduling), as conntrackd's and keepalived's Scheduler settings do:
+ * other work on the machine (kernel threads such as kdamond, other processes) then no longer
+ * preempts it for milliseconds at a time. Returns 0, or the errno (EPERM without CAP_SYS_NICE).
+ * Keep it below the advert pacer's priority, so the pacer still preempts it on a shared core.
+ */
+export function setThreadRealtime(priority: number): number {
+  return pacerAddon().setCallerRealtime(priority);
+}
 
 function pacerAddon(): PacerAddon {
   if (addon === null) {

@@ -22,7 +22,9 @@ export interface SyncAgentStart {
   maxEntries?: number;
   /** SyncNodeOptions tuning passed to the node. */
   tuning?: Record<string, number>;
-  /** Before `node` on the command line (e.g. chrt), and node's own flags. */
+  /** The agent's main thread (engine and sync) in SCHED_RR at this priority; 0 or absent: normal. */
+  realtimePriority?: number;
+  /** Before `node` on the command line, and node's own flags. */
   wrapper?: string[];
   nodeFlags?: string[];
 }
@@ -48,7 +50,7 @@ export class SyncAgents {
     const where = o.unicast ? { peer: LAB_ADDR[other].sync } : { group: SYNC_GROUP };
     await this.ask(fw, `start ${JSON.stringify({
       nodeId: fw === 'fw1' ? 1 : 2, address: LAB_ADDR[fw].sync, ...where, port: SYNC_PORT, keyHex: this.key,
-      maxEntries: o.maxEntries, tuning: o.tuning,
+      maxEntries: o.maxEntries, tuning: o.tuning, realtimePriority: o.realtimePriority,
     })}`);
   }
 

@@ -19,6 +19,7 @@
  *   stats                   sync stats, and the CPU time used so far (cpuUs)
  *   quit
  */
+import { setThreadRealtime } from '../../../src/failover/advert-pacer.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { CtStatus, recordsToBytes, type ConntrackEventSink, type ConntrackTable } from '../../../src/node/conntrack/index.js';
 import { Engine, EngineResult } from '../../../src/node/engine/index.js';
@@ -52,6 +53,8 @@ interface StartArgs {
   maxEntries?: number;
   /** Sync tuning (SyncNodeOptions: flushMs, maxInFlight, windowSize...). */
   tuning?: Partial<SyncNodeOptions>;
+  /** The main thread (engine and sync) in SCHED_RR at this priority (setThreadRealtime); 0 or absent: normal. */
+  realtimePriority?: number;
 }
 
 let engine: Engine | null = null;
@@ -91,6 +94,10 @@ function flowNumber(t: ConntrackTable, slot: number): number {
 }
 
 async function start(a: StartArgs): Promise<object> {
+  if (a.realtimePriority) {
+    const err = setThreadRealtime(a.realtimePriority);
+    if (err !== 0) throw new Error(`SCHED_RR ${a.realtimePriority} refused (errno ${err}): run as root`);
+  }
   engine = new Engine({
     // Sized up front, as operators size nf_conntrack_max: a growth rehashes the whole table (a
     // stall of tens of ms at a million entries) in the middle of the figures.
