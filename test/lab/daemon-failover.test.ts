@@ -41,7 +41,8 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
 
   function start(fw: Fw, queue: number): void {
     pair.start(fw, [
-      `node: { name: lab-${fw} }`,
+      // fw2's main thread in SCHED_RR (node.realtimePriority), as conntrackd's Scheduler setting.
+      `node: { name: lab-${fw}${fw === 'fw2' ? ', realtimePriority: 5' : ''} }`,
       `dataplane: { interfaces: [inside0, outside0], queue: ${queue} }`,
       `ruleset: ${rules}`,
       'conntrack: { maxEntries: 4096 }',
@@ -140,6 +141,14 @@ describe.skipIf(!avail.ok)('a twinwall pair with failover in the lab (two daemon
     expect(pm).toMatchObject({ scheduling: 'fifo', pacing: true, errors: 0 });
     expect(pm!.sent).toBeGreaterThan(10);
     expect((status('fw1') as Status & Pacer).pacer).toMatchObject({ scheduling: 'fifo', pacing: false });
+    // fw2's main thread runs SCHED_RR 5 (node.realtimePriority); fw1's normal scheduling.
+    const sched = (pid: number | undefined): [number, number] => {
+      const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return [Number(f[41 - 3]), Number(f[40 - 3])];
+    };
+    expect(sched(daemons.fw2?.child.pid)).toEqual([2, 5]);
+    expect(sched(daemons.fw1?.child.pid)).toEqual([0, 0]);
     daemons.fw2?.child.kill('SIGKILL');
     await daemons.fw2?.exited;
     await until('fw1 master with the addresses', () => status('fw1')?.role === 'master' && holds('fw1').every(Boolean), 5000);

@@ -24,7 +24,19 @@ const Seconds = (description: string) => Type.Integer({ minimum: 1, maximum: 2_0
 
 export const NodeConfigSchema = Type.Object(
   {
-    node: Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }) }, { additionalProperties: false }),
+    node: Type.Object(
+      {
+        name: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,63}$' }),
+        /**
+         * SCHED_RR priority (1-99) of the main thread (packet path, sync), as conntrackd's and
+         * keepalived's Scheduler settings; 0 (default): normal scheduling. Other work on the
+         * machine then no longer preempts it (the sync lag's tail, bench/RESULTS.md); at full
+         * load it keeps a core to itself. Below failover.realtimePriority.
+         */
+        realtimePriority: Type.Optional(Type.Integer({ minimum: 0, maximum: 99 })),
+      },
+      { additionalProperties: false },
+    ),
     dataplane: Type.Object(
       {
         /** Interfaces whose packets are queued to the node (raw PREROUTING -i IF). */
@@ -114,6 +126,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 /** The config with defaults applied and paths resolved: what the node runs with. */
 export interface NodeConfig {
   name: string;
+  /** SCHED_RR priority of the main thread; 0: normal scheduling. */
+  realtimePriority: number;
   /** excludedUdpPorts includes the sync port when sync is configured. */
   dataplane: { interfaces: string[]; queue: number; failOpen: boolean; excludedUdpPorts: number[] };
   /** Absolute path of the ruleset file. */
@@ -185,6 +199,7 @@ function resolveConfig(doc: NodeConfigDoc, baseDir: string, sync: SyncConfig | n
   if (failover && !excludedUdpPorts.includes(failover.port)) excludedUdpPorts.push(failover.port);
   return {
     name: doc.node.name,
+    realtimePriority: doc.node.realtimePriority ?? 0,
     dataplane: {
       interfaces: [...doc.dataplane.interfaces], queue: doc.dataplane.queue, failOpen: doc.dataplane.failOpen ?? false,
       excludedUdpPorts,
@@ -239,6 +254,13 @@ export function parseConfig(text: string, baseDir: string, source?: string): Nod
       const read = readFailoverSection(d.failover, baseDir, sync, d.sync !== undefined, d.dataplane.interfaces);
       issues.push(...read.issues);
       failover = read.config;
+      const rt = d.node.realtimePriority ?? 0;
+      if (failover && rt > 0 && rt >= failover.realtimePriority) {
+        issues.push({
+          path: '/node/realtimePriority',
+          message: `${rt} is not below failover.realtimePriority (${failover.realtimePriority}): the advert pacer must preempt the main thread on a shared core; lower it, or raise failover.realtimePriority`,
+        });
+      }
     }
   }
   if (issues.length > 0) throw new ConfigError(issues.map((e) => ({ ...e, ...locate(doc, lc, e.path) })), source);

@@ -14,6 +14,7 @@
  * plane starts (no entry is created unseen), and started (startup resync request, ALIVE) once the
  * data plane is up. At stop it is flushed and closed after the data plane is down.
  */
+import { setThreadRealtime } from '../../failover/advert-pacer.js';
 import { readFileSync } from 'node:fs';
 import { pino, type Logger } from 'pino';
 import { Engine, StandbyWarmup, dropReasonNames } from '../engine/index.js';
@@ -186,6 +187,7 @@ export class FirewallNode implements ControlTarget {
       throw e;
     }
     this.#state = 'running';
+    this.#setRealtime();
     this.#tick = setInterval(() => this.#runTick(), this.#tickMs);
     this.#tick.unref();
     const m = this.metricsAddress();
@@ -193,6 +195,19 @@ export class FirewallNode implements ControlTarget {
       { queue: this.config.dataplane.queue, interfaces: this.config.dataplane.interfaces, control: this.config.controlSocket, metrics: m, ruleset: this.config.rulesetPath },
       'node started',
     );
+  }
+
+  /**
+   * node.realtimePriority: this (the main) thread in SCHED_RR, after every other thread of the node
+   * was made (threads made later would inherit it). Refused (no CAP_SYS_NICE): a warning, and the
+   * node runs on with normal scheduling.
+   */
+  #setRealtime(): void {
+    const prio = this.config.realtimePriority;
+    if (prio <= 0) return;
+    const err = setThreadRealtime(prio);
+    if (err === 0) this.log.info({ policy: 'SCHED_RR', priority: prio }, 'main thread in real-time scheduling (node.realtimePriority)');
+    else this.log.warn({ errno: err, priority: prio }, `SCHED_RR ${prio} for the main thread refused (errno ${err}: the node needs CAP_SYS_NICE); it runs with normal scheduling`);
   }
 
   /** The SyncNode on the engine's table and clock, set as the table's event sink. */

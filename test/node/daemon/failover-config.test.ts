@@ -83,4 +83,17 @@ describe('node config: failover section', () => {
     expect(issues(BASE + SYNC + FAILOVER + '  realtimePriority: 100\n').map((i) => i.path)).toEqual(['/failover/realtimePriority']);
     expect(parseConfig(BASE + SYNC + FAILOVER + '  realtimePriority: 0\n', dir).failover?.realtimePriority).toBe(0);
   });
+
+  it('node.realtimePriority: the main thread in SCHED_RR (default normal); refused unless below the advert pacer, with the path', () => {
+    const rt = (n: number) => BASE.replace(/node: \{ name: ([^ ]+) \}/, `node: { name: $1, realtimePriority: ${n} }`);
+    expect(rt(5)).toContain('realtimePriority: 5');
+    expect(parseConfig(BASE + SYNC + FAILOVER, dir).realtimePriority).toBe(0);
+    expect(parseConfig(rt(5) + SYNC + FAILOVER, dir).realtimePriority).toBe(5);
+    const high = issues(rt(10) + SYNC + FAILOVER);
+    expect(high.map((i) => i.path)).toEqual(['/node/realtimePriority']);
+    expect(high[0].message).toMatch(/not below failover.realtimePriority \(10\)/);
+    expect(issues(rt(120) + SYNC).map((i) => i.path)).toEqual(['/node/realtimePriority']);
+    // Without failover any priority is allowed.
+    expect(parseConfig(rt(50) + SYNC, dir).realtimePriority).toBe(50);
+  });
 });
