@@ -173,10 +173,26 @@ export class ExpectationTable {
   }
 
   /**
-   * An expectation that would match exactly this tuple (masked by its own mask) exists: a NAT
-   * helper picking an outside port avoids one taken by another expected connection.
+   * Expect a connection between the addresses of the tuple at w[off] (from its source to its
+   * destination), any source port, to `dport`, protocol word `proto`: what the FTP and TFTP
+   * helpers announce. Returns its index, or -1 when the table is full.
    */
-  has(tuple: Uint32Array, now: number): boolean {
+  expectPort(spec: Omit<ExpectationSpec, 'tuple' | 'mask'>, w: Uint32Array, off: number, dport: number, proto: number, now: number): number {
+    this.#toPort(w, off, dport, proto);
+    try {
+      return this.add({ ...spec, tuple: this.#portTuple, mask: this.#portMask }, now);
+    } catch (e) {
+      if (e instanceof ExpectationLimitError) return -1;
+      throw e;
+    }
+  }
+
+  /**
+   * An expectation for that connection (see expectPort) exists already: a NAT helper picking an
+   * outside port avoids one another expected connection waits on.
+   */
+  hasPort(w: Uint32Array, off: number, dport: number, proto: number, now: number): boolean {
+    const tuple = this.#toPort(w, off, dport, proto);
     for (let i = 0; i < this.#top; i++) {
       if (!this.#used[i] || this.#deadline[i] <= now) continue;
       const o = i * TUPLE_WORDS;
@@ -190,6 +206,24 @@ export class ExpectationTable {
       if (same) return true;
     }
     return false;
+  }
+
+  readonly #portTuple = new Uint32Array(TUPLE_WORDS);
+  readonly #portMask = new Uint32Array(TUPLE_WORDS);
+
+  /** expectPort's tuple and mask: both addresses exact, any source port, `dport`, the protocol. */
+  #toPort(w: Uint32Array, off: number, dport: number, proto: number): Uint32Array {
+    const e = this.#portTuple;
+    const m = this.#portMask;
+    for (let i = 0; i < 8; i++) {
+      e[i] = w[off + i];
+      m[i] = 0xffffffff;
+    }
+    e[TW_PORTS] = dport & 0xffff;
+    m[TW_PORTS] = 0xffff;
+    e[TW_PROTO] = proto;
+    m[TW_PROTO] = 0xffffffff;
+    return e;
   }
 
   /** Consume a matched expectation: removed unless PERMANENT. Returns its master slot. */

@@ -98,24 +98,28 @@ export class SeqAdjustments {
     let changed = false;
     const seq = read32(b, l4 + 4);
     const soff = after(seq, a.pos[dir]) ? a.after[dir] : a.before[dir];
-    if (soff !== 0) {
-      write32(b, l4 + 4, (seq + soff) >>> 0);
-      updateChecksumAt32(b, sum, seq, (seq + soff) >>> 0);
-      changed = true;
-    }
+    if (soff !== 0) changed = replace32(b, l4 + 4, sum, seq, (seq + soff) >>> 0);
     const o = dir ^ 1;
     if ((b[l4 + 13] & 0x10) !== 0 && (a.before[o] !== 0 || a.after[o] !== 0)) {
       const ack = read32(b, l4 + 8);
-      const aoff = after((ack - a.before[o]) >>> 0, a.pos[o]) ? a.after[o] : a.before[o];
-      if (aoff !== 0) {
-        write32(b, l4 + 8, (ack - aoff) >>> 0);
-        updateChecksumAt32(b, sum, ack, (ack - aoff) >>> 0);
-        changed = true;
-      }
+      const aoff = otherOffset(a, o, ack);
+      if (aoff !== 0) changed = replace32(b, l4 + 8, sum, ack, (ack - aoff) >>> 0);
       if (v.tcpHeaderLength > 20 && adjustSack(b, l4 + 20, l4 + v.tcpHeaderLength, a, o, sum)) changed = true;
     }
     return changed;
   }
+}
+
+/** The offset of a number in direction `o`'s space as the other end sees it (an ack or a SACK edge), as nf_ct_seqadj. */
+function otherOffset(a: SeqAdjustment, o: number, n: number): number {
+  return after((n - a.before[o]) >>> 0, a.pos[o]) ? a.after[o] : a.before[o];
+}
+
+/** Write `to` over `from` at b[at..at+4) and update the checksum at `sum` (RFC 1624). */
+function replace32(b: Uint8Array, at: number, sum: number, from: number, to: number): boolean {
+  write32(b, at, to);
+  updateChecksumAt32(b, sum, from, to);
+  return true;
 }
 
 /** SACK blocks in the options [p, end): each edge in the other direction's numbers, as nf_ct_sack_adjust. */
@@ -134,11 +138,8 @@ function adjustSack(b: Uint8Array, p: number, end: number, a: SeqAdjustment, o: 
     if (kind === TCP_OPT_SACK && (len - 2) % 8 === 0) {
       for (let q = p + 2; q + 4 <= p + len; q += 4) {
         const edge = read32(b, q);
-        const off = after((edge - a.before[o]) >>> 0, a.pos[o]) ? a.after[o] : a.before[o];
-        if (off === 0) continue;
-        write32(b, q, (edge - off) >>> 0);
-        updateChecksumAt32(b, sum, edge, (edge - off) >>> 0);
-        changed = true;
+        const off = otherOffset(a, o, edge);
+        if (off !== 0) changed = replace32(b, q, sum, edge, (edge - off) >>> 0);
       }
     }
     p += len;

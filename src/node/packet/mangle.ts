@@ -19,11 +19,6 @@ export interface PayloadEdit {
   text: Uint8Array;
 }
 
-/** The packet with payload bytes [start, end) replaced by `text`; see replacePayloadRanges. */
-export function replacePayloadRange(v: PacketView, start: number, end: number, text: Uint8Array): Buffer {
-  return replacePayloadRanges(v, [{ start, end, text }]);
-}
-
 /**
  * The packet from its IP header on with each edit's payload range replaced (edits in order, not
  * overlapping). Throws MangleError for a fragment, another protocol than TCP or UDP, a range

@@ -25,9 +25,9 @@ import { Proto } from '../../packet/fields.js';
 import { formatAddress } from '../../packet/address.js';
 import { CtStatus, type ConntrackTable } from '../table.js';
 import { CtChange } from '../events.js';
-import { ExpectationLimitError, type ExpectationTable } from '../expect.js';
+import type { ExpectationTable } from '../expect.js';
 import type { SeqAdjustments } from '../seqadj.js';
-import { TUPLE_WORDS, TW_PORTS, TW_PROTO } from '../tuple.js';
+import { TW_PROTO } from '../tuple.js';
 import { FtpAnnouncement, FtpKind, FtpRefusal, ftpRefusalNames, parseFtpLine } from './ftp-parse.js';
 import { LineEvent, LineStream } from './line-stream.js';
 
@@ -58,8 +58,6 @@ interface FtpFlow {
 export class FtpHelper {
   readonly #flows = new Map<number, FtpFlow>();
   readonly #ann = new FtpAnnouncement();
-  readonly #tuple = new Uint32Array(TUPLE_WORDS);
-  readonly #mask = new Uint32Array(TUPLE_WORDS);
   readonly #edits: PayloadEdit[] = [];
   /** Announcements refused, by FtpRefusal. */
   readonly refused = new Float64Array(ftpRefusalNames.length);
@@ -159,39 +157,24 @@ export class FtpHelper {
         return;
       }
     }
-    const e = this.#tuple;
-    const m = this.#mask;
-    for (let i = 0; i < 8; i++) {
-      e[i] = w[other + i];
-      m[i] = 0xffffffff;
-    }
-    e[TW_PORTS] = a.port;
-    m[TW_PORTS] = 0xffff;
-    e[TW_PROTO] = w[own + TW_PROTO];
-    m[TW_PROTO] = 0xffffffff;
     // NAT (IPv4): the other end knows the announcer as tuple[!dir]'s destination.
     const outside = w[other + 4];
     const natted = family === 4 && outside !== w[own];
+    const proto = w[own + TW_PROTO];
     let port = a.port;
     if (natted) {
       if (lineStart < 0) {
         this.refused[FtpRefusal.SPLIT_REWRITE]++;
         return;
       }
-      port = this.#freePort(outside, a.port, now);
+      port = this.#freePort(outside, other, a.port, proto, now);
       if (port < 0) {
         this.refused[FtpRefusal.NAT_PORT]++;
         return;
       }
-      e[TW_PORTS] = port;
     }
-    try {
-      this.expectations.add(
-        { masterSlot: slot, masterId: t.id[slot], tuple: e, mask: m, timeoutMs: FTP_EXPECT_TIMEOUT_MS, dir: dir ^ 1, savedPort: natted ? a.port : -1 },
-        now,
-      );
-    } catch (err) {
-      if (!(err instanceof ExpectationLimitError)) throw err;
+    const spec = { masterSlot: slot, masterId: t.id[slot], timeoutMs: FTP_EXPECT_TIMEOUT_MS, dir: dir ^ 1, savedPort: natted ? a.port : -1 };
+    if (this.expectations.expectPort(spec, w, other, port, proto, now) < 0) {
       this.refused[FtpRefusal.EXPECT_LIMIT]++;
       return;
     }
@@ -215,15 +198,12 @@ export class FtpHelper {
    * FREE_PORT_TRIES, -1 when none: each try scans the expectations, so the search is bounded (a
    * client announcing thousands of ports must not stall the engine).
    */
-  #freePort(address: number, want: number, now: number): number {
+  #freePort(address: number, other: number, want: number, proto: number, now: number): number {
     const pool = this.ports.pool(address, Proto.TCP);
-    const e = this.#tuple;
+    const w = this.table.tuples;
     let p = want;
     for (let i = 0; i < FREE_PORT_TRIES; i++) {
-      if (pool.isFree(p)) {
-        e[TW_PORTS] = p;
-        if (!this.expectations.has(e, now)) return p;
-      }
+      if (pool.isFree(p) && !this.expectations.hasPort(w, other, p, proto, now)) return p;
       p = p >= 65535 ? 1024 : p + 1;
     }
     return -1;

@@ -45,11 +45,6 @@ export class LineStream {
   /** Offset in data of the current line's first byte, -1 when it began before this segment. */
   #start = -1;
 
-  /** Sequence number of the next byte expected (after the last byte read). */
-  get next(): number {
-    return this.#next;
-  }
-
   /** A segment of `len` payload bytes at data[off], its first byte's sequence number `seq`. */
   begin(seq: number, data: Uint8Array, off: number, len: number): void {
     this.event = LineEvent.NONE;

@@ -9,8 +9,8 @@
 import type { PacketFields } from '../../packet/fields.js';
 import type { ConntrackTable } from '../table.js';
 import { CtChange } from '../events.js';
-import { ExpectationLimitError, type ExpectationTable } from '../expect.js';
-import { TUPLE_WORDS, TW_PORTS, TW_PROTO } from '../tuple.js';
+import type { ExpectationTable } from '../expect.js';
+import { TW_PORTS, TW_PROTO } from '../tuple.js';
 
 /** How long the reply is expected (Linux's TFTP expect policy: 5 minutes). */
 export const TFTP_EXPECT_TIMEOUT_MS = 5 * 60_000;
@@ -18,8 +18,6 @@ const RRQ = 1;
 const WRQ = 2;
 
 export class TftpHelper {
-  readonly #tuple = new Uint32Array(TUPLE_WORDS);
-  readonly #mask = new Uint32Array(TUPLE_WORDS);
   /** Replies expected. */
   expected = 0;
   /** Datagrams to the server's port too short to hold an opcode. */
@@ -41,26 +39,15 @@ export class TftpHelper {
     const op = (b[p] << 8) | b[p + 1];
     if (op !== RRQ && op !== WRQ) return;
     const t = this.table;
-    const w = t.tuples;
     const reply = t.tupleOffset(slot, 1);
-    const e = this.#tuple;
-    const m = this.#mask;
-    for (let i = 0; i < 8; i++) {
-      e[i] = w[reply + i];
-      m[i] = 0xffffffff;
-    }
-    // Any source port (the server's new transfer id), the client's port as the reply tuple has it.
-    e[TW_PORTS] = w[reply + TW_PORTS] & 0xffff;
-    m[TW_PORTS] = 0xffff;
-    e[TW_PROTO] = w[reply + TW_PROTO];
-    m[TW_PROTO] = 0xffffffff;
-    try {
-      this.expectations.add({ masterSlot: slot, masterId: t.id[slot], tuple: e, mask: m, timeoutMs: TFTP_EXPECT_TIMEOUT_MS }, now);
-      this.expected++;
-      t.sink.ctUpdate(t, slot, CtChange.HELPER);
-    } catch (err) {
-      if (!(err instanceof ExpectationLimitError)) throw err;
+    // From the server (any port: its new transfer id) to the client's port, as the reply tuple has them.
+    const w = t.tuples;
+    const spec = { masterSlot: slot, masterId: t.id[slot], timeoutMs: TFTP_EXPECT_TIMEOUT_MS };
+    if (this.expectations.expectPort(spec, w, reply, w[reply + TW_PORTS] & 0xffff, w[reply + TW_PROTO], now) < 0) {
       this.expectLimit++;
+      return;
     }
+    this.expected++;
+    t.sink.ctUpdate(t, slot, CtChange.HELPER);
   }
 }
