@@ -73,16 +73,19 @@ describe('state sync between two engines (in-process link)', () => {
     expect(a.sync.stats.entriesSent.destroy).toBe(10);
   });
 
+  // A fate per direction, made afresh per test. 1 %: one datagram in every 100 each way, at a fixed
+  // place (random at 1 % over the ~100 datagrams of this load dropped no UPDATE in some runs, as
+  // the count of control messages around them varies, and then nothing was retransmitted).
   for (const [name, fate] of [
-    ['1 % loss', random(0.01, 7)],
-    ['10 % loss', random(0.1, 11)],
-    ['bursty loss (runs of 20 every 100)', (() => { let i = 0; return () => (i++ % 100 < 20 ? 1 : 0); })()],
+    ['1 % loss', () => { let i = 0; return () => (++i % 100 === 37 ? 1 : 0); }],
+    ['10 % loss', () => random(0.1, 11)],
+    ['bursty loss (runs of 20 every 100)', () => { let i = 0; return () => (i++ % 100 < 20 ? 1 : 0); }],
   ] as const) {
     it(`converges under ${name} on the sync link, both ways (data and NACKs)`, async () => {
       const p = track(pair());
       await ready(p.a, p.b);
-      p.ta.fate = fate;
-      p.tb.fate = fate;
+      p.ta.fate = fate();
+      p.tb.fate = fate();
       for (let i = 0; i < 20; i++) {
         load(p.a.engine, 100);
         await sleep(1);
