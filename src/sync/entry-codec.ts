@@ -246,10 +246,10 @@ export function newDecodedEntry(): DecodedEntry {
 }
 
 /**
- * Decode the entry at buf[off..end) into rec (48 words: absent sections zero). Returns null, or
+ * Decode the entry at buf[off..end) into rec[ro..ro+48) (absent sections zero). Returns null, or
  * why the bytes are not an entry. Unknown section bits beyond ours are skipped by the length.
  */
-export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Array, out: DecodedEntry): string | null {
+export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Array, out: DecodedEntry, ro = 0): string | null {
   if (end - off < ENTRY_HEAD_BYTES) return 'entry truncated';
   const op = buf[off];
   const sections = buf[off + 1];
@@ -266,35 +266,35 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
   out.sections = sections;
   out.length = len;
   // Every word written (absent sections as zeros), no fill first: the receive path's hot loop.
-  let o = readTuple(buf, off + ENTRY_HEAD_BYTES, rec, 0, family, proto);
+  let o = readTuple(buf, off + ENTRY_HEAD_BYTES, rec, ro, family, proto);
   if (op === OP_DESTROY) {
-    rec.fill(0, R_REPLY, ENTRY_RECORD_WORDS);
+    rec.fill(0, ro + R_REPLY, ro + ENTRY_RECORD_WORDS);
     return null;
   }
-  o = readTuple(buf, o, rec, R_REPLY, family, proto);
-  rec[R_STATUS] = (buf[o] << 8) | buf[o + 1];
-  rec[R_TIMEOUT] = u32(buf, o + 2);
+  o = readTuple(buf, o, rec, ro + R_REPLY, family, proto);
+  rec[ro + R_STATUS] = (buf[o] << 8) | buf[o + 1];
+  rec[ro + R_TIMEOUT] = u32(buf, o + 2);
   o += 6;
   if (sections & S_MARK) {
-    rec[R_MARK] = u32(buf, o);
+    rec[ro + R_MARK] = u32(buf, o);
     o += 4;
-  } else rec[R_MARK] = 0;
+  } else rec[ro + R_MARK] = 0;
   if (sections & S_LABEL) {
-    rec[R_LABEL] = u32(buf, o);
+    rec[ro + R_LABEL] = u32(buf, o);
     o += 4;
-  } else rec[R_LABEL] = 0;
+  } else rec[ro + R_LABEL] = 0;
   if (sections & S_COUNTERS) {
-    for (let i = 0; i < 8; i++) rec[R_COUNTERS + i] = u32(buf, o + i * 4);
+    for (let i = 0; i < 8; i++) rec[ro + R_COUNTERS + i] = u32(buf, o + i * 4);
     o += 32;
-  } else for (let i = 0; i < 8; i++) rec[R_COUNTERS + i] = 0;
+  } else for (let i = 0; i < 8; i++) rec[ro + R_COUNTERS + i] = 0;
   if (sections & S_TCP) {
-    for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[R_TCP + i] = u32(buf, o + i * 4);
+    for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[ro + R_TCP + i] = u32(buf, o + i * 4);
     o += TCP_SECTION_WORDS * 4;
-  } else for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[R_TCP + i] = 0;
+  } else for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[ro + R_TCP + i] = 0;
   if (sections & S_AGE) {
-    rec[R_AGE] = u32(buf, o);
+    rec[ro + R_AGE] = u32(buf, o);
     o += 4;
-  } else rec[R_AGE] = 0;
+  } else rec[ro + R_AGE] = 0;
   out.helperWords = 0;
   if (sections & S_HELPER && readHelper(buf, o, off + len, family, out) < 0) return 'helper section does not fit the entry';
   return null;

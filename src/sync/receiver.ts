@@ -60,12 +60,18 @@ const MAX_NACK_RANGES = 64;
 const MAX_SAMPLES = 16;
 /** Messages applied between two REPORTs at most. */
 const REPORT_EVERY = 32;
+/** Entries of a message decoded before applying at first (the batch grows for larger messages). */
+const BATCH_ENTRIES = 64;
 
 export class SyncReceiver {
   peer: PeerView | null = null;
   readonly #held = new Map<number, Buffer>();
   #lastCtlSeq = -1;
-  readonly #rec = new Uint32Array(ENTRY_RECORD_WORDS);
+  /** A message's entries decoded as records (ENTRY_RECORD_WORDS each), their ops, sections and tuple hashes. */
+  #recs = new Uint32Array(BATCH_ENTRIES * ENTRY_RECORD_WORDS);
+  #ops = new Uint8Array(BATCH_ENTRIES);
+  #secs = new Uint8Array(BATCH_ENTRIES);
+  #hashes = new Int32Array(BATCH_ENTRIES * 2);
   readonly #dec: DecodedEntry = newDecodedEntry();
   /** Resync generation each replicated entry was last written in (by slot). */
   #gen = new Uint32Array(1024);
@@ -261,19 +267,44 @@ export class SyncReceiver {
     }
     const count = buf.readUInt16BE(off);
     let o = off + 2;
-    const t = this.table;
-    const rec = this.#rec;
     const dec = this.#dec;
-    for (let i = 0; i < count; i++) {
-      const why = decodeEntry(buf, o, end, rec, dec);
+    // Runs of entries: decoded into the batch, their buckets loaded together (table.hashBatch),
+    // then applied in order. An entry with helper state ends its run (its words are in dec).
+    for (let i = 0; i < count; ) {
+      let n = 0;
+      let why: string | null = null;
+      for (; i < count; ) {
+        if ((n + 1) * ENTRY_RECORD_WORDS > this.#recs.length) this.#growBatch();
+        why = decodeEntry(buf, o, end, this.#recs, dec, n * ENTRY_RECORD_WORDS);
+        if (why !== null) break;
+        o += dec.length;
+        this.#ops[n] = dec.op;
+        this.#secs[n] = dec.sections;
+        n++;
+        i++;
+        if ((dec.sections & S_HELPER) !== 0) break;
+      }
+      if (n > 0) this.#applyRun(n, now);
       if (why !== null) {
         // The rest of the message cannot be framed: count it once and stop.
         this.stats.drop(RecvDrop.BAD_PAYLOAD);
         return;
       }
-      o += dec.length;
-      if (dec.op === OP_DESTROY) {
-        const node = t.lookup(rec, 0);
+    }
+  }
+
+  /** Apply the n decoded entries of the batch, in order. */
+  #applyRun(n: number, now: number): void {
+    const t = this.table;
+    const recs = this.#recs;
+    const hashes = this.#hashes;
+    t.hashBatch(recs, 0, ENTRY_RECORD_WORDS, n, hashes);
+    for (let j = 0; j < n; j++) {
+      const ro = j * ENTRY_RECORD_WORDS;
+      const op = this.#ops[j];
+      const sections = this.#secs[j];
+      if (op === OP_DESTROY) {
+        const node = t.lookup(recs, ro);
         if (node >= 0 && (node & 1) === 0 && (t.statusOf(node >> 1) & ST_REPLICATED) !== 0) {
           t.destroy(node >> 1, DestroyReason.REPLICATED);
           this.stats.entriesApplied.destroy++;
@@ -282,7 +313,7 @@ export class SyncReceiver {
       }
       let r: number;
       try {
-        r = t.importEntry(rec, 0, now, ST_REPLICATED, (dec.sections & Section.COUNTERS) === 0, ST_REPLICATED);
+        r = t.importHashed(recs, ro, now, ST_REPLICATED, (sections & Section.COUNTERS) === 0, ST_REPLICATED, hashes[2 * j], hashes[2 * j + 1]);
       } catch (e) {
         if (!(e instanceof EntryRecordError)) throw e;
         this.stats.entriesRefused++;
@@ -300,14 +331,30 @@ export class SyncReceiver {
         continue;
       }
       const slot = t.importedSlot;
-      if ((dec.sections & S_HELPER) !== 0 && this.o.helperState != null && !this.o.helperState.importState(slot, dec.helper, dec.helperWords, now)) {
+      // Only the run's last entry has helper state (see #applyUpdate): its words are in #dec.
+      const dec = this.#dec;
+      if ((sections & S_HELPER) !== 0 && this.o.helperState != null && !this.o.helperState.importState(slot, dec.helper, dec.helperWords, now)) {
         this.stats.entriesRefused++;
       }
       if (slot >= this.#gen.length) this.#growGen(t.capacity);
       this.#gen[slot] = this.#curGen;
-      if (r === ImportResult.CREATED || dec.op === OP_CREATE) this.stats.entriesApplied.create++;
+      if (r === ImportResult.CREATED || op === OP_CREATE) this.stats.entriesApplied.create++;
       else this.stats.entriesApplied.update++;
     }
+  }
+
+  #growBatch(): void {
+    const n = this.#ops.length * 2;
+    const recs = new Uint32Array(n * ENTRY_RECORD_WORDS);
+    recs.set(this.#recs);
+    this.#recs = recs;
+    const ops = new Uint8Array(n);
+    ops.set(this.#ops);
+    this.#ops = ops;
+    const secs = new Uint8Array(n);
+    secs.set(this.#secs);
+    this.#secs = secs;
+    this.#hashes = new Int32Array(n * 2);
   }
 
   #resyncEnd(id: number, _entries: number): void {

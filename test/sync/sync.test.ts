@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CtStatus } from '../../src/node/conntrack/index.js';
 import { LoopTransport, MsgType } from '../../src/sync/index.js';
+import { HEADER_BYTES } from '../../src/sync/wire.js';
 import { converge, engine, load, pair, ready, side, sleep, type Side } from './pair.js';
 
 /**
@@ -197,6 +198,53 @@ describe('state sync between two engines (in-process link)', () => {
     expect([diff.missing.length, diff.extra.length]).toEqual([0, 0]);
     expect(b.engine.conntrack.table.count).toBe(20);
     expect(b.sync.stats.resyncSwept).toBe(100);
+  });
+
+  it('a message whose third entry is garbled: the two before it are applied, in order, the rest of it dropped and counted once', async () => {
+    const { a, b, ta } = track(pair());
+    await ready(a, b);
+    // Keep a's next UPDATE, and everything a sends meanwhile (its resends too), from b.
+    let held: Buffer | null = null;
+    const fate = ta.fate;
+    ta.fate = (buf) => {
+      if (held === null && buf[3] === MsgType.UPDATE) held = Buffer.from(buf);
+      return 1;
+    };
+    load(a.engine, 10);
+    await sleep(20);
+    const msg = held as unknown as Buffer;
+    expect(msg).not.toBeNull();
+    const payloadLength = msg.readUInt16BE(6);
+    expect(msg.readUInt16BE(HEADER_BYTES)).toBeGreaterThanOrEqual(3);
+    // Walk to the third entry (each entry's length at its bytes 2-3) and give it an unknown op.
+    let o = HEADER_BYTES + 2;
+    const tuples: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      tuples.push(msg.subarray(o + 6, o + 18).toString('hex'));
+      o += msg.readUInt16BE(o + 2);
+    }
+    msg[o] = 77;
+    a.sync.framer.seal(msg, MsgType.UPDATE, msg[5], msg.readUInt32BE(20), payloadLength);
+    const bt = b.engine.conntrack.table;
+    const before = bt.count;
+    const created = b.sync.stats.entriesApplied.create;
+    b.sync.receive(msg);
+    expect(b.sync.stats.drops.bad_payload).toBe(1);
+    expect(b.sync.stats.entriesApplied.create - created).toBe(2);
+    expect(bt.count).toBe(before + 2);
+    // The two applied are the message's first two entries (original tuples as sent).
+    const have = new Set<string>();
+    bt.forEach((slot) => {
+      const w = bt.tuples;
+      const t = bt.tupleOffset(slot, 0);
+      const h = Buffer.alloc(12);
+      h.writeUInt32BE(w[t], 0);
+      h.writeUInt32BE(w[t + 4], 4);
+      h.writeUInt32BE(w[t + 8], 8);
+      have.add(h.toString('hex'));
+    });
+    for (const t of tuples) expect(have.has(t)).toBe(true);
+    ta.fate = fate;
   });
 
   it('drops garbled, truncated, forged, replayed and stale datagrams, counted by reason, without touching the table', async () => {

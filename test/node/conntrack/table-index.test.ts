@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ConntrackTable, DestroyReason, ENTRY_RECORD_WORDS } from '../../../src/node/conntrack/index.js';
+import { ConntrackTable, DestroyReason, ENTRY_RECORD_WORDS, REC_WORDS } from '../../../src/node/conntrack/index.js';
+import { hashTuple } from '../../../src/node/conntrack/tuple.js';
 
 /** A UDP record for flow k: 10.0.k/256.k%256:k -> 203.0.113.8:53, replied to address `nat`. */
 function record(k: number, nat: number): Uint32Array {
@@ -87,4 +88,38 @@ describe('conntrack hash index', () => {
     expect([t.count, t.verify()]).toEqual([0, []]);
     for (const w of recs) expect(t.lookup(w, 0)).toBe(-1);
   });
+
+  it('imports in batches (hashBatch, then importHashed with its hashes) exactly as one by one, re-mappings within a batch included', () => {
+    const one = new ConntrackTable({ maxEntries: 4096, initialCapacity: 1024, seed: 11 });
+    const batched = new ConntrackTable({ maxEntries: 4096, initialCapacity: 1024, seed: 11 });
+    // Each flow twice, the second time with another NAT mapping, in batches of 35 records.
+    const recs: Uint32Array[] = [];
+    for (let k = 0; k < 1500; k++) recs.push(record(k, 0), record((k * 7) % 1500, 1 + (k % 3)));
+    const W = ENTRY_RECORD_WORDS;
+    const buf = new Uint32Array(35 * W);
+    const hashes = new Int32Array(70);
+    for (let i = 0; i < recs.length; i += 35) {
+      const n = Math.min(35, recs.length - i);
+      for (let j = 0; j < n; j++) buf.set(recs[i + j], j * W);
+      batched.hashBatch(buf, 0, W, n, hashes);
+      for (let j = 0; j < n; j++) {
+        expect(hashes[2 * j]).toBe(hashTuple(buf, j * W, batched.seed) | 0);
+        expect(hashes[2 * j + 1]).toBe(hashTuple(buf, j * W + 10, batched.seed) | 0);
+        expect(batched.importHashed(buf, j * W, 0, 0, false, 0, hashes[2 * j], hashes[2 * j + 1])).toBe(one.importEntry(recs[i + j], 0, 0));
+      }
+    }
+    expect([batched.count, batched.verify()]).toEqual([one.count, []]);
+    for (let k = 0; k < 1500; k++) {
+      const w = record(k, 0);
+      const a = one.lookup(w, 0);
+      const b = batched.lookup(w, 0);
+      expect(b >= 0).toBe(a >= 0);
+      if (a >= 0) {
+        const rb = (b >> 1) * REC_WORDS;
+        const ra = (a >> 1) * REC_WORDS;
+        expect(Array.from(batched.tuples.subarray(rb, rb + 22))).toEqual(Array.from(one.tuples.subarray(ra, ra + 22)));
+      }
+    }
+  });
 });
+
