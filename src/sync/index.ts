@@ -8,6 +8,7 @@
  * - receiver.ts: in-order apply as REPLICATED entries, NACK, resync requests and sweep, REPORT.
  * - transport.ts: multicast or unicast UDP; an in-process pair for tests.
  * - sync-node.ts: one node's sync (both halves), with the input checks.
+ * - warmup.ts: scratch resyncs in-process at start, so the real one runs optimised code.
  *
  * Error codes: SYNC_KEY_INVALID (SyncKeyError), SYNC_TRANSPORT (SyncTransportError),
  * SYNC_EXEMPT_INVALID (exemption rules, exempt.ts). Input from
@@ -22,6 +23,8 @@ export type { SyncTransport, UdpTransportOptions } from './transport.js';
 export { SyncStats, RecvDrop } from './stats.js';
 export type { PeerView } from './receiver.js';
 export { MsgType, SYNC_VERSION } from './wire.js';
+export { warmUpResync } from './warmup.js';
+export type { ResyncWarmupOptions, ResyncWarmupResult } from './warmup.js';
 export { diffRecords, recordDifferences, tableRecords } from './diff.js';
 export type { DiffResult } from './diff.js';
 export { checkExemptRules, compileExemptRules, ExemptRuleError } from './exempt.js';

@@ -19,7 +19,9 @@ export class ResendWindow {
 
   constructor(size: number, mtu: number) {
     this.size = size;
-    this.#bufs = Array.from({ length: size }, () => Buffer.alloc(mtu));
+    // One allocation cut in slots: 8192 separate Buffer.alloc calls took ~60 ms at every start.
+    const all = Buffer.alloc(size * mtu);
+    this.#bufs = Array.from({ length: size }, (_, i) => all.subarray(i * mtu, (i + 1) * mtu));
     this.#lens = new Int32Array(size);
     this.#seqs = new Uint32Array(size);
     this.sentAt = new Float64Array(size);

@@ -24,7 +24,7 @@ import { invalidReasonName } from '../packet/index.js';
 import { ControlServer, TraceHub, type ControlTarget, type FailoverStatus, type RulesetInfo, type SyncStatus } from '../control/index.js';
 import { MetricsServer, NodeMetrics } from '../metrics/index.js';
 import { nullEventSink } from '../conntrack/index.js';
-import { Keyring, SyncNode, compileExemptRules, type ExemptPredicate, type SyncTransport } from '../../sync/index.js';
+import { Keyring, SyncNode, compileExemptRules, warmUpResync, type ExemptPredicate, type SyncTransport } from '../../sync/index.js';
 import type { NodeConfig } from './config.js';
 import { NodeStateError } from './errors.js';
 import { sysfsInterfaceName } from './ifaces.js';
@@ -176,6 +176,7 @@ export class FirewallNode implements ControlTarget {
       await this.#metricsServer?.start();
       await this.#control.start();
       this.#createSync();
+      await this.#warmUpSync();
       await this.dataplane.start();
       this.#startSync();
       if (this.config.failover && this.config.sync) {
@@ -221,6 +222,18 @@ export class FirewallNode implements ControlTarget {
     sync.onLag = this.metrics.observeSyncLag;
     this.engine.setEventSink(sync.sink);
     this.#sync = sync;
+  }
+
+  /**
+   * Before any packet flows and before the peer is asked for its table: run the resync path
+   * between two scratch sync nodes so that V8 has optimised it when the real dump comes
+   * (src/sync/warmup.ts). A few hundred ms once, at start.
+   */
+  async #warmUpSync(): Promise<void> {
+    const c = this.config.sync;
+    if (!c || !this.#sync) return;
+    const r = await warmUpResync({ mtu: c.mtu, clock: this.engine.clock });
+    this.log.info({ ms: Math.round(r.ms), rounds: r.rounds, entries: r.applied }, 'sync code warmed up (scratch resyncs in this process)');
   }
 
   #startSync(): void {

@@ -26,7 +26,7 @@ import { Engine, EngineResult } from '../../../src/node/engine/index.js';
 import { compileRuleset, parseRuleset } from '../../../src/node/filter/index.js';
 import { buildTcp, buildUdp } from '../../../src/node/packet/build.js';
 import { TcpFlag } from '../../../src/node/packet/fields.js';
-import { Keyring, SyncNode, UdpTransport, tableRecords, type SyncNodeOptions } from '../../../src/sync/index.js';
+import { Keyring, SyncNode, UdpTransport, tableRecords, warmUpResync, type SyncNodeOptions } from '../../../src/sync/index.js';
 import { badRequest, serveLines } from './serve-lines.js';
 
 const IN = 2;
@@ -114,8 +114,10 @@ async function start(a: StartArgs): Promise<object> {
     ...a.tuning,
   });
   engine.setEventSink(new StampingSink(sync.sink));
+  // As the daemon does before its sync starts (src/sync/warmup.ts).
+  const warm = await warmUpResync({ mtu: a.mtu, clock: engine.clock });
   sync.start();
-  return { epoch: sync.epoch };
+  return { epoch: sync.epoch, warmup: warm };
 }
 
 /** CPU time this process used so far (user + system), microseconds. */

@@ -28,6 +28,8 @@ describe('FirewallNode with sync', () => {
     const { a, b } = p;
     expect(a.dataplane.options?.excludedUdpPorts).toEqual([3780]);
     expect(logged(a, 'sync started (multicast 225.0.0.50:3780)')).toMatchObject({ nodeId: 1, interface: 'sync0', address: '192.168.50.1' });
+    // Before asking its peer for the table, each node ran its scratch resyncs (src/sync/warmup.ts).
+    expect(logged(a, 'sync code warmed up (scratch resyncs in this process)')).toMatchObject({ rounds: 3, entries: 3 * 16384 });
     await synced(p);
     feedTraffic(a);
     await until(() => replicated(b) === 2, 'the peer to hold both entries');
@@ -36,6 +38,7 @@ describe('FirewallNode with sync', () => {
     // The node's tick polls the figures: first contact and the completed resync are logged.
     await until(() => logged(a, 'sync resync completed') !== undefined, 'the resync log line');
     expect(logged(a, 'sync peer first contact')).toMatchObject({ peer: 2, component: 'sync', level: 30 });
+    await until(() => logged(b, 'sync peer first contact') !== undefined, "b's first contact log line");
     expect(logged(b, 'sync peer first contact')).toMatchObject({ peer: 1 });
   });
 
