@@ -107,6 +107,7 @@ export class SyncReceiver {
 
   /** At start: ask whoever is active for everything. */
   requestInitialResync(): void {
+    this.#started = true;
     this.#startupAsked = true;
     this.#requestResync(0, ResyncReason.STARTUP);
   }
@@ -121,6 +122,12 @@ export class SyncReceiver {
 
   /** The startup request is out and no session began yet: first contact need not ask again. */
   #startupAsked = false;
+  /**
+   * start() was called. Before it (the node still starting: its table not ready to be filled)
+   * messages are applied but nothing is asked for: a request then, and another at start with a
+   * new id, made the peer begin its dump twice.
+   */
+  #started = false;
 
   /** A data message (UPDATE or RESYNC_END), authenticated. */
   onData(h: Header, buf: Buffer): void {
@@ -186,7 +193,9 @@ export class SyncReceiver {
     // (found by the drills: a node restarted after a switchover and a SIGKILL kept 42 stale
     // ESTABLISHED entries).
     this.peer = { id: h.sender, epoch: h.epoch, expected: seq, held: 0, lastContact: now, peerNext: seq, resyncPending: false, synced: false };
-    if (this.#startupAsked && !restarted) {
+    if (!this.#started) {
+      // Not started: the startup request will ask (requestInitialResync).
+    } else if (this.#startupAsked && !restarted) {
       // Our startup request (to whoever is active) covers this sender: its retries go on with
       // the same id until the dump ends.
       this.#startupAsked = false;
@@ -450,7 +459,7 @@ export class SyncReceiver {
     const now = this.o.clock();
     const p = this.peer;
     // Keep asking for the resync until it ends (the request or the dump's end may be lost).
-    if ((p === null || p.resyncPending) && now - this.#resyncAskedAt >= this.o.resyncRetryMs) {
+    if (this.#started && (p === null || p.resyncPending) && now - this.#resyncAskedAt >= this.o.resyncRetryMs) {
       this.#resyncAskedAt = now;
       this.#sendResyncRequest(p?.id ?? 0, p === null ? ResyncReason.STARTUP : ResyncReason.GAP_LOST);
     }

@@ -172,6 +172,29 @@ describe('state sync between two engines (in-process link)', () => {
     expect([diff.missing.length, diff.extra.length, diff.differing.length]).toEqual([0, 0, 0]);
   });
 
+  it('a node not started yet asks for nothing, even after first contact: one dump, asked for at start', async () => {
+    const [ta, tb] = LoopTransport.pair();
+    const a = side(1, ta);
+    const b = side(2, tb);
+    open.push(a, b);
+    a.sync.start();
+    load(a.engine, 200);
+    const requests: number[] = [];
+    tb.fate = (buf) => {
+      if (buf[3] === MsgType.RESYNC_REQUEST) requests.push(buf.readUInt32BE(HEADER_BYTES + 4));
+      return 0;
+    };
+    // b receives a's messages (first contact) for longer than its resync retry (100 ms).
+    await sleep(250);
+    expect(b.sync.peer?.id).toBe(1);
+    expect(requests).toEqual([]);
+    b.sync.start();
+    await ready(a, b);
+    expect(new Set(requests).size).toBe(1);
+    expect(a.sync.stats.resyncsServed).toBe(1);
+    expect((await converge(a, b)).diff.missing).toEqual([]);
+  });
+
   it('a resync that does not fit in the standby\'s table leaves it "not synced", counted as short', async () => {
     const { b } = await lateStandby(engine(1000));
     for (let i = 0; i < 400 && b.sync.stats.resyncsCompleted === 0; i++) await sleep(5);
