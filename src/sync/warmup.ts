@@ -11,7 +11,7 @@
  * So two scratch SyncNodes in this process (their own tables, a random key of their own, their
  * own stats; an in-process LoopTransport, nothing on the wire) run `rounds` whole resyncs of
  * `entries` synthetic entries (UDP and TCP, IPv4 and some IPv6, some with NAT): request, dump with
- * its flow control, REPORTs, RESYNC_END and its sweep. The code both halves run is then optimised
+ * its flow control, REPORTs, RESYNC_END and its sweep; into an empty table and over a full one. The code both halves run is then optimised
  * when the real dump comes (or when this node serves one). Nothing of the live node changes.
  */
 import { randomBytes } from 'node:crypto';
@@ -32,6 +32,13 @@ export interface ResyncWarmupOptions {
   clock?: () => number;
   /** Give up after this many ms (default 2000): a warm-up never holds a start up for long. */
   limitMs?: number;
+  /**
+   * A scratch table of `entries` entries made as the live one is (an Engine's: NAT holds its
+   * resources). Code optimised on a plain table met another shape in the live one (the table's
+   * resources, its event sink) and was thrown away at the first real entry (V8 deopt: "wrong
+   * map"), to be compiled again in the middle of the dump. Default: a plain ConntrackTable.
+   */
+  newTable?: (entries: number) => ConntrackTable;
 }
 
 export interface ResyncWarmupResult {
@@ -50,19 +57,33 @@ export async function warmUpResync(o: ResyncWarmupOptions = {}): Promise<ResyncW
   const limitMs = o.limitMs ?? 2000;
   const keys = new Keyring([{ id: 1, secret: randomBytes(32) }], 1);
   const [ta, tb] = LoopTransport.pair();
-  const active = new ConntrackTable({ maxEntries: entries, initialCapacity: entries });
-  const standby = new ConntrackTable({ maxEntries: entries, initialCapacity: entries });
-  fillSynthetic(active, entries, o.clock?.() ?? Date.now());
+  const newTable = o.newTable ?? ((n: number) => new ConntrackTable({ maxEntries: n, initialCapacity: n }));
+  const clock = o.clock ?? Date.now;
+  const active = newTable(entries);
+  const standby = newTable(entries);
+  fillSynthetic(active, entries, clock());
   // A window big enough for the dump's flow control (it keeps half the window in flight at most).
-  const opts = { keys, mtu: o.mtu, clock: o.clock, windowSize: 512 };
+  const opts = { keys, mtu: o.mtu, clock, windowSize: 512 };
   const a = new SyncNode(active, ta, { ...opts, nodeId: 1 });
   const b = new SyncNode(standby, tb, { ...opts, nodeId: 2 });
+  // Each table's event sink is its node's sender, as a node's engine has it (engine.setEventSink).
+  active.sink = a.sink;
+  standby.sink = b.sink;
   let done = 0;
   try {
     for (let r = 0; r < rounds; r++) {
       const left = limitMs - (performance.now() - t0);
       if (left <= 0) break;
-      standby.flush();
+      // The paths a real dump takes, each before the optimiser settles: round 1 into an empty
+      // table whose timer wheel never ran (a node just started), round 2 over the entries it
+      // holds (index hits, entries updated in place), then into an emptied table whose wheel
+      // runs (the engine's tick). Code optimised without one of them was thrown away when it
+      // came (V8 deopt: "insufficient type feedback").
+      if (r !== 1) standby.flush();
+      if (r >= 2) {
+        active.advance(clock());
+        standby.advance(clock());
+      }
       const finished = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), left);
         b.receiver.onResyncDone = () => {
@@ -99,7 +120,7 @@ function fillSynthetic(t: ConntrackTable, n: number, now: number): void {
     const sport = 1024 + (i % 60000);
     const dport = tcp ? 443 : 53;
     // Original: inside host -> server.
-    r[0] = v6 ? 0x20010db8 : ((10 << 24) | (i >>> 8)) >>> 0;
+    r[0] = v6 ? 0x20010db8 : ((10 << 24) | (i & 0xffffff)) >>> 0;
     if (v6) r[3] = i;
     r[4] = v6 ? 0x20010db8 : 0xcb007108;
     if (v6) r[7] = 0x53;

@@ -172,11 +172,11 @@ export class FirewallNode implements ControlTarget {
     this.#state = 'starting';
     this.#startedAt = this.engine.now();
     try {
+      await this.#warmUpSync();
       if (this.config.sync) this.#syncTransport = await this.#syncTransportFactory(this.config.sync);
       await this.#metricsServer?.start();
       await this.#control.start();
       this.#createSync();
-      await this.#warmUpSync();
       await this.dataplane.start();
       this.#startSync();
       if (this.config.failover && this.config.sync) {
@@ -225,14 +225,20 @@ export class FirewallNode implements ControlTarget {
   }
 
   /**
-   * Before any packet flows and before the peer is asked for its table: run the resync path
+   * First thing at start, before the sync socket opens and any packet flows: run the resync path
    * between two scratch sync nodes so that V8 has optimised it when the real dump comes
-   * (src/sync/warmup.ts). A few hundred ms once, at start.
+   * (src/sync/warmup.ts). A few hundred ms once.
    */
   async #warmUpSync(): Promise<void> {
     const c = this.config.sync;
-    if (!c || !this.#sync) return;
-    const r = await warmUpResync({ mtu: c.mtu, clock: this.engine.clock });
+    if (!c) return;
+    // Scratch tables made as the live one is (an engine's, with this config and ruleset).
+    const newTable = (n: number) => new Engine({
+      conntrack: { ...this.config.conntrack, maxEntries: n, initialCapacity: undefined, prefault: false },
+      ruleset: this.#compile(this.#ruleset.text, this.#ruleset.source),
+      clock: this.engine.clock,
+    }).conntrack.table;
+    const r = await warmUpResync({ mtu: c.mtu, clock: this.engine.clock, newTable });
     this.log.info({ ms: Math.round(r.ms), rounds: r.rounds, entries: r.applied }, 'sync code warmed up (scratch resyncs in this process)');
   }
 

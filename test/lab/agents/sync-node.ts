@@ -93,17 +93,23 @@ function flowNumber(t: ConntrackTable, slot: number): number {
   return ((t.tuples[o] & 0xffffff) - 1) * 64000 + ((t.tuples[o + 8] >>> 16) - 1024);
 }
 
+function newEngine(entries: number, preallocate: boolean): Engine {
+  return new Engine({
+    conntrack: { maxEntries: entries, initialCapacity: preallocate ? entries : undefined, prefault: preallocate },
+    ruleset: compileRuleset(parseRuleset(RULES), { interfaceName: (i: number) => (i === IN ? 'inside0' : i === OUT ? 'outside0' : undefined) }),
+  });
+}
+
 async function start(a: StartArgs): Promise<object> {
   if (a.realtimePriority) {
     const err = setThreadRealtime(a.realtimePriority);
     if (err !== 0) throw new Error(`SCHED_RR ${a.realtimePriority} refused (errno ${err}): run as root`);
   }
-  engine = new Engine({
-    // Sized up front, as operators size nf_conntrack_max: a growth rehashes the whole table (a
-    // stall of tens of ms at a million entries) in the middle of the figures.
-    conntrack: { maxEntries: a.maxEntries ?? 200_000, initialCapacity: a.maxEntries ?? 200_000, prefault: true },
-    ruleset: compileRuleset(parseRuleset(RULES), { interfaceName: (i: number) => (i === IN ? 'inside0' : i === OUT ? 'outside0' : undefined) }),
-  });
+  // Sized up front, as operators size nf_conntrack_max: a growth rehashes the whole table (a
+  // stall of tens of ms at a million entries) in the middle of the figures.
+  engine = newEngine(a.maxEntries ?? 200_000, true);
+  // As the daemon does first, before its sync socket opens (src/sync/warmup.ts).
+  const warm = await warmUpResync({ mtu: a.mtu, clock: engine.clock, newTable: (n) => newEngine(n, false).conntrack.table });
   const transport = await UdpTransport.open({ localAddress: a.address, port: a.port, group: a.group, peerAddress: a.peer });
   sync = new SyncNode(engine.conntrack.table, transport, {
     nodeId: a.nodeId,
@@ -114,8 +120,6 @@ async function start(a: StartArgs): Promise<object> {
     ...a.tuning,
   });
   engine.setEventSink(new StampingSink(sync.sink));
-  // As the daemon does before its sync starts (src/sync/warmup.ts).
-  const warm = await warmUpResync({ mtu: a.mtu, clock: engine.clock });
   sync.start();
   return { epoch: sync.epoch, warmup: warm };
 }
