@@ -510,11 +510,15 @@ export class SyncSender implements ConntrackEventSink {
     }
     this.#dumpCount += n;
     this.#dumpCursor = s;
-    this.#seal();
     if (s < end) {
+      // The message being packed stays open for the next step: a step stopped by flow control
+      // has just put one entry into a fresh message, and sealing it here sent a datagram of one
+      // entry per step (a 1 M dump took 29.2 k datagrams instead of 28.6 k). Anything else sent
+      // meanwhile (a live flush, a refresh, a new dump) seals it first.
       this.#scheduleDump();
       return;
     }
+    this.#seal();
     // Done: RESYNC_END, sequenced after every entry of the dump.
     const seq = this.nextSeq;
     const m = this.window.slotFor(seq);
