@@ -333,8 +333,10 @@ export class ConntrackTable implements TimerExpiry {
       slot = this.#highWater++;
     }
     this.#pending++;
-    // The whole record, the TCP tracker's part (its last 16 words) included.
-    this.tuples.fill(0, slot * REC_WORDS, (slot + 1) * REC_WORDS);
+    // The whole record, the TCP tracker's part (its last 16 words) included. A loop, not
+    // TypedArray#fill: that is a call into the runtime (~2 % of a bulk resync's receiving CPU).
+    const t = this.tuples;
+    for (let i = slot * REC_WORDS, e = i + REC_WORDS; i < e; i++) t[i] = 0;
     this.tuples[slot * REC_WORDS + R_STATUS] = CtStatus.USED;
     this.label[slot] = 0;
     this.master[slot] = -1;
@@ -409,7 +411,7 @@ export class ConntrackTable implements TimerExpiry {
     writeCounter(out, off + ER_COUNTERS + 4, this.#f64[f + F_BYTES]);
     writeCounter(out, off + ER_COUNTERS + 6, this.#f64[f + F_BYTES + 1]);
     if ((t[r + TW_PROTO] & 0xff) === 6) this.tcp.exportEntry(slot, out, off + ER_TCP);
-    else out.fill(0, off + ER_TCP, off + ENTRY_RECORD_WORDS);
+    else for (let i = off + ER_TCP; i < off + ENTRY_RECORD_WORDS; i++) out[i] = 0;
   }
 
   /**

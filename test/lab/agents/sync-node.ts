@@ -233,7 +233,7 @@ serveLines(async (cmd, arg) => {
       return { stamps: pairs, loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 };
     }
     case 'stats':
-      return { cpuUs: cpuUs(), stats: sync?.stats, nextSeq: sync?.sender.nextSeq, peerApplied: sync?.sender.peerApplied, lagP50: sync?.lagPercentile(50), lagP99: sync?.lagPercentile(99) };
+      return { cpuUs: cpuUs(), minorFaults: process.resourceUsage().minorPageFault, stats: sync?.stats, nextSeq: sync?.sender.nextSeq, peerApplied: sync?.sender.peerApplied, lagP50: sync?.lagPercentile(50), lagP99: sync?.lagPercentile(99) };
     case 'quit':
       await sync?.close();
       setImmediate(() => process.exit(0));
