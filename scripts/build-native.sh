@@ -44,5 +44,6 @@ build native/nfqueue/twinwall_nfq.c native/nfqueue/build/twinwall_nfq.node
 build native/udp/twinwall_udp.c native/udp/build/twinwall_udp.node
 build native/mac/twinwall_mac.c native/mac/build/twinwall_mac.node
 build native/pacer/twinwall_pacer.c native/pacer/build/twinwall_pacer.node
+build native/mem/twinwall_mem.c native/mem/build/twinwall_mem.node
 build native/deathwatch/twinwall_deathwatch.c native/deathwatch/build/twinwall_deathwatch.node
 build native/deathwatch/deathwatch.c native/deathwatch/build/twinwall-deathwatch exe

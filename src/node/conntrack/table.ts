@@ -18,6 +18,7 @@ import { TimerWheel, type TimerExpiry } from './timers.js';
 import { TcpStateStore, TCP_STRIDE_WORDS } from './tcp-store.js';
 import { nullEventSink, DestroyReason, type ConntrackEventSink } from './events.js';
 import { SourceCounts } from './source-count.js';
+import { adviseHugePages } from './huge-pages.js';
 import {
   ENTRY_RECORD_WORDS, ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_ORIG, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS,
   RECORD_STATUS_BITS, assertEntryRecord, readCounter, writeCounter,
@@ -84,7 +85,8 @@ export interface ConntrackTableOptions {
    * Write every page of the initial arrays now. The kernel hands out memory on first touch: a
    * page fault per 21 entries, ~0.5 us per entry paid by whatever first fills the table (a bulk
    * resync, a flood) instead of at start; and a machine short of memory fails at start, not
-   * under load. What `conntrack.preallocate` asks for.
+   * under load. What `conntrack.preallocate` asks for. The records and the index are first
+   * advised to take 2 MiB pages (huge-pages.ts: needs native/mem built).
    */
   prefault?: boolean;
 }
@@ -151,6 +153,11 @@ export class ConntrackTable implements TimerExpiry {
    * its slot still valid: its expectations and adjustments go with it (set by Conntrack).
    */
   onHelperEntryGone: ((slot: number) => void) | null = null;
+  /**
+   * A preallocated table asks for 2 MiB pages for its records and index (huge-pages.ts): 0 when
+   * the kernel took the advice, else madvise's errno; -1 when not asked (not preallocated).
+   */
+  hugePagesErrno = -1;
   /** Entries destroyed because an imported entry claimed one of their tuples. */
   importClashes = 0;
   /** The slot importEntry last created or updated (-1 after TABLE_FULL). */
@@ -192,6 +199,8 @@ export class ConntrackTable implements TimerExpiry {
     const cap = Math.min(opts.maxEntries, Math.max(1024, opts.initialCapacity ?? 65536));
     this.capacity = cap;
     const buf = new ArrayBuffer(cap * REC_WORDS * 4);
+    // Before the first write (the prefault below): 2 MiB pages for the records and the index.
+    if (opts.prefault === true) this.hugePagesErrno = adviseHugePages(buf);
     this.tuples = new Uint32Array(buf);
     this.#f64 = new Float64Array(buf);
     this.label = new Uint32Array(cap);
@@ -203,7 +212,7 @@ export class ConntrackTable implements TimerExpiry {
     this.wheel.useDeadlineStorage(this.#f64, REC_F64, F_DEADLINE);
     this.#buckets = bucketCountFor(cap);
     this.#scale = this.#buckets / 4294967296;
-    this.#index = newIndex(this.#buckets);
+    this.#index = newIndex(this.#buckets, opts.prefault === true);
     this.sink = opts.sink ?? nullEventSink;
     if (opts.prefault === true) {
       this.tuples.fill(0);
@@ -707,9 +716,10 @@ export class ConntrackTable implements TimerExpiry {
   }
 }
 
-/** An index of `buckets` empty buckets (node words -1). */
-function newIndex(buckets: number): Int32Array {
+/** An index of `buckets` empty buckets (node words -1); `hugePages`: advised before it is written. */
+function newIndex(buckets: number, hugePages = false): Int32Array {
   const a = new Int32Array(buckets * 2);
+  if (hugePages) adviseHugePages(a.buffer);
   for (let i = 1; i < a.length; i += 2) a[i] = -1;
   return a;
 }

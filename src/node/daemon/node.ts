@@ -117,6 +117,8 @@ export class FirewallNode implements ControlTarget {
       filter: { logSink, traceSink: this.traces, interfaceName: this.#interfaceName },
       clock: options.clock,
     });
+    const huge = this.engine.conntrack.table.hugePagesErrno;
+    if (huge > 0) this.log.warn({ errno: huge }, 'the kernel refused huge pages for the preallocated conntrack table (no transparent huge pages?): it runs on 4 KiB pages, slower to preallocate and to look up');
     this.#ruleset = { source: config.rulesetPath, text, loadedAt: this.engine.now() };
     if (config.failover) {
       this.#warmup = new StandbyWarmup(this.engine, () => this.#compile(this.#ruleset.text, this.#ruleset.source), config.conntrack);
