@@ -1,7 +1,7 @@
 /**
  * Where twinwall's native addons are and how they load (native/<dir>/build/<name>.node, built by
  * scripts/build-native.sh). Shared by the NFQUEUE binding (src/node/dataplane/binding.ts), the
- * sync link's batched I/O (src/sync/udp-batch.ts), the MAC (src/sync/auth.ts) and the death watch
+ * sync link's batched I/O (src/sync/udp-batch.ts), the MAC (src/sync/auth.ts), the death watch
  * (src/failover/death-watch.ts) and the conntrack table's huge pages (src/node/conntrack/huge-pages.ts).
  */
 import { createRequire } from 'node:module';
