@@ -5,7 +5,7 @@
  * and applies. IPv4 tuples travel as 4-byte addresses, so a TCP entry is about 100 bytes.
  */
 import { ENTRY_RECORD_WORDS } from '../node/conntrack/index.js';
-import { ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS } from '../node/conntrack/entry-record.js';
+import { ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS, RECORD_MAX_TIMEOUT_MS, RECORD_STATUS_BITS } from '../node/conntrack/entry-record.js';
 import { ENTRY_HEAD_BYTES, EntryOp, HELPER_HEAD_BYTES, KNOWN_SECTIONS, Section, TCP_SECTION_WORDS } from './wire.js';
 import { EXPECT_WORDS } from '../node/conntrack/expect.js';
 import { HELPER_STATE_HEAD_WORDS, HELPER_STATE_MAX_EXPECT, HELPER_STATE_MAX_WORDS, HELPER_STATE_SEQADJ_WORDS, HelperStateFlag } from '../node/conntrack/helpers/state.js';
@@ -19,6 +19,8 @@ const R_TIMEOUT = ER_TIMEOUT_MS;
 const R_AGE = ER_AGE_S;
 const R_COUNTERS = ER_COUNTERS;
 const R_TCP = ER_TCP;
+const STATUS_BITS = RECORD_STATUS_BITS;
+const MAX_TIMEOUT_MS = RECORD_MAX_TIMEOUT_MS;
 const OP_DESTROY = EntryOp.DESTROY;
 const S_MARK = Section.MARK;
 const S_LABEL = Section.LABEL;
@@ -238,11 +240,18 @@ export interface DecodedEntry {
   /** The HELPER section as words (conntrack/helpers/state.ts), when sections has it. */
   helper: Uint32Array;
   helperWords: number;
+  /**
+   * The record passed, as it was decoded, every test checkEntryRecord makes (a non-TCP entry
+   * whose status, timeout, ports and counters are possible): table.importHashed need not check
+   * it again. False for TCP entries (their TCP words are checked on import) and for anything
+   * doubtful, whose import then says why it is refused.
+   */
+  checked: boolean;
 }
 
 /** A DecodedEntry with room for any HELPER section. */
 export function newDecodedEntry(): DecodedEntry {
-  return { op: 0, sections: 0, length: 0, helper: new Uint32Array(HELPER_STATE_MAX_WORDS), helperWords: 0 };
+  return { op: 0, sections: 0, length: 0, helper: new Uint32Array(HELPER_STATE_MAX_WORDS), helperWords: 0, checked: false };
 }
 
 /**
@@ -265,6 +274,7 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
   out.op = op;
   out.sections = sections;
   out.length = len;
+  out.checked = false;
   // Every word written (absent sections as zeros), no fill first: the receive path's hot loop.
   let o = readTuple(buf, off + ENTRY_HEAD_BYTES, rec, ro, family, proto);
   if (op === OP_DESTROY) {
@@ -283,9 +293,12 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
     rec[ro + R_LABEL] = u32(buf, o);
     o += 4;
   } else rec[ro + R_LABEL] = 0;
+  let countersOk = true;
   if (sections & S_COUNTERS) {
     for (let i = 0; i < 8; i++) rec[ro + R_COUNTERS + i] = u32(buf, o + i * 4);
     o += 32;
+    // Each counter below 2^53 (its high word at the even index).
+    countersOk = (rec[ro + R_COUNTERS] | rec[ro + R_COUNTERS + 2] | rec[ro + R_COUNTERS + 4] | rec[ro + R_COUNTERS + 6]) >>> 0 <= 0x1fffff;
   } else for (let i = 0; i < 8; i++) rec[ro + R_COUNTERS + i] = 0;
   if (sections & S_TCP) {
     for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[ro + R_TCP + i] = u32(buf, o + i * 4);
@@ -297,5 +310,11 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
   } else rec[ro + R_AGE] = 0;
   out.helperWords = 0;
   if (sections & S_HELPER && readHelper(buf, o, off + len, family, out) < 0) return 'helper section does not fit the entry';
+  // What checkEntryRecord tests beyond what decoding guarantees by construction (families 4 or 6,
+  // IPv4 addresses in one word, both tuples of one family and protocol, zero TCP words for an
+  // entry without the TCP section): the rest is checked here, cheaply, for the common case.
+  out.checked = proto !== 6 && (sections & S_TCP) === 0 && countersOk &&
+    (rec[ro + R_STATUS] & ~STATUS_BITS) === 0 && rec[ro + R_TIMEOUT] <= MAX_TIMEOUT_MS &&
+    (proto !== 0 || (rec[ro + 8] | rec[ro + R_REPLY + 8]) === 0);
   return null;
 }

@@ -67,10 +67,11 @@ export class SyncReceiver {
   peer: PeerView | null = null;
   readonly #held = new Map<number, Buffer>();
   #lastCtlSeq = -1;
-  /** A message's entries decoded as records (ENTRY_RECORD_WORDS each), their ops, sections and tuple hashes. */
+  /** A message's entries decoded as records (ENTRY_RECORD_WORDS each), their ops, sections, whether the decoder checked them, and tuple hashes. */
   #recs = new Uint32Array(BATCH_ENTRIES * ENTRY_RECORD_WORDS);
   #ops = new Uint8Array(BATCH_ENTRIES);
   #secs = new Uint8Array(BATCH_ENTRIES);
+  #checked = new Uint8Array(BATCH_ENTRIES);
   #hashes = new Int32Array(BATCH_ENTRIES * 2);
   readonly #dec: DecodedEntry = newDecodedEntry();
   /**
@@ -294,6 +295,7 @@ export class SyncReceiver {
         o += dec.length;
         this.#ops[n] = dec.op;
         this.#secs[n] = dec.sections;
+        this.#checked[n] = dec.checked ? 1 : 0;
         n++;
         i++;
         if ((dec.sections & S_HELPER) !== 0) break;
@@ -327,7 +329,7 @@ export class SyncReceiver {
       }
       let r: number;
       try {
-        r = t.importHashed(recs, ro, now, ST_REPLICATED, (sections & Section.COUNTERS) === 0, ST_REPLICATED, hashes[2 * j], hashes[2 * j + 1]);
+        r = t.importHashed(recs, ro, now, ST_REPLICATED, (sections & Section.COUNTERS) === 0, ST_REPLICATED, hashes[2 * j], hashes[2 * j + 1], this.#checked[j] === 1);
       } catch (e) {
         if (!(e instanceof EntryRecordError)) throw e;
         this.stats.entriesRefused++;
@@ -368,6 +370,9 @@ export class SyncReceiver {
     const secs = new Uint8Array(n);
     secs.set(this.#secs);
     this.#secs = secs;
+    const checked = new Uint8Array(n);
+    checked.set(this.#checked);
+    this.#checked = checked;
     this.#hashes = new Int32Array(n * 2);
   }
 

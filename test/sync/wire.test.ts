@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { ENTRY_RECORD_WORDS } from '../../src/node/conntrack/index.js';
+import { checkEntryRecord } from '../../src/node/conntrack/entry-record.js';
 import { decodeEntry, newDecodedEntry, encodeRecord, entryBytes, recordSections } from '../../src/sync/entry-codec.js';
 import { Keyring, SyncKeyError, diffRecords, tableRecords } from '../../src/sync/index.js';
 import { seqAfter, seqBefore, seqDiff } from '../../src/sync/seq.js';
@@ -72,6 +73,58 @@ describe('sync wire format', () => {
       }),
       { numRuns: 5000 },
     );
+  });
+
+  it('an entry the decoder marks checked always passes checkEntryRecord, and a refused record is never marked (property)', () => {
+    const back = new Uint32Array(ENTRY_RECORD_WORDS);
+    const dec = newDecodedEntry();
+    const buf = Buffer.alloc(400);
+    let checked = 0;
+    let refused = 0;
+    // Entries as a peer could send them: any protocol, status, timeout, ports and counters, with
+    // the sections those call for (or a TCP section on another protocol), then a byte flipped.
+    const entry = fc.record({
+      v6: fc.boolean(),
+      proto: fc.constantFrom(0, 1, 6, 17, 58, 132),
+      status: fc.oneof(fc.constantFrom(0, 2, 10, 0x1fb), fc.nat(0xffff)),
+      timeout: fc.oneof(fc.constantFrom(0, 30_000, 864_000_000, 864_000_001), fc.nat()),
+      ports: fc.oneof(fc.constant(0), fc.nat()),
+      counterHigh: fc.oneof(fc.constant(0), fc.constant(0x1fffff), fc.nat()),
+      tcpSection: fc.boolean(),
+      counters: fc.boolean(),
+      flip: fc.option(fc.tuple(fc.nat(120), fc.nat(255))),
+    });
+    fc.assert(
+      fc.property(entry, (e) => {
+        const rec = new Uint32Array(ENTRY_RECORD_WORDS);
+        const fp = ((e.v6 ? 6 : 4) << 8) | e.proto;
+        rec[0] = 0x0a000001;
+        rec[4] = 0xcb007108;
+        rec[8] = e.ports >>> 0;
+        rec[9] = fp;
+        rec[10] = 0xcb007108;
+        rec[14] = 0x0a000001;
+        rec[18] = ((e.ports << 16) | (e.ports >>> 16)) >>> 0;
+        rec[19] = fp;
+        rec[20] = e.status;
+        rec[23] = e.timeout >>> 0;
+        rec[25] = e.counterHigh >>> 0;
+        let sections = recordSections(rec, EntryOp.UPDATE, e.counters ? Section.COUNTERS : 0);
+        if (e.tcpSection) sections |= Section.TCP;
+        const end = encodeRecord(rec, EntryOp.UPDATE, sections, buf, 0);
+        if (e.flip !== null) buf[e.flip[0] % end] ^= e.flip[1];
+        if (decodeEntry(buf, 0, end, back, dec) !== null) return;
+        const why = checkEntryRecord(back, 0);
+        if (dec.checked) {
+          checked++;
+          expect(why).toBeNull();
+        } else if (why !== null) refused++;
+      }),
+      { numRuns: 5000 },
+    );
+    // Both outcomes were exercised.
+    expect(checked).toBeGreaterThan(100);
+    expect(refused).toBeGreaterThan(100);
   });
 
   it('refuses keys that are short or duplicated, and a sending key that is not configured', () => {

@@ -471,9 +471,13 @@ export class ConntrackTable implements TimerExpiry {
     loadSink = acc;
   }
 
-  /** importEntry() with both tuples' hashes known (hashBatch). */
-  importHashed(w: Uint32Array, off: number, now: number, extraStatus: number, keepCounters: boolean, onlyOver: number, hOrig: number, hReply: number): number {
-    assertEntryRecord(w, off);
+  /**
+   * importEntry() with both tuples' hashes known (hashBatch). `checked`: the caller made sure
+   * checkEntryRecord(w, off) is null (the sync decoder certifies what it decoded), so it is not
+   * checked again.
+   */
+  importHashed(w: Uint32Array, off: number, now: number, extraStatus: number, keepCounters: boolean, onlyOver: number, hOrig: number, hReply: number, checked = false): number {
+    if (!checked) assertEntryRecord(w, off);
     const oNode = this.#lookupHashed(w, off + ER_ORIG, hOrig);
     let slot = oNode >= 0 && (oNode & 1) === 0 ? oNode >> 1 : -1;
     if (slot >= 0 && onlyOver !== 0 && (this.statusOf(slot) & onlyOver) === 0) {
