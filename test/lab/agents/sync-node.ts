@@ -69,7 +69,7 @@ const wall = (): number => performance.timeOrigin + performance.now();
 let stamps = new Float64Array(0);
 let stamping = false;
 
-/** Stamps replicated entries as they arrive, then hands every event to sync. */
+/** While stamping: stamps replicated entries as they arrive, then hands every event to sync. */
 class StampingSink implements ConntrackEventSink {
   constructor(readonly next: ConntrackEventSink) {}
   ctNew(t: ConntrackTable, slot: number): void {
@@ -119,7 +119,9 @@ async function start(a: StartArgs): Promise<object> {
     helperState: engine.helperState,
     ...a.tuning,
   });
-  engine.setEventSink(new StampingSink(sync.sink));
+  // The stamping wrapper only while stamping ('stamp on'): otherwise the table's sink is sync's
+  // sender, as in the daemon (code optimised for one sink meets no other one mid-resync).
+  engine.setEventSink(sync.sink);
   sync.start();
   return { epoch: sync.epoch, warmup: warm };
 }
@@ -220,6 +222,7 @@ serveLines(async (cmd, arg) => {
       return records();
     case 'stamp':
       stamping = arg === 'on';
+      if (engine !== null && sync !== null) engine.setEventSink(stamping ? new StampingSink(sync.sink) : sync.sink);
       if (stamping) {
         loopDelay.reset();
         loopDelay.enable();
