@@ -102,10 +102,10 @@ npm ls --omit=dev --all --parseable 2>/dev/null | tail -n +2 | sed "s|^$root/||"
   mkdir -p "$ctx/app/$(dirname "$dir")"
   cp -r "$dir" "$ctx/app/$dir"
 done
-# twinwall's native addons (NFQUEUE binding, sync I/O, MAC, advert pacer, death watch) and the watcher program,
-# where dist/src/native.js looks for them.
+# twinwall's native addons (NFQUEUE binding, sync I/O, MAC, advert pacer, memory advice, death watch) and the
+# watcher program, where dist/src/native.js looks for them.
 for addon in nfqueue/build/twinwall_nfq.node udp/build/twinwall_udp.node mac/build/twinwall_mac.node \
-  pacer/build/twinwall_pacer.node deathwatch/build/twinwall_deathwatch.node deathwatch/build/twinwall-deathwatch; do
+  pacer/build/twinwall_pacer.node mem/build/twinwall_mem.node deathwatch/build/twinwall_deathwatch.node deathwatch/build/twinwall-deathwatch; do
   [ -f "native/$addon" ] || die "native/$addon is missing: run bash scripts/setup.sh first"
   mkdir -p "$ctx/app/native/$(dirname "$addon")"
   cp "native/$addon" "$ctx/app/native/$addon"

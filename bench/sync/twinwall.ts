@@ -8,7 +8,9 @@
  *   2. sync lag p50/p99 at a steady 20 k new connections/s: per flow, creation on fw1 to apply on
  *      fw2 (both stamped on the host clock), and the REPORT-based estimate the metric uses;
  *   3. bulk resync: fw2 restarted while fw1 holds N entries (1 M full, 200 k quick); time from
- *      fw2's start until it holds them all, asked for by fw2 itself;
+ *      fw2's sync start (its request goes out; before it, as a daemon does, fw2 preallocated its
+ *      table and ran its warm-up, src/sync/warmup.ts) until it holds them all, and its CPU and
+ *      page faults meanwhile;
  *   4. bytes on the wire per replicated change (fw1's sync bytes sent / entries) in case 1;
  *   5. the tail: after a burst of load (6000 UDP flows at 20 k/s, then 1000 TCP at 10 k/s), ms
  *      from the load's end until fw2's table equals fw1's (ct diff empty), at 0 %, 1 %, 10 % and
