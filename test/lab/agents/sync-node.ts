@@ -61,6 +61,7 @@ let engine: Engine | null = null;
 /** Event-loop delay while stamping (a stall here is lag there). */
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 let sync: SyncNode | null = null;
+let transport: UdpTransport | null = null;
 const wall = (): number => performance.timeOrigin + performance.now();
 /**
  * Flow number -> ms: created here, or applied here. A preallocated array, not a Map: a Map of
@@ -110,7 +111,7 @@ async function start(a: StartArgs): Promise<object> {
   engine = newEngine(a.maxEntries ?? 200_000, true);
   // As the daemon does first, before its sync socket opens (src/sync/warmup.ts).
   const warm = await warmUpResync({ mtu: a.mtu, clock: engine.clock, newTable: (n) => newEngine(n, false).conntrack.table });
-  const transport = await UdpTransport.open({ localAddress: a.address, port: a.port, group: a.group, peerAddress: a.peer });
+  transport = await UdpTransport.open({ localAddress: a.address, port: a.port, group: a.group, peerAddress: a.peer });
   sync = new SyncNode(engine.conntrack.table, transport, {
     nodeId: a.nodeId,
     keys: new Keyring([{ id: 1, secret: Buffer.from(a.keyHex, 'hex') }], 1),
@@ -236,7 +237,7 @@ serveLines(async (cmd, arg) => {
       return { stamps: pairs, loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 };
     }
     case 'stats':
-      return { cpuUs: cpuUs(), minorFaults: process.resourceUsage().minorPageFault, stats: sync?.stats, nextSeq: sync?.sender.nextSeq, peerApplied: sync?.sender.peerApplied, lagP50: sync?.lagPercentile(50), lagP99: sync?.lagPercentile(99) };
+      return { cpuUs: cpuUs(), systemUs: process.cpuUsage().system, minorFaults: process.resourceUsage().minorPageFault, rx: transport?.batchStats() ?? null, stats: sync?.stats, nextSeq: sync?.sender.nextSeq, peerApplied: sync?.sender.peerApplied, lagP50: sync?.lagPercentile(50), lagP99: sync?.lagPercentile(99) };
     case 'quit':
       await sync?.close();
       setImmediate(() => process.exit(0));
