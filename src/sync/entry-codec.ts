@@ -5,7 +5,7 @@
  * and applies. IPv4 tuples travel as 4-byte addresses, so a TCP entry is about 100 bytes.
  */
 import { ENTRY_RECORD_WORDS } from '../node/conntrack/index.js';
-import { ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS, RECORD_MAX_TIMEOUT_MS, RECORD_STATUS_BITS } from '../node/conntrack/entry-record.js';
+import { ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS, recordScalarsOk } from '../node/conntrack/entry-record.js';
 import { ENTRY_HEAD_BYTES, EntryOp, HELPER_HEAD_BYTES, KNOWN_SECTIONS, Section, TCP_SECTION_WORDS } from './wire.js';
 import { EXPECT_WORDS } from '../node/conntrack/expect.js';
 import { HELPER_STATE_HEAD_WORDS, HELPER_STATE_MAX_EXPECT, HELPER_STATE_MAX_WORDS, HELPER_STATE_SEQADJ_WORDS, HelperStateFlag } from '../node/conntrack/helpers/state.js';
@@ -19,8 +19,6 @@ const R_TIMEOUT = ER_TIMEOUT_MS;
 const R_AGE = ER_AGE_S;
 const R_COUNTERS = ER_COUNTERS;
 const R_TCP = ER_TCP;
-const STATUS_BITS = RECORD_STATUS_BITS;
-const MAX_TIMEOUT_MS = RECORD_MAX_TIMEOUT_MS;
 const OP_DESTROY = EntryOp.DESTROY;
 const S_MARK = Section.MARK;
 const S_LABEL = Section.LABEL;
@@ -293,12 +291,9 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
     rec[ro + R_LABEL] = u32(buf, o);
     o += 4;
   } else rec[ro + R_LABEL] = 0;
-  let countersOk = true;
   if (sections & S_COUNTERS) {
     for (let i = 0; i < 8; i++) rec[ro + R_COUNTERS + i] = u32(buf, o + i * 4);
     o += 32;
-    // Each counter below 2^53 (its high word at the even index).
-    countersOk = (rec[ro + R_COUNTERS] | rec[ro + R_COUNTERS + 2] | rec[ro + R_COUNTERS + 4] | rec[ro + R_COUNTERS + 6]) >>> 0 <= 0x1fffff;
   } else for (let i = 0; i < 8; i++) rec[ro + R_COUNTERS + i] = 0;
   if (sections & S_TCP) {
     for (let i = 0; i < TCP_SECTION_WORDS; i++) rec[ro + R_TCP + i] = u32(buf, o + i * 4);
@@ -313,8 +308,7 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
   // What checkEntryRecord tests beyond what decoding guarantees by construction (families 4 or 6,
   // IPv4 addresses in one word, both tuples of one family and protocol, zero TCP words for an
   // entry without the TCP section): the rest is checked here, cheaply, for the common case.
-  out.checked = proto !== 6 && (sections & S_TCP) === 0 && countersOk &&
-    (rec[ro + R_STATUS] & ~STATUS_BITS) === 0 && rec[ro + R_TIMEOUT] <= MAX_TIMEOUT_MS &&
+  out.checked = proto !== 6 && (sections & S_TCP) === 0 && recordScalarsOk(rec, ro) &&
     (proto !== 0 || (rec[ro + 8] | rec[ro + R_REPLY + 8]) === 0);
   return null;
 }

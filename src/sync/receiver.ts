@@ -359,20 +359,13 @@ export class SyncReceiver {
     }
   }
 
+  /** Room for twice the entries (what the run decoded so far is kept; hashes are made later). */
   #growBatch(): void {
     const n = this.#ops.length * 2;
-    const recs = new Uint32Array(n * ENTRY_RECORD_WORDS);
-    recs.set(this.#recs);
-    this.#recs = recs;
-    const ops = new Uint8Array(n);
-    ops.set(this.#ops);
-    this.#ops = ops;
-    const secs = new Uint8Array(n);
-    secs.set(this.#secs);
-    this.#secs = secs;
-    const checked = new Uint8Array(n);
-    checked.set(this.#checked);
-    this.#checked = checked;
+    this.#recs = grown(this.#recs, new Uint32Array(n * ENTRY_RECORD_WORDS));
+    this.#ops = grown(this.#ops, new Uint8Array(n));
+    this.#secs = grown(this.#secs, new Uint8Array(n));
+    this.#checked = grown(this.#checked, new Uint8Array(n));
     this.#hashes = new Int32Array(n * 2);
   }
 
@@ -509,4 +502,10 @@ export class SyncReceiver {
     g.set(this.#gen);
     this.#gen = g;
   }
+}
+
+/** `to` holding `from` at its start. */
+function grown<T extends Uint8Array | Uint32Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
 }

@@ -11,8 +11,9 @@
  * So two scratch SyncNodes in this process (their own tables, a random key of their own, their
  * own stats; an in-process LoopTransport, nothing on the wire) run `rounds` whole resyncs of
  * `entries` synthetic entries (UDP and TCP, IPv4 and some IPv6, some with NAT): request, dump with
- * its flow control, REPORTs, RESYNC_END and its sweep; into an empty table and over a full one. The code both halves run is then optimised
- * when the real dump comes (or when this node serves one). Nothing of the live node changes.
+ * its flow control, REPORTs, RESYNC_END and its sweep; into an empty table and over a full one.
+ * The code both halves run is then optimised when the real dump comes (or when this node serves
+ * one). Nothing of the live node changes.
  */
 import { randomBytes } from 'node:crypto';
 import { ConntrackTable, CtStatus, ENTRY_RECORD_WORDS, TcpState } from '../node/conntrack/index.js';

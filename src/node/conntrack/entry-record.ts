@@ -84,6 +84,15 @@ function tupleOk(w: Uint32Array, off: number): boolean {
 }
 
 /**
+ * The record's status bits, timeout and counters are possible (what checkEntryRecord tests of
+ * them; the sync decoder certifies its records with it too).
+ */
+export function recordScalarsOk(w: Uint32Array, off: number): boolean {
+  return (w[off + ER_STATUS] & ~RECORD_STATUS_BITS) === 0 && w[off + ER_TIMEOUT_MS] <= RECORD_MAX_TIMEOUT_MS &&
+    (w[off + ER_COUNTERS] | w[off + ER_COUNTERS + 2] | w[off + ER_COUNTERS + 4] | w[off + ER_COUNTERS + 6]) >>> 0 <= 0x1fffff;
+}
+
+/**
  * Why the record at w[off..off+48) cannot be an entry, or null when it can. Checks what importing
  * relies on: tuple families and protocol agree, status and timeout in range, TCP data possible.
  */
@@ -92,9 +101,7 @@ export function checkEntryRecord(w: Uint32Array, off: number): string | null {
   // Every record a sync receive or a restore imports passes here: the common case (a possible
   // entry that is not TCP) in plain integer tests first; the reasons are worked out only on failure.
   if (tupleOk(w, off + ER_ORIG) && tupleOk(w, off + ER_REPLY) && w[off + ER_ORIG + TW_PROTO] === w[off + ER_REPLY + TW_PROTO] &&
-    (w[off + ER_STATUS] & ~RECORD_STATUS_BITS) === 0 && w[off + ER_TIMEOUT_MS] <= RECORD_MAX_TIMEOUT_MS &&
-    (w[off + ER_COUNTERS] | w[off + ER_COUNTERS + 2] | w[off + ER_COUNTERS + 4] | w[off + ER_COUNTERS + 6]) >>> 0 <= 0x1fffff &&
-    (w[off + ER_ORIG + TW_PROTO] & 0xff) !== Proto.TCP) {
+    recordScalarsOk(w, off) && (w[off + ER_ORIG + TW_PROTO] & 0xff) !== Proto.TCP) {
     let tcpWords = 0;
     for (let i = 0; i < TCP_EXPORT_WORDS; i++) tcpWords |= w[off + ER_TCP + i];
     if (tcpWords === 0) return null;

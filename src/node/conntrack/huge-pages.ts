@@ -3,7 +3,7 @@
  * why): the entry records and the hash index of a preallocated table are advised before they are
  * first written, so the kernel serves them from 2 MiB pages where it can.
  *
- * Measured on this kind of VM with 1.1 M entries: preallocating took 0.19-0.48 s instead of
+ * Measured on this kind of VM with 1.1 M entries: preallocating took 0.19-0.52 s instead of
  * ~0.76 s, and a bulk resync's receiving node took ~100-270 page faults instead of ~800-1300.
  */
 import { loadAddon } from '../../native.js';

@@ -114,15 +114,6 @@ const FREE_NEXT = R_MARK;
 /** Every CtChange bit: an imported entry may have changed in any way. */
 const ALL_CHANGES = 255;
 
-/**
- * Where hashBatch leaves the sum of the words it loaded, so the compiler keeps the loads (a value
- * nobody reads may be optimised away, and the loads with it).
- */
-let loadSink = 0;
-export function lastHashBatchSum(): number {
-  return loadSink;
-}
-
 /** Nodes scanned for an early-drop victim, like Linux's NF_CT_EVICTION_RANGE. */
 const EVICTION_RANGE = 64;
 
@@ -158,6 +149,12 @@ export class ConntrackTable implements TimerExpiry {
    * the kernel took the advice, else madvise's errno; -1 when not asked (not preallocated).
    */
   hugePagesErrno = -1;
+  /**
+   * Where loads made only to bring memory into the cache leave their sum (hashBatch here, the
+   * engine's batch prefetch through touch()), so the compiler keeps them: a value nobody could
+   * read may be optimised away, and the loads with it.
+   */
+  static loadSink = 0;
   /** Entries destroyed because an imported entry claimed one of their tuples. */
   importClashes = 0;
   /** The slot importEntry last created or updated (-1 after TABLE_FULL). */
@@ -467,8 +464,7 @@ export class ConntrackTable implements TimerExpiry {
     // reorder window and leave only one or two misses in flight.
     let acc = 0;
     for (let i = 0; i < 2 * count; i++) acc += index[home(hashes[i], scale) * 2 + 1];
-    // Stored where the optimiser cannot prove it unused: else the loads go as dead code.
-    loadSink = acc;
+    ConntrackTable.loadSink = acc;
   }
 
   /**

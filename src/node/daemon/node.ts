@@ -235,9 +235,10 @@ export class FirewallNode implements ControlTarget {
     const c = this.config.sync;
     if (!c) return;
     // Scratch tables made as the live one is (an engine's, with this config and ruleset).
+    const ruleset = this.#compile(this.#ruleset.text, this.#ruleset.source);
     const newTable = (n: number) => new Engine({
       conntrack: { ...this.config.conntrack, maxEntries: n, initialCapacity: undefined, prefault: false },
-      ruleset: this.#compile(this.#ruleset.text, this.#ruleset.source),
+      ruleset,
       clock: this.engine.clock,
     }).conntrack.table;
     const r = await warmUpResync({ mtu: c.mtu, clock: this.engine.clock, newTable });

@@ -23,7 +23,7 @@ import { Filter, FilterResult, RejectKind, Verdict, type CompiledRuleset, type F
 import { EngineStats, DropReason } from './stats.js';
 import { Nat, type NatLogSink } from '../nat/index.js';
 import type { ConntrackEventSink } from '../conntrack/events.js';
-import { CtStatus, type ConntrackTable } from '../conntrack/table.js';
+import { ConntrackTable, CtStatus } from '../conntrack/table.js';
 import { ConnHelpers, CT_HELPER_MASK, CT_HELPER_SHIFT } from '../conntrack/helpers/index.js';
 import { SeqAdjustments } from '../conntrack/seqadj.js';
 import { HelperState } from '../conntrack/helpers/state.js';
@@ -153,15 +153,6 @@ const icmpRejectCode = [3, 3, 3, 1, 0, 2, 9, 10, 13];
 /** ICMPv6 destination-unreachable codes per RejectKind (RFC 4443 3.1), as ip6t_REJECT. */
 const icmp6RejectCode = [4, 4, 4, 3, 0, 4, 1, 1, 1];
 
-/**
- * Where processBatch leaves the sum of its prefetch loads, so the compiler keeps them (a value
- * nobody reads may be optimised away, and the loads with it).
- */
-let prefetchSink = 0;
-export function lastPrefetchSum(): number {
-  return prefetchSink;
-}
-
 /** InvalidReason codes below TCP_STATE come from the parser (malformed); from it on, from conntrack. */
 const MALFORMED_LIMIT = IR_TCP_STATE;
 
@@ -277,7 +268,7 @@ export class Engine {
     for (let i = 0; i < n; i++) if (heads[i] === 0) heads[i] = t.bucketHead(w, i * TUPLE_WORDS);
     let touched = 0;
     for (let i = 0; i < n; i++) if (heads[i] >= 0) touched += t.touch(heads[i]);
-    prefetchSink = touched;
+    ConntrackTable.loadSink = touched;
     const m = this.#batchMeta;
     m.now = meta.now;
     for (let i = 0; i < n; i++) {
