@@ -72,6 +72,41 @@ describe('conntrack hash index', () => {
     );
   });
 
+  it('stays consistent when imports clash with other entries and evict them at the limit (property)', () => {
+    // Flows 0..599 into a table of 128: imports evict (early drop), and a record whose reply tuple
+    // is another flow's original tuple destroys that flow first. Each such removal shifts nodes
+    // between an import's lookups and its inserts, which must then not start where the lookups
+    // ended (table.ts #insertFrom).
+    const imp = fc.record({ k: fc.integer({ min: 0, max: 599 }), clashWith: fc.option(fc.integer({ min: 0, max: 599 }), { freq: 3 }) });
+    let drops = 0;
+    let clashes = 0;
+    fc.assert(
+      fc.property(fc.array(imp, { minLength: 800, maxLength: 1500 }), fc.integer({ min: 0, max: 0xffffffff }), (ops, seed) => {
+        const t = new ConntrackTable({ maxEntries: 128, initialCapacity: 64, seed });
+        for (const o of ops) {
+          const w = record(o.k, 0);
+          if (o.clashWith !== null && o.clashWith !== o.k) w.set(record(o.clashWith, 0).subarray(0, 10), 10);
+          t.importEntry(w, 0, 0);
+        }
+        expect(t.verify()).toEqual([]);
+        let n = 0;
+        t.forEach((slot) => {
+          n++;
+          const r = slot * REC_WORDS;
+          expect(t.lookup(t.tuples, r)).toBe(slot * 2);
+          expect(t.lookup(t.tuples, r + 10)).toBe(slot * 2 + 1);
+        });
+        expect(n).toBe(t.count);
+        drops += t.earlyDrops;
+        clashes += t.importClashes;
+      }),
+      { numRuns: 60 },
+    );
+    // The runs did what they are for.
+    expect(drops).toBeGreaterThan(1000);
+    expect(clashes).toBeGreaterThan(1000);
+  });
+
   it('survives filling to the limit and emptying again, in any order', () => {
     const t = new ConntrackTable({ maxEntries: 4096, initialCapacity: 4096, seed: 7 });
     const recs = Array.from({ length: 4096 }, (_, k) => record(k, k % 3));
