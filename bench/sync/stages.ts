@@ -79,6 +79,8 @@ async function main(): Promise<void> {
   const ta = new Collect();
   const na = new SyncNode(a.conntrack.table, ta, { nodeId: 1, keys: new Keyring([KEY], 1), clock: a.clock, maxInFlight: 1 << 30, windowSize: 1 << 17 });
   a.setEventSink(na.sink);
+  // As toward a peer of this version (its messages say it reads entries without the reply tuple).
+  na.sender.peerReadsReversed = true;
   console.log(`bulk resync stages, ${a.conntrack.table.count.toLocaleString('en')} UDP entries:`);
   // 1. The dump (sender): export, encode, seal.
   ta.keep = true;

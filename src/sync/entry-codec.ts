@@ -2,7 +2,8 @@
  * Entries of UPDATE messages (layout in wire.ts) to and from the conntrack table's 48-word entry
  * records (src/node/conntrack/entry-record.ts). The sender encodes straight from the table into
  * the datagram being packed; the receiver decodes into a record that table.importEntry checks
- * and applies. IPv4 tuples travel as 4-byte addresses, so a TCP entry is about 100 bytes.
+ * and applies. IPv4 tuples travel as 4-byte addresses, so a TCP entry is about 100 bytes, and a
+ * flow without NAT leaves its reply tuple out when the peer reads that (REPLY_REVERSED).
  */
 import { ENTRY_RECORD_WORDS } from '../node/conntrack/index.js';
 import { ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS, recordScalarsOk } from '../node/conntrack/entry-record.js';
@@ -26,6 +27,7 @@ const S_COUNTERS = Section.COUNTERS;
 const S_TCP = Section.TCP;
 const S_AGE = Section.AGE;
 const S_HELPER = Section.HELPER;
+const S_REVERSED = Section.REPLY_REVERSED;
 const TW = 10; // words of a tuple
 
 /** Bytes of an encoded tuple: two addresses and the ports word. */
@@ -37,7 +39,8 @@ function tupleBytes(family: number): number {
 export function entryBytes(family: number, op: number, sections: number, helperBytes = HELPER_HEAD_BYTES): number {
   let n = ENTRY_HEAD_BYTES + tupleBytes(family);
   if (op === OP_DESTROY) return n;
-  n += tupleBytes(family) + 6;
+  if ((sections & S_REVERSED) === 0) n += tupleBytes(family);
+  n += 6;
   if (sections & S_MARK) n += 4;
   if (sections & S_LABEL) n += 4;
   if (sections & S_COUNTERS) n += 32;
@@ -168,7 +171,8 @@ function readTuple(buf: Buffer, o: number, w: Uint32Array, t: number, family: nu
 
 /**
  * The sections a record's entry carries: of `wanted`, COUNTERS and AGE; MARK and LABEL when
- * non-zero; TCP for TCP; nothing beyond the tuple for a destroy.
+ * non-zero; TCP for TCP; REPLY_REVERSED when wanted and the reply tuple is the original reversed;
+ * nothing beyond the tuple for a destroy.
  */
 export function recordSections(rec: Uint32Array, op: number, wanted: number): number {
   if (op === OP_DESTROY) return 0;
@@ -176,7 +180,32 @@ export function recordSections(rec: Uint32Array, op: number, wanted: number): nu
   if (rec[R_MARK] !== 0) sections |= S_MARK;
   if (rec[R_LABEL] !== 0) sections |= S_LABEL;
   if ((rec[9] & 0xff) === 6) sections |= S_TCP;
+  if ((wanted & S_REVERSED) !== 0 && replyIsReversed(rec)) sections |= S_REVERSED;
   return sections;
+}
+
+/** Whether the record's reply tuple is its original one with source and destination swapped. */
+function replyIsReversed(rec: Uint32Array): boolean {
+  const p = rec[8];
+  if (rec[R_REPLY + 8] !== ((p << 16) | (p >>> 16)) >>> 0 || rec[R_REPLY + 9] !== rec[9]) return false;
+  for (let i = 0; i < 4; i++) if (rec[R_REPLY + i] !== rec[4 + i] || rec[R_REPLY + 4 + i] !== rec[i]) return false;
+  return true;
+}
+
+/** Write the reversed original tuple at w[o..o+10) as the reply at w[o+10..o+20). */
+function reverseTuple(w: Uint32Array, o: number): void {
+  const r = o + R_REPLY;
+  w[r] = w[o + 4];
+  w[r + 1] = w[o + 5];
+  w[r + 2] = w[o + 6];
+  w[r + 3] = w[o + 7];
+  w[r + 4] = w[o];
+  w[r + 5] = w[o + 1];
+  w[r + 6] = w[o + 2];
+  w[r + 7] = w[o + 3];
+  const p = w[o + 8];
+  w[r + 8] = ((p << 16) | (p >>> 16)) >>> 0;
+  w[r + 9] = w[o + 9];
 }
 
 /**
@@ -197,7 +226,7 @@ export function encodeRecord(rec: Uint32Array, op: number, sections: number, buf
   buf[off + 5] = proto;
   let o = writeTuple(buf, off + ENTRY_HEAD_BYTES, rec, 0, family);
   if (op === OP_DESTROY) return o;
-  o = writeTuple(buf, o, rec, R_REPLY, family);
+  if ((sections & S_REVERSED) === 0) o = writeTuple(buf, o, rec, R_REPLY, family);
   buf[o] = rec[R_STATUS] >>> 8;
   buf[o + 1] = rec[R_STATUS];
   put32(buf, o + 2, rec[R_TIMEOUT]);
@@ -279,7 +308,8 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
     rec.fill(0, ro + R_REPLY, ro + ENTRY_RECORD_WORDS);
     return null;
   }
-  o = readTuple(buf, o, rec, ro + R_REPLY, family, proto);
+  if ((sections & S_REVERSED) === 0) o = readTuple(buf, o, rec, ro + R_REPLY, family, proto);
+  else reverseTuple(rec, ro);
   rec[ro + R_STATUS] = (buf[o] << 8) | buf[o + 1];
   rec[ro + R_TIMEOUT] = u32(buf, o + 2);
   o += 6;

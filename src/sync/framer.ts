@@ -5,7 +5,7 @@
 import type { Keyring } from './auth.js';
 import type { SyncStats } from './stats.js';
 import type { SyncTransport } from './transport.js';
-import { HEADER_BYTES, MAC_BYTES, msgTypeNames, writeHeader, type Header } from './wire.js';
+import { HEADER_BYTES, MAC_BYTES, MsgFlag, msgTypeNames, writeHeader, type Header } from './wire.js';
 
 export class Framer {
   #ctlSeq = 0;
@@ -28,7 +28,8 @@ export class Framer {
   seal(buf: Buffer, type: number, flags: number, seq: number, payloadLength: number): number {
     const h = this.#h;
     h.type = type;
-    h.flags = flags;
+    // Every message says what this node reads (wire.ts: features).
+    h.flags = flags | MsgFlag.READS_REVERSED;
     h.seq = seq;
     h.payloadLength = payloadLength;
     writeHeader(buf, h);

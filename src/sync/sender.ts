@@ -56,6 +56,7 @@ const F_SENT = 4;
 const F_EXEMPT = 8;
 
 const S_HELPER = Section.HELPER;
+const S_REVERSED = Section.REPLY_REVERSED;
 /** Longest wait between ALIVEs while the peer has not confirmed recent data (see #armIdle). */
 const ALIVE_REPAIR_MS = 20;
 const ALIVE_REPAIR_WINDOW_MS = 500;
@@ -84,6 +85,11 @@ export class SyncSender implements ConntrackEventSink {
   nextSeq = 1;
   /** Highest seq the peer reported applied in order (REPORT); -1 before any. */
   peerApplied = -1;
+  /**
+   * The peer's latest authenticated message said it reads REPLY_REVERSED entries (wire.ts): flows
+   * without NAT then go without their reply tuple (12 bytes of an IPv4 entry's 40).
+   */
+  peerReadsReversed = false;
   lastDataSentAt = -Infinity;
 
   #flags: Uint8Array;
@@ -234,7 +240,7 @@ export class SyncSender implements ConntrackEventSink {
   /** Put the entry in #rec (and #helper) into the message being packed, sealing it first when full. */
   #put(op: number, wanted: number, msgFlags: number): void {
     const rec = this.#rec;
-    let sections = recordSections(rec, op, wanted);
+    let sections = recordSections(rec, op, this.peerReadsReversed ? wanted | S_REVERSED : wanted);
     if (this.#helperN > 0 && op !== OP_DESTROY) sections |= S_HELPER;
     const helper = (sections & S_HELPER) !== 0 ? this.#helper : null;
     const need = entryBytes(rec[9] >>> 8, op, sections, helper !== null ? helperSectionBytes(rec[9] >>> 8, helper) : 0);

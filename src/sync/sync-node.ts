@@ -11,7 +11,7 @@ import { SyncSender } from './sender.js';
 import { RecvDrop, SyncStats } from './stats.js';
 import type { SyncTransport } from './transport.js';
 import {
-  HEADER_BYTES, IP_UDP_OVERHEAD, MAC_BYTES, MsgType, isDataType, msgTypeNames, newHeader, readHeader,
+  HEADER_BYTES, IP_UDP_OVERHEAD, MAC_BYTES, MsgFlag, MsgType, isDataType, msgTypeNames, newHeader, readHeader,
 } from './wire.js';
 import type { ConntrackTable } from '../node/conntrack/index.js';
 import type { HelperStateIO } from '../node/conntrack/helpers/state.js';
@@ -157,6 +157,8 @@ export class SyncNode {
       return;
     }
     this.stats.countReceived(msgTypeNames[h.type], buf.length);
+    // What the peer reads, as it says on every message (a restart into another version changes it).
+    this.sender.peerReadsReversed = (h.flags & MsgFlag.READS_REVERSED) !== 0;
     if (isDataType(h.type)) {
       if ((h.type === MsgType.RESYNC_END && h.payloadLength !== 8) || (h.type === MsgType.UPDATE && h.payloadLength < 2)) {
         this.stats.drop(RecvDrop.BAD_PAYLOAD);

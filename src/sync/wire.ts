@@ -39,8 +39,10 @@
  * Entry (in UPDATE), with a length so that a receiver skips what a newer version added:
  *   op u8 (1 create, 2 update, 3 destroy), sections u8, length u16 (whole entry), family u8 (4|6),
  *   proto u8, original tuple: src (4|16), dst (4|16), ports u32 (tuple.ts word 8);
- *   destroy ends here. Otherwise: reply tuple (same shape: the NAT mapping), status u16,
- *   milliseconds left u32, then the sections present, in bit order:
+ *   destroy ends here. Otherwise: reply tuple (same shape: the NAT mapping; absent when the
+ *   sections byte has bit 6 REPLY_REVERSED: the reply is the original reversed, addresses and
+ *   ports swapped, as for any flow without NAT), status u16, milliseconds left u32, then the
+ *   sections present, in bit order:
  *     bit 0 MARK u32 · bit 1 LABEL u32 · bit 2 COUNTERS 4 x u64 (packets orig/reply, bytes
  *     orig/reply) · bit 3 TCP 15 x u32 (TcpStateStore.exportEntry) · bit 4 AGE u32 seconds ·
  *     bit 5 HELPER: helper id u8, flags u8 (bit 0: sequence adjustment), expectation count u8,
@@ -49,6 +51,11 @@
  *     ports mask u32, ms left u32, saved port u32 (0xffffffff: none).
  *   Later versions add sections at higher bits only, after these (a receiver that does not know
  *   one skips it with the entry's length: HELPER was added so, readers before it ignore it).
+ *
+ * Features a reader must know (REPLY_REVERSED, which removes a field) are used only toward a peer
+ * that said it reads them: every message a node sends carries header flag READS_REVERSED (2),
+ * and a node sends REPLY_REVERSED entries only while the peer's latest authenticated message
+ * had it. A node of a version before it never sets the flag, and so never gets such an entry.
  */
 
 export const SYNC_MAGIC = 0x5457;
@@ -78,6 +85,8 @@ export function isDataType(type: number): boolean {
 export const MsgFlag = {
   /** UPDATE that belongs to a bulk resync dump. */
   RESYNC: 1,
+  /** On every message: its sender reads entries with REPLY_REVERSED (see above). */
+  READS_REVERSED: 2,
 } as const;
 
 export const EntryOp = { CREATE: 1, UPDATE: 2, DESTROY: 3 } as const;
@@ -90,9 +99,14 @@ export const Section = {
   AGE: 16,
   /** A connection helper's state (variable length, see entry-codec.ts and conntrack/helpers/state.ts). */
   HELPER: 32,
+  /**
+   * Not a section but its absence: the entry carries no reply tuple, the reply being the original
+   * with source and destination (addresses, ports) swapped. Only toward a peer that reads it.
+   */
+  REPLY_REVERSED: 64,
 } as const;
-/** Sections this version reads. */
-export const KNOWN_SECTIONS = 63;
+/** Section bits this version reads. */
+export const KNOWN_SECTIONS = 127;
 /** Bytes of the HELPER section's head: helper id, flags, expectation count, zero (u8 each). */
 export const HELPER_HEAD_BYTES = 4;
 

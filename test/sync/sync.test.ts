@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CtStatus } from '../../src/node/conntrack/index.js';
-import { LoopTransport, MsgType } from '../../src/sync/index.js';
-import { HEADER_BYTES } from '../../src/sync/wire.js';
-import { converge, engine, load, pair, ready, side, sleep, type Side } from './pair.js';
+import { Engine, EngineResult } from '../../src/node/engine/index.js';
+import { buildUdp } from '../../src/node/packet/build.js';
+import { Keyring, LoopTransport, MsgType } from '../../src/sync/index.js';
+import { EntryOp, HEADER_BYTES, MAC_BYTES, MsgFlag, Section } from '../../src/sync/wire.js';
+import { KEY, converge, engine, load, pair, ready, side, sleep, type Side } from './pair.js';
 
 /**
  * These in-process tests assert that the tables converge (within converge's bound, a few seconds
@@ -17,6 +19,16 @@ afterEach(async () => {
 function track<T extends { a: Side; b: Side }>(p: T): T {
   open.push(p.a, p.b);
   return p;
+}
+
+/** n new UDP flows through the engine from addresses it does not NAT (192.168/16): no NAT mapping. */
+let plainPort = 1024;
+function plainFlows(e: Engine, n: number): void {
+  const res = new EngineResult();
+  for (let i = 0; i < n; i++, plainPort++) {
+    const u = buildUdp({ src: `192.168.${(plainPort >> 8) & 255}.${plainPort & 255}`, dst: '203.0.113.8', sport: 1024 + (plainPort % 60000), dport: 53, payload: 'q' });
+    e.process(u, 0, u.length, { inIf: 2, outIf: 3, mark: 0, now: e.now() }, res);
+  }
 }
 
 /** Loss patterns by datagram: a fate per send (0 deliver, 1 drop, 2 duplicate, 3 reorder). */
@@ -97,6 +109,44 @@ describe('state sync between two engines (in-process link)', () => {
       expect(p.a.sync.stats.retransmitted).toBeGreaterThan(0);
     });
   }
+
+  it('sends flows without NAT without their reply tuple only to a peer that says it reads that, and stays equal either way', async () => {
+    const { a, b, ta, tb } = track(pair());
+    const keys = new Keyring([KEY], 1);
+    // b plays a node of an older version: its messages do not carry READS_REVERSED (re-signed).
+    let oldPeer = true;
+    tb.fate = (buf) => {
+      if (oldPeer) {
+        buf[5] &= ~MsgFlag.READS_REVERSED;
+        keys.sign(buf, buf.length - MAC_BYTES);
+      }
+      return 0;
+    };
+    const reversed = { with: 0, without: 0 };
+    ta.fate = (buf) => {
+      if (buf[3] !== MsgType.UPDATE) return 0;
+      let o = HEADER_BYTES + 2;
+      for (let i = buf.readUInt16BE(HEADER_BYTES); i > 0; i--) {
+        if (buf[o] !== EntryOp.DESTROY) reversed[(buf[o + 1] & Section.REPLY_REVERSED) !== 0 ? 'with' : 'without']++;
+        o += buf.readUInt16BE(o + 2);
+      }
+      return 0;
+    };
+    await ready(a, b);
+    plainFlows(a.engine, 200);
+    expect((await converge(a, b)).diff.missing).toEqual([]);
+    expect(reversed.with).toBe(0);
+    expect(reversed.without).toBeGreaterThanOrEqual(200);
+    // b "upgraded": its next message says it reads them, and a's entries without NAT go short.
+    oldPeer = false;
+    b.sync.receiver.requestResync();
+    await sleep(20);
+    plainFlows(a.engine, 200);
+    load(a.engine, 20);
+    const { diff } = await converge(a, b);
+    expect([diff.missing.length, diff.extra.length, diff.differing.length]).toEqual([0, 0, 0]);
+    expect(reversed.with).toBeGreaterThanOrEqual(200);
+  });
 
   it('applies each message exactly once, in order, whatever the duplication and reordering', async () => {
     const p = track(pair());

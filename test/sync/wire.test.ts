@@ -62,6 +62,38 @@ describe('sync wire format', () => {
     }
   });
 
+  it('leaves out the reply tuple of a flow without NAT when the peer reads REPLY_REVERSED, and decodes it back', () => {
+    const buf = Buffer.alloc(400);
+    const back = new Uint32Array(ENTRY_RECORD_WORDS);
+    const dec = newDecodedEntry();
+    for (const v6 of [false, true]) {
+      for (const nat of [false, true]) {
+        const rec = new Uint32Array(ENTRY_RECORD_WORDS);
+        const fp = ((v6 ? 6 : 4) << 8) | 17;
+        rec[0] = 0x0a000001;
+        rec[4] = 0xcb007108;
+        if (v6) rec[3] = rec[7] = 0x20010db8;
+        rec[8] = (40000 << 16) | 53;
+        rec[9] = fp;
+        rec.copyWithin(10, 4, 8);
+        rec.copyWithin(14, 0, 4);
+        rec[18] = (53 << 16) | 40000;
+        rec[19] = fp;
+        if (nat) rec[14] = 0xc6336410; // the reply goes to the SNAT address: not the reverse
+        rec[23] = 30_000;
+        const family = v6 ? 6 : 4;
+        const full = recordSections(rec, EntryOp.CREATE, Section.AGE);
+        const sections = recordSections(rec, EntryOp.CREATE, Section.AGE | Section.REPLY_REVERSED);
+        expect((sections & Section.REPLY_REVERSED) !== 0).toBe(!nat);
+        const end = encodeRecord(rec, EntryOp.CREATE, sections, buf, 0);
+        // 12 bytes (IPv4) or 36 (IPv6) fewer than the full entry.
+        expect(end).toBe(entryBytes(family, EntryOp.CREATE, full) - (nat ? 0 : v6 ? 36 : 12));
+        expect(decodeEntry(buf, 0, end, back, dec)).toBeNull();
+        expect([...back]).toEqual([...rec]);
+      }
+    }
+  });
+
   it('never throws on random bytes or mutated entries (fuzz)', () => {
     const back = new Uint32Array(ENTRY_RECORD_WORDS);
     const dec = newDecodedEntry();
@@ -92,6 +124,7 @@ describe('sync wire format', () => {
       counterHigh: fc.oneof(fc.constant(0), fc.constant(0x1fffff), fc.nat()),
       tcpSection: fc.boolean(),
       counters: fc.boolean(),
+      reversed: fc.boolean(),
       flip: fc.option(fc.tuple(fc.nat(120), fc.nat(255))),
     });
     fc.assert(
@@ -109,7 +142,8 @@ describe('sync wire format', () => {
         rec[20] = e.status;
         rec[23] = e.timeout >>> 0;
         rec[25] = e.counterHigh >>> 0;
-        let sections = recordSections(rec, EntryOp.UPDATE, e.counters ? Section.COUNTERS : 0);
+        // (The reply is the original reversed: with `reversed` it is left out and decoded back.)
+        let sections = recordSections(rec, EntryOp.UPDATE, (e.counters ? Section.COUNTERS : 0) | (e.reversed ? Section.REPLY_REVERSED : 0));
         if (e.tcpSection) sections |= Section.TCP;
         const end = encodeRecord(rec, EntryOp.UPDATE, sections, buf, 0);
         if (e.flip !== null) buf[e.flip[0] % end] ^= e.flip[1];
