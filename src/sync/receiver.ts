@@ -81,8 +81,12 @@ export class SyncReceiver {
    */
   #gen: Uint32Array;
   #curGen = 1;
-  /** Random start: a restarted receiver's requests never look like repeats of its old ones. */
-  #resyncId = randomInt(1, 0x7fffffff);
+  /**
+   * Random start: a restarted receiver's requests never look like repeats of its old ones. Below
+   * 2^30, so that it stays one of V8's small integers (half of the receivers had a double here,
+   * half not: a change of the field's representation between them threw optimised code away).
+   */
+  #resyncId = randomInt(1, 0x3fffffff);
   #resyncAskedAt = -Infinity;
   #nackTimer: NodeJS.Timeout | null = null;
   #reportTimer: NodeJS.Timeout | null = null;

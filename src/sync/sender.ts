@@ -74,6 +74,14 @@ const LAZY_SECTIONS = Section.COUNTERS;
  * with the lazy refresh of every flow that sees traffic; `ct diff` does not compare them.
  */
 const DUMP_SECTIONS = Section.AGE;
+/**
+ * The value of a time field (ms, the node's clock) before it is set: not -1 or 0. A field that
+ * starts as a small integer and then holds a time since 1970 changes representation, which
+ * changes the object's hidden class and throws away all optimised code that uses the sender (V8
+ * deopts "wrong map" in the table's import and confirm, which call its ctNew): on a standby, in
+ * the middle of its first bulk resync.
+ */
+const NOT_YET = -Infinity;
 /** A dump paused this long for lack of REPORTs re-checks and prompts the peer with ALIVE. */
 const DUMP_STALL_MS = 20;
 /** A message is not resent twice within this many ms (duplicate NACKs). */
@@ -104,9 +112,9 @@ export class SyncSender implements ConntrackEventSink {
   #off = 0;
   #count = 0;
   #msgFlags = 0;
-  #msgChangedAt = 0;
+  #msgChangedAt = NOT_YET;
   /** Oldest unsent change (for the lag figure). */
-  #pendingSince = -1;
+  #pendingSince = NOT_YET;
 
   #flushTimer: NodeJS.Timeout | null = null;
   #flushImmediate: NodeJS.Immediate | null = null;
@@ -124,10 +132,10 @@ export class SyncSender implements ConntrackEventSink {
   #dumpCount = 0;
   #dumpAgain = false;
   #dumpScheduled = false;
-  #dumpStartedAt = 0;
+  #dumpStartedAt = NOT_YET;
   /** Last seq sent before the dump began (flow control before the first REPORT). */
   #dumpBase = 0;
-  #pausedAt = -1;
+  #pausedAt = NOT_YET;
   #dumpWake: NodeJS.Timeout | null = null;
   #closed = false;
 
@@ -305,7 +313,7 @@ export class SyncSender implements ConntrackEventSink {
       else this.stats.entriesSent.update++;
     }
     this.#nowCount = 0;
-    this.#pendingSince = -1;
+    this.#pendingSince = NOT_YET;
     this.#seal();
   }
 
@@ -479,7 +487,7 @@ export class SyncSender implements ConntrackEventSink {
       }, DUMP_STALL_MS);
       return;
     }
-    this.#pausedAt = -1;
+    this.#pausedAt = NOT_YET;
     const t = this.table;
     const now = this.o.clock();
     const end = t.highWater;

@@ -43,15 +43,17 @@ export class SyncAgents {
     return a;
   }
 
-  async start(fw: Fw, o: SyncAgentStart = {}): Promise<void> {
+  /** Start fw's agent; resolves with when its sync started (ms, the shared wall clock). */
+  async start(fw: Fw, o: SyncAgentStart = {}): Promise<number> {
     const argv = [...(o.wrapper ?? []), process.execPath, ...(o.nodeFlags ?? []), agentPath];
     this.#agents[fw] = this.topo.lab.agent(this.topo.ns[fw], argv[0] as string, argv.slice(1));
     const other: Fw = fw === 'fw1' ? 'fw2' : 'fw1';
     const where = o.unicast ? { peer: LAB_ADDR[other].sync } : { group: SYNC_GROUP };
-    await this.ask(fw, `start ${JSON.stringify({
+    const a = await this.ask<{ startedAt: number }>(fw, `start ${JSON.stringify({
       nodeId: fw === 'fw1' ? 1 : 2, address: LAB_ADDR[fw].sync, ...where, port: SYNC_PORT, keyHex: this.key,
       maxEntries: o.maxEntries, tuning: o.tuning, realtimePriority: o.realtimePriority,
     })}`);
+    return a.startedAt;
   }
 
   /** Quit the agent (its sync closes); a gone agent is not an error here. */

@@ -19,7 +19,7 @@ describe.skipIf(!avail.ok)('state sync between fw1 and fw2 over real multicast',
   const topo = new LabTopology();
   const nodes = new SyncAgents(topo);
   const ask = <T>(fw: Fw, line: string): Promise<T> => nodes.ask<T>(fw, line);
-  const startNode = (fw: Fw, unicast = false): Promise<void> => nodes.start(fw, { unicast });
+  const startNode = (fw: Fw, unicast = false): Promise<number> => nodes.start(fw, { unicast });
   const stopNode = (fw: Fw): Promise<void> => nodes.stop(fw);
 
   /** Bounded: the time itself is a figure of bench/sync (its "tail" case, target 100 ms). */

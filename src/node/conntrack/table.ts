@@ -656,7 +656,14 @@ export class ConntrackTable implements TimerExpiry {
     const index = this.#index;
     const nb = this.#buckets;
     let i = from >= 0 ? from : home(h, this.#scale);
-    while (index[i * 2 + 1] >= 0) i = i + 1 === nb ? 0 : i + 1;
+    for (;;) {
+      // The next bucket is worked out before the test, not only when the bucket is taken: from
+      // where a lookup ended the bucket is nearly always free, so a step taken only then had no
+      // type feedback, and V8 threw the import's optimised code away the first time it came.
+      const next = i + 1 === nb ? 0 : i + 1;
+      if (index[i * 2 + 1] < 0) break;
+      i = next;
+    }
     index[i * 2] = h;
     index[i * 2 + 1] = node;
   }

@@ -29,7 +29,14 @@ export class TimerWheel {
   #f64: Float64Array;
   #stride = 1;
   #offset = 0;
-  #lastTick = -1;
+  /**
+   * The last tick advanced to; below 0 before the first advance. -Infinity, not -1: a tick of an
+   * epoch clock (ms since 1970 / 250) is beyond V8's small integers, and a field that starts as one
+   * and then holds a double changes the wheel's hidden class, which throws away the optimised code
+   * of everything that uses a wheel (the table's import and confirm) at the first advance: on a
+   * restarted standby, early in its bulk resync, which then ran unoptimised for ~100 ms.
+   */
+  #lastTick = -Infinity;
   /** Before the first advance: the earliest tick linked, where the first advance starts. */
   #firstTick = Infinity;
   #linked = 0;
