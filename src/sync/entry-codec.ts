@@ -9,6 +9,7 @@ import { ENTRY_RECORD_WORDS } from '../node/conntrack/index.js';
 import { ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP, ER_TIMEOUT_MS, recordScalarsOk } from '../node/conntrack/entry-record.js';
 import { ENTRY_HEAD_BYTES, EntryOp, HELPER_HEAD_BYTES, KNOWN_SECTIONS, Section, TCP_SECTION_WORDS } from './wire.js';
 import { EXPECT_WORDS } from '../node/conntrack/expect.js';
+import { tcpExportWordsOk } from '../node/conntrack/tcp-store.js';
 import { HELPER_STATE_HEAD_WORDS, HELPER_STATE_MAX_EXPECT, HELPER_STATE_MAX_WORDS, HELPER_STATE_SEQADJ_WORDS, HelperStateFlag } from '../node/conntrack/helpers/state.js';
 
 // Record word offsets (entry-record.ts), as module-local copies for the hot path.
@@ -337,8 +338,11 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
   if (sections & S_HELPER && readHelper(buf, o, off + len, family, out) < 0) return 'helper section does not fit the entry';
   // What checkEntryRecord tests beyond what decoding guarantees by construction (families 4 or 6,
   // IPv4 addresses in one word, both tuples of one family and protocol, zero TCP words for an
-  // entry without the TCP section): the rest is checked here, cheaply, for the common case.
-  out.checked = proto !== 6 && (sections & S_TCP) === 0 && recordScalarsOk(rec, ro) &&
-    (proto !== 0 || (rec[ro + 8] | rec[ro + R_REPLY + 8]) === 0);
+  // entry without the TCP section): the rest is checked here, cheaply. A TCP entry's words are
+  // checked as the TCP store's import will take them (before, the import checked them by a
+  // trial import into a scratch store, then imported them again).
+  out.checked = recordScalarsOk(rec, ro) && ((sections & S_TCP) === 0
+    ? proto !== 6 && (proto !== 0 || (rec[ro + 8] | rec[ro + R_REPLY + 8]) === 0)
+    : proto === 6 && tcpExportWordsOk(rec, ro + R_TCP));
   return null;
 }

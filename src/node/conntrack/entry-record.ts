@@ -18,7 +18,7 @@
  */
 import { Proto } from '../packet/fields.js';
 import { TW_PORTS, TW_PROTO } from './tuple.js';
-import { TcpStateStore, TCP_EXPORT_WORDS } from './tcp-store.js';
+import { TcpStateStore, TCP_EXPORT_WORDS, tcpExportWordsOk } from './tcp-store.js';
 
 export const ENTRY_RECORD_WORDS = 48;
 export const ENTRY_RECORD_BYTES = ENTRY_RECORD_WORDS * 4;
@@ -101,10 +101,14 @@ export function checkEntryRecord(w: Uint32Array, off: number): string | null {
   // Every record a sync receive or a restore imports passes here: the common case (a possible
   // entry that is not TCP) in plain integer tests first; the reasons are worked out only on failure.
   if (tupleOk(w, off + ER_ORIG) && tupleOk(w, off + ER_REPLY) && w[off + ER_ORIG + TW_PROTO] === w[off + ER_REPLY + TW_PROTO] &&
-    recordScalarsOk(w, off) && (w[off + ER_ORIG + TW_PROTO] & 0xff) !== Proto.TCP) {
-    let tcpWords = 0;
-    for (let i = 0; i < TCP_EXPORT_WORDS; i++) tcpWords |= w[off + ER_TCP + i];
-    if (tcpWords === 0) return null;
+    recordScalarsOk(w, off)) {
+    if ((w[off + ER_ORIG + TW_PROTO] & 0xff) === Proto.TCP) {
+      if (tcpExportWordsOk(w, off + ER_TCP)) return null;
+    } else {
+      let tcpWords = 0;
+      for (let i = 0; i < TCP_EXPORT_WORDS; i++) tcpWords |= w[off + ER_TCP + i];
+      if (tcpWords === 0) return null;
+    }
   }
   const bad = checkTuple(w, off + ER_ORIG, 'original') ?? checkTuple(w, off + ER_REPLY, 'reply');
   if (bad !== null) return bad;

@@ -131,6 +131,19 @@ export const TCP_EXPORT_WORDS = 15;
 /** Largest window scale shift (RFC 7323 2.3); the kernel's TCP_MAX_WSCALE. */
 export const TCP_MAX_WSCALE = 14;
 
+/**
+ * Whether the TCP words at from[offset..offset+15) (exportEntry's layout) are ones importEntry
+ * takes: in bounds, a possible state, direction, flag class and window scales, no bits that no
+ * version writes. importEntry throws, with the reason, exactly when this is false.
+ */
+export function tcpExportWordsOk(from: Uint32Array, offset: number): boolean {
+  if (offset < 0 || offset + TCP_EXPORT_WORDS > from.length) return false;
+  const w0 = from[offset];
+  const w1 = from[offset + 1];
+  return (w0 & 0xff) <= TcpState.SYN_SENT2 && ((w0 >>> 16) & 0xff) <= 1 && w0 >>> 24 <= 5 && (w1 & 0xff) <= TCP_MAX_WSCALE &&
+    ((w1 >>> 16) & 0xff) <= TCP_MAX_WSCALE && from[offset + 2] >>> 24 === 0 && from[offset + 3] <= 0xffff;
+}
+
 /** Base class of the store's errors; each subclass has a stable code. */
 export class TcpStoreError extends Error {
   readonly code: string;

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TcpState } from '../../../src/node/conntrack/state.js';
 import {
@@ -24,6 +25,7 @@ import {
   TcpConfigError,
   TcpImportError,
   TcpStateStore,
+  tcpExportWordsOk,
   TcpTracker,
   TcpVerdict,
   W_LAST_ACK,
@@ -53,6 +55,32 @@ function exported(store: TcpStateStore, slot: number): number[] {
 }
 
 describe('TcpStateStore', () => {
+  it('tcpExportWordsOk says exactly whether importEntry takes the words (property)', () => {
+    const store = new TcpStateStore(1);
+    // Words near the limits of each checked field, and anything.
+    const word = fc.oneof(fc.constantFrom(0, 5, 6, 9, 10, 13, 14, 15, 0x10000, 0x10001, 0x050106, 0x060106, 0xffffff, 0x1000000, 0x5000000, 0x6000000), fc.nat({ max: 0xffffffff }));
+    let taken = 0;
+    let refused = 0;
+    fc.assert(
+      fc.property(fc.array(word, { minLength: 15, maxLength: 15 }), (ws) => {
+        const w = Uint32Array.from(ws);
+        let threw = false;
+        try {
+          store.importEntry(0, w, 0);
+        } catch {
+          threw = true;
+        }
+        expect(tcpExportWordsOk(w, 0)).toBe(!threw);
+        if (threw) refused++;
+        else taken++;
+      }),
+      { numRuns: 3000 },
+    );
+    expect(taken).toBeGreaterThan(50);
+    expect(refused).toBeGreaterThan(50);
+    expect(tcpExportWordsOk(new Uint32Array(14), 0)).toBe(false);
+  });
+
   it('is one 64-byte record per entry, at the end of each 192-byte conntrack entry record, seen as words and bytes', () => {
     const store = new TcpStateStore(1000);
     expect(TCP_BYTES_PER_ENTRY).toBe(64);
