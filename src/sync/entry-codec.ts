@@ -10,6 +10,7 @@ import { ER_AGE_S, ER_COUNTERS, ER_LABEL, ER_MARK, ER_REPLY, ER_STATUS, ER_TCP, 
 import { ENTRY_HEAD_BYTES, EntryOp, HELPER_HEAD_BYTES, KNOWN_SECTIONS, Section, TCP_SECTION_WORDS } from './wire.js';
 import { EXPECT_WORDS } from '../node/conntrack/expect.js';
 import { tcpExportWordsOk } from '../node/conntrack/tcp-store.js';
+import { invertTuple, tuplesEqual } from '../node/conntrack/tuple.js';
 import { HELPER_STATE_HEAD_WORDS, HELPER_STATE_MAX_EXPECT, HELPER_STATE_MAX_WORDS, HELPER_STATE_SEQADJ_WORDS, HelperStateFlag } from '../node/conntrack/helpers/state.js';
 
 // Record word offsets (entry-record.ts), as module-local copies for the hot path.
@@ -172,8 +173,8 @@ function readTuple(buf: Buffer, o: number, w: Uint32Array, t: number, family: nu
 
 /**
  * The sections a record's entry carries: of `wanted`, COUNTERS and AGE; MARK and LABEL when
- * non-zero; TCP for TCP; REPLY_REVERSED when wanted and the reply tuple is the original reversed;
- * nothing beyond the tuple for a destroy.
+ * non-zero; TCP for TCP; REPLY_REVERSED when wanted and the reply tuple is the original's inverse
+ * (a flow without NAT); nothing beyond the tuple for a destroy.
  */
 export function recordSections(rec: Uint32Array, op: number, wanted: number): number {
   if (op === OP_DESTROY) return 0;
@@ -181,33 +182,12 @@ export function recordSections(rec: Uint32Array, op: number, wanted: number): nu
   if (rec[R_MARK] !== 0) sections |= S_MARK;
   if (rec[R_LABEL] !== 0) sections |= S_LABEL;
   if ((rec[9] & 0xff) === 6) sections |= S_TCP;
-  if ((wanted & S_REVERSED) !== 0 && replyIsReversed(rec)) sections |= S_REVERSED;
+  if ((wanted & S_REVERSED) !== 0 && invertTuple(rec, 0, inverse, 0) && tuplesEqual(inverse, 0, rec, R_REPLY)) sections |= S_REVERSED;
   return sections;
 }
 
-/** Whether the record's reply tuple is its original one with source and destination swapped. */
-function replyIsReversed(rec: Uint32Array): boolean {
-  const p = rec[8];
-  if (rec[R_REPLY + 8] !== ((p << 16) | (p >>> 16)) >>> 0 || rec[R_REPLY + 9] !== rec[9]) return false;
-  for (let i = 0; i < 4; i++) if (rec[R_REPLY + i] !== rec[4 + i] || rec[R_REPLY + 4 + i] !== rec[i]) return false;
-  return true;
-}
-
-/** Write the reversed original tuple at w[o..o+10) as the reply at w[o+10..o+20). */
-function reverseTuple(w: Uint32Array, o: number): void {
-  const r = o + R_REPLY;
-  w[r] = w[o + 4];
-  w[r + 1] = w[o + 5];
-  w[r + 2] = w[o + 6];
-  w[r + 3] = w[o + 7];
-  w[r + 4] = w[o];
-  w[r + 5] = w[o + 1];
-  w[r + 6] = w[o + 2];
-  w[r + 7] = w[o + 3];
-  const p = w[o + 8];
-  w[r + 8] = ((p << 16) | (p >>> 16)) >>> 0;
-  w[r + 9] = w[o + 9];
-}
+/** Where recordSections works out a record's inverse original tuple. */
+const inverse = new Uint32Array(TW);
 
 /**
  * Encode a record (table.exportEntry's words at rec[0..48)) as an entry at buf[off..], with the
@@ -269,10 +249,9 @@ export interface DecodedEntry {
   helper: Uint32Array;
   helperWords: number;
   /**
-   * The record passed, as it was decoded, every test checkEntryRecord makes (a non-TCP entry
-   * whose status, timeout, ports and counters are possible): table.importHashed need not check
-   * it again. False for TCP entries (their TCP words are checked on import) and for anything
-   * doubtful, whose import then says why it is refused.
+   * The record passed, as it was decoded, every test checkEntryRecord makes (status, timeout,
+   * ports, counters and a TCP entry's TCP words possible): table.importHashed need not check it
+   * again. False for anything doubtful, whose import then says why it is refused.
    */
   checked: boolean;
 }
@@ -310,7 +289,7 @@ export function decodeEntry(buf: Buffer, off: number, end: number, rec: Uint32Ar
     return null;
   }
   if ((sections & S_REVERSED) === 0) o = readTuple(buf, o, rec, ro + R_REPLY, family, proto);
-  else reverseTuple(rec, ro);
+  else if (!invertTuple(rec, ro, rec, ro + R_REPLY)) return 'reply tuple left out, but the original has no inverse';
   rec[ro + R_STATUS] = (buf[o] << 8) | buf[o + 1];
   rec[ro + R_TIMEOUT] = u32(buf, o + 2);
   o += 6;

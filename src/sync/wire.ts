@@ -40,9 +40,10 @@
  *   op u8 (1 create, 2 update, 3 destroy), sections u8, length u16 (whole entry), family u8 (4|6),
  *   proto u8, original tuple: src (4|16), dst (4|16), ports u32 (tuple.ts word 8);
  *   destroy ends here. Otherwise: reply tuple (same shape: the NAT mapping; absent when the
- *   sections byte has bit 6 REPLY_REVERSED: the reply is the original reversed, addresses and
- *   ports swapped, as for any flow without NAT), status u16, milliseconds left u32, then the
- *   sections present, in bit order:
+ *   sections byte has bit 6 REPLY_REVERSED: the reply is the original's inverse as conntrack forms
+ *   it, tuple.ts invertTuple: addresses swapped, ports swapped for TCP and UDP, an ICMP request
+ *   type replaced by its reply type; as for any flow without NAT), status u16, milliseconds left
+ *   u32, then the sections present, in bit order:
  *     bit 0 MARK u32 · bit 1 LABEL u32 · bit 2 COUNTERS 4 x u64 (packets orig/reply, bytes
  *     orig/reply) · bit 3 TCP 15 x u32 (TcpStateStore.exportEntry) · bit 4 AGE u32 seconds ·
  *     bit 5 HELPER: helper id u8, flags u8 (bit 0: sequence adjustment), expectation count u8,
@@ -100,8 +101,8 @@ export const Section = {
   /** A connection helper's state (variable length, see entry-codec.ts and conntrack/helpers/state.ts). */
   HELPER: 32,
   /**
-   * Not a section but its absence: the entry carries no reply tuple, the reply being the original
-   * with source and destination (addresses, ports) swapped. Only toward a peer that reads it.
+   * Not a section but its absence: the entry carries no reply tuple, the reply being the
+   * original's inverse (invertTuple). Only toward a peer that reads it.
    */
   REPLY_REVERSED: 64,
 } as const;

@@ -172,11 +172,11 @@ export class ConntrackTable implements TimerExpiry {
   /** Buckets in the index, and buckets / 2^32: a hash's home bucket is hash * #scale. */
   #buckets: number;
   #scale: number;
-  /** Free slots, linked through their records' mark word (FREE_NEXT) as slot + 1 (0: end). */
   /** Where the last lookup that found nothing ended: the empty bucket (see #insertFrom). */
   #missAt = -1;
   /** Counts removals and rebuilds of the index: a remembered #missAt is stale once it changed. */
   #indexMoves = 0;
+  /** Free slots, linked through their records' mark word (FREE_NEXT) as slot + 1 (0: end). */
   #freeHead = -1;
   #highWater = 0;
   #count = 0;
