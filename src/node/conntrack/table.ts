@@ -179,6 +179,11 @@ export class ConntrackTable implements TimerExpiry {
   /** Free slots, linked through their records' mark word (FREE_NEXT) as slot + 1 (0: end). */
   #freeHead = -1;
   #highWater = 0;
+  /**
+   * The slot #take() returned last had never been used: its record is still all zeros (the
+   * buffer is new, or was zeroed when prefaulted, and growth copies into a zeroed one).
+   */
+  #tookUnused = false;
   #count = 0;
   #pending = 0;
   #nextId = 1;
@@ -358,9 +363,11 @@ export class ConntrackTable implements TimerExpiry {
     if (this.#freeHead >= 0) {
       slot = this.#freeHead;
       this.#freeHead = this.tuples[slot * REC_WORDS + FREE_NEXT] - 1;
+      this.#tookUnused = false;
     } else {
       if (this.#highWater >= this.capacity) this.#grow();
       slot = this.#highWater++;
+      this.#tookUnused = true;
     }
     this.#pending++;
     this.master[slot] = -1;
@@ -542,7 +549,8 @@ export class ConntrackTable implements TimerExpiry {
       this.#f64[f + F_BYTES + 1] = readCounter(w, off + ER_COUNTERS + 6);
     }
     if ((w[off + ER_ORIG + TW_PROTO] & 0xff) === 6) this.tcp.importEntry(slot, w, off + ER_TCP);
-    else if (created) this.tcp.clear(slot);
+    // (A never-used slot's TCP words are zeros already: a bulk resync writes no line it need not.)
+    else if (created && !this.#tookUnused) this.tcp.clear(slot);
     const deadline = now + w[off + ER_TIMEOUT_MS];
     this.importedSlot = slot;
     if (created) {

@@ -181,6 +181,33 @@ describe('conntrack entry records', () => {
     expect(zero).toBe(0);
   });
 
+  it('imports a UDP entry with no TCP state, into a slot a TCP entry left as into a never used one, across growth', () => {
+    const a = node(0);
+    traffic(a);
+    const [tcp, udp] = exportAll(a.engine.conntrack.table, a.now());
+    expect(tcp[9] & 0xff).toBe(6);
+    const t = new ConntrackTable({ maxEntries: 5000, initialCapacity: 1024 });
+    const flow = (r: Uint32Array, i: number): Uint32Array => {
+      const x = r.slice();
+      x[8] = ((1024 + i) << 16) | (x[8] & 0xffff);
+      x[18] = ((x[18] >>> 16) << 16) | (1024 + i);
+      return x;
+    };
+    // TCP entries in the first 1500 slots, all destroyed: their slots go back to the free list.
+    for (let i = 0; i < 1500; i++) expect(t.importEntry(flow(tcp, i), 0, 0)).toBe(ImportResult.CREATED);
+    t.flush();
+    // UDP entries: 1500 into those slots, then 1500 into slots never used (some past a growth).
+    for (let i = 0; i < 3000; i++) expect(t.importEntry(flow(udp, i), 0, 0)).toBe(ImportResult.CREATED);
+    expect([t.count, t.verify()]).toEqual([3000, []]);
+    const words = new Uint32Array(15);
+    let withTcp = 0;
+    t.forEach((s) => {
+      t.tcp.exportEntry(s, words, 0);
+      if (words.some((x) => x !== 0) || t.tcp.stateOf(s) !== 0) withTcp++;
+    });
+    expect(withTcp).toBe(0);
+  });
+
   it('fills a prefaulted table without the page faults of first touch (a resync into a preallocated table)', () => {
     const a = node(0);
     traffic(a);
