@@ -134,7 +134,7 @@ export const TCP_MAX_WSCALE = 14;
 /**
  * Whether the TCP words at from[offset..offset+15) (exportEntry's layout) are ones importEntry
  * takes: in bounds, a possible state, direction, flag class and window scales, no bits that no
- * version writes. importEntry throws, with the reason, exactly when this is false.
+ * version writes. importEntry takes exactly these (and says why it refuses the others).
  */
 export function tcpExportWordsOk(from: Uint32Array, offset: number): boolean {
   if (offset < 0 || offset + TCP_EXPORT_WORDS > from.length) return false;
@@ -142,6 +142,21 @@ export function tcpExportWordsOk(from: Uint32Array, offset: number): boolean {
   const w1 = from[offset + 1];
   return (w0 & 0xff) <= TcpState.SYN_SENT2 && ((w0 >>> 16) & 0xff) <= 1 && w0 >>> 24 <= 5 && (w1 & 0xff) <= TCP_MAX_WSCALE &&
     ((w1 >>> 16) & 0xff) <= TCP_MAX_WSCALE && from[offset + 2] >>> 24 === 0 && from[offset + 3] <= 0xffff;
+}
+
+/** Why importEntry refuses words tcpExportWordsOk rejected (worked out only then). */
+function tcpImportRefusal(from: Uint32Array, offset: number): string {
+  if (offset < 0 || offset + TCP_EXPORT_WORDS > from.length) {
+    return `importEntry: ${TCP_EXPORT_WORDS} words needed at offset ${offset} but the buffer holds ${from.length}; the sync message is truncated`;
+  }
+  const w0 = from[offset];
+  const w1 = from[offset + 1];
+  const w2 = from[offset + 2];
+  const w3 = from[offset + 3];
+  if (w2 >>> 24 !== 0 || w3 > 0xffff) {
+    return `importEntry: words 2-3 (${w2 >>> 0}, ${w3 >>> 0}) have bits set that no version writes; the peer runs an incompatible version or the data is corrupt`;
+  }
+  return `importEntry: words 0-1 (${w0 >>> 0}, ${w1 >>> 0}) hold an impossible TCP state, direction, flag class or window scale; the peer runs an incompatible version or the data is corrupt`;
 }
 
 /** Base class of the store's errors; each subclass has a stable code. */
@@ -321,11 +336,7 @@ export class TcpStateStore {
    * checked before anything is written: a bad entry throws TcpImportError and leaves the slot as it was.
    */
   importEntry(slot: number, from: Uint32Array, offset: number): void {
-    if (offset < 0 || offset + TCP_EXPORT_WORDS > from.length) {
-      throw new TcpImportError(
-        `importEntry: ${TCP_EXPORT_WORDS} words needed at offset ${offset} but the buffer holds ${from.length}; the sync message is truncated`,
-      );
-    }
+    if (!tcpExportWordsOk(from, offset)) throw new TcpImportError(tcpImportRefusal(from, offset));
     const w0 = from[offset];
     const w1 = from[offset + 1];
     const w2 = from[offset + 2];
@@ -335,16 +346,6 @@ export class TcpStateStore {
     const lastIndex = w0 >>> 24;
     const scaleO = w1 & 0xff;
     const scaleR = (w1 >>> 16) & 0xff;
-    if (state > TcpState.SYN_SENT2 || lastDir > 1 || lastIndex > 5 || scaleO > TCP_MAX_WSCALE || scaleR > TCP_MAX_WSCALE) {
-      throw new TcpImportError(
-        `importEntry: words 0-1 (${w0 >>> 0}, ${w1 >>> 0}) hold an impossible TCP state, direction, flag class or window scale; the peer runs an incompatible version or the data is corrupt`,
-      );
-    }
-    if (w2 >>> 24 !== 0 || w3 > 0xffff) {
-      throw new TcpImportError(
-        `importEntry: words 2-3 (${w2 >>> 0}, ${w3 >>> 0}) have bits set that no version writes; the peer runs an incompatible version or the data is corrupt`,
-      );
-    }
     const u32 = this.u32;
     const u8 = this.u8;
     const b = slot * TCP_STRIDE_WORDS + TCP_BASE_WORDS;

@@ -55,7 +55,7 @@ function exported(store: TcpStateStore, slot: number): number[] {
 }
 
 describe('TcpStateStore', () => {
-  it('tcpExportWordsOk says exactly whether importEntry takes the words (property)', () => {
+  it('tcpExportWordsOk and importEntry take exactly the words whose fields are within their limits (property)', () => {
     const store = new TcpStateStore(1);
     // The checked words from their fields, each ranging a little past its limit (state, flags,
     // direction, flag class; scales; the top byte of word 2; the last window), the rest anything.
@@ -70,13 +70,18 @@ describe('TcpStateStore', () => {
         w[2] = ((top << 24) | any) >>> 0;
         w[3] = win;
         w.set(rest, 4);
+        // The limits, from the fields (RFC 7323's largest shift 14; the tracker's states and
+        // flag classes; a 16-bit window): not from the code under test.
+        const ok = state <= TcpState.SYN_SENT2 && dir <= 1 && index <= 5 && so <= 14 && sr <= 14 && top === 0 && win <= 0xffff;
+        expect(tcpExportWordsOk(w, 0)).toBe(ok);
         let threw = false;
         try {
           store.importEntry(0, w, 0);
-        } catch {
+        } catch (e) {
+          expect(e).toBeInstanceOf(TcpImportError);
           threw = true;
         }
-        expect(tcpExportWordsOk(w, 0)).toBe(!threw);
+        expect(threw).toBe(!ok);
         if (threw) refused++;
         else taken++;
       }),
@@ -85,6 +90,7 @@ describe('TcpStateStore', () => {
     expect(taken).toBeGreaterThan(300);
     expect(refused).toBeGreaterThan(300);
     expect(tcpExportWordsOk(new Uint32Array(14), 0)).toBe(false);
+    expect(() => store.importEntry(0, new Uint32Array(14), 0)).toThrow(/truncated/);
   });
 
   it('is one 64-byte record per entry, at the end of each 192-byte conntrack entry record, seen as words and bytes', () => {
